@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what ukc needs on a Debian machine, only when it is missing:
+# the Debian packages the tests and the demo use, the npm packages (npm ci),
+# and a fresh build of the TypeScript sources.
+# Usage: scripts/ensure-deps.sh            (as root, or with the packages already there)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: command or file that proves each one is installed.
+declare -A NEED=(
+  [skopeo]=/usr/bin/skopeo
+  [umoci]=/usr/bin/umoci
+  [docker-registry]=/usr/bin/docker-registry
+  [runc]=/usr/sbin/runc
+  [bubblewrap]=/usr/bin/bwrap
+  [erofs-utils]=/usr/bin/mkfs.erofs
+  [busybox-static]=/bin/busybox
+  [cpio]=/bin/cpio
+  [iproute2]=/sbin/ip
+  [util-linux]=/usr/bin/unshare
+  [build-essential]=/usr/bin/cc
+  [curl]=/usr/bin/curl
+  [openssl]=/usr/bin/openssl
+)
+missing=()
+for pkg in "${!NEED[@]}"; do
+  [ -e "${NEED[$pkg]}" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ensure-deps: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "ensure-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages: reinstall when node_modules is absent or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ensure-deps: npm ci"
+  npm ci --no-audit --no-fund
+fi

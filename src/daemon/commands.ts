@@ -1,0 +1,5 @@
+// The table of `ukcd` roles. Each entry lives in its own module.
+import type { Command } from '../util/command.js';
+import { versionCommand } from '../util/version.js';
+
+export const daemonCommands: readonly Command[] = [versionCommand];

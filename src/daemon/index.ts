@@ -1,0 +1,7 @@
+// `ukcd`: the daemon. Each role is a command; see commands.ts for the table.
+import { runCommandLine } from '../util/command.js';
+import { daemonCommands } from './commands.js';
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommandLine('ukcd', daemonCommands, argv);
+}

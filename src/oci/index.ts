@@ -1,0 +1,3 @@
+// Public face of src/oci: digests, references, media types, manifests, layouts, archives.
+export * from './digest.js';
+export * from './mediatypes.js';
