@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRouter, itemFailed, itemOk, type ApiRequest, type Route } from './router.js';
+import { Errno, NodeError } from '../errors.js';
+import { allowAllPolicy, singleTenantAuthenticator } from '../auth.js';
+import * as v from './validate.js';
+
+const itemSchema = v.array(v.selector({}), { maxItems: 10 });
+const routes: Route[] = [
+  {
+    method: 'PUT', pattern: '/v1/things/poke', collection: 'things', action: 'update', kind: 'instance',
+    handler: async ({ body }) => ({
+      items: itemSchema.parse(body).map((s) =>
+        s.name === 'missing' ? itemFailed(new NodeError(Errno.ENOENT, 'thing not found'), s) : itemOk({ name: s.name ?? s.uuid }),
+      ),
+    }),
+  },
+  {
+    method: 'GET', pattern: '/v1/things/{uuid}', collection: 'things', action: 'read', kind: 'instance',
+    handler: async ({ params, query }) => ({ items: [itemOk({ uuid: params.uuid, details: query.get('details') })] }),
+  },
+  {
+    method: 'GET', pattern: '/v1/files/{path*}', collection: 'files', action: 'read', kind: 'image',
+    handler: async ({ params }) => ({ items: [itemOk({ path: params.path })] }),
+  },
+  {
+    method: 'GET', pattern: '/v1/boom', collection: 'things', action: 'read', kind: 'node',
+    handler: async () => { throw new Error('secret database path /var/x'); },
+  },
+];
+
+const router = createRouter({ routes, authenticate: singleTenantAuthenticator, policy: allowAllPolicy, maxBodyBytes: 256 });
+async function call(req: ApiRequest): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await router.handle(req);
+  return { status: res.status, body: JSON.parse(res.body) as Record<string, unknown> };
+}
+
+test('batch success: envelope with per-item status and op_time_us', async () => {
+  const r = await call({ method: 'PUT', url: '/v1/things/poke', body: JSON.stringify([{ name: 'a' }, { name: 'b' }]) });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.status, 'success');
+  assert.deepEqual(r.body.data, { things: [{ status: 'success', name: 'a' }, { status: 'success', name: 'b' }] });
+  assert.equal(typeof r.body.op_time_us, 'number');
+  assert.equal(r.body.errors, undefined);
+});
+
+test('partial_success lists the failing items with errno and http status', async () => {
+  const r = await call({ method: 'PUT', url: '/v1/things/poke', body: JSON.stringify([{ name: 'a' }, { name: 'missing' }]) });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.status, 'partial_success');
+  const items = (r.body.data as { things: Record<string, unknown>[] }).things;
+  assert.deepEqual(items[1], { status: 'error', name: 'missing', message: 'thing not found', error: 2 });
+  assert.deepEqual(r.body.errors, [{ status: 404, name: 'missing', message: 'thing not found', error: 2 }]);
+});
+
+test('all items failing is an error with the errno status', async () => {
+  const r = await call({ method: 'PUT', url: '/v1/things/poke', body: JSON.stringify([{ name: 'missing' }]) });
+  assert.equal(r.status, 404);
+  assert.equal(r.body.status, 'error');
+  assert.equal(r.body.message, 'thing not found');
+});
+
+test('bad JSON, unknown fields and bad types are EINVAL/400', async () => {
+  for (const body of ['{nope', JSON.stringify([{ name: 'a', extra: 1 }]), JSON.stringify([{ name: 3 }]), JSON.stringify({ name: 'a' })]) {
+    const r = await call({ method: 'PUT', url: '/v1/things/poke', body });
+    assert.equal(r.status, 400, body);
+    assert.equal(r.body.status, 'error');
+    assert.deepEqual((r.body.errors as { error: number }[])[0]!.error, Errno.EINVAL);
+    assert.deepEqual(r.body.data, { things: [] });
+  }
+});
+
+test('body over the cap is 413 EFBIG', async () => {
+  const r = await call({ method: 'PUT', url: '/v1/things/poke', body: JSON.stringify([{ name: 'x'.repeat(300) }]) });
+  assert.equal(r.status, 413);
+  assert.equal((r.body.errors as { error: number }[])[0]!.error, Errno.EFBIG);
+});
+
+test('routing: params, greedy params, 404 and 405', async () => {
+  const one = await call({ method: 'GET', url: '/v1/things/abc?details=false' });
+  assert.deepEqual(one.body.data, { things: [{ status: 'success', uuid: 'abc', details: 'false' }] });
+  const greedy = await call({ method: 'GET', url: '/v1/files/alice/http%3Aserver:latest' });
+  assert.deepEqual(greedy.body.data, { files: [{ status: 'success', path: 'alice/http:server:latest' }] });
+  assert.equal((await call({ method: 'GET', url: '/v1/nothing' })).status, 404);
+  const wrongMethod = await call({ method: 'DELETE', url: '/v1/things/poke' });
+  assert.equal(wrongMethod.status, 405);
+  assert.equal(wrongMethod.body.status, 'error');
+});
+
+test('unknown errors are 500 without their message', async () => {
+  const r = await call({ method: 'GET', url: '/v1/boom' });
+  assert.equal(r.status, 500);
+  assert.equal(r.body.message, 'internal error');
+  assert.ok(!JSON.stringify(r.body).includes('secret'));
+});
+
+test('authentication and the collection-level policy are consulted', async () => {
+  const denyAll = createRouter({ routes, authenticate: () => undefined, policy: allowAllPolicy, maxBodyBytes: 256 });
+  assert.equal((await denyAll.handle({ method: 'GET', url: '/v1/things/x' })).status, 401);
+  const seen: string[] = [];
+  const picky = createRouter({
+    routes, authenticate: singleTenantAuthenticator, maxBodyBytes: 256,
+    policy: { authorize: (_p, action, obj) => (seen.push(`${action}:${obj.kind}`), action !== 'update') },
+  });
+  assert.equal((await picky.handle({ method: 'PUT', url: '/v1/things/poke', body: '[]' })).status, 403);
+  assert.equal((await picky.handle({ method: 'GET', url: '/v1/things/x' })).status, 200);
+  assert.deepEqual(seen, ['update:instance', 'read:instance']);
+});
+
+test('node:http listener streams the body with the cap and answers GET bodies', async (t) => {
+  const server = createServer(router.listener);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  const send = (method: string, path: string, body: string, chunked = false) =>
+    new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': Buffer.byteLength(body) } }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const ok = await send('PUT', '/v1/things/poke', JSON.stringify([{ uuid: 'u1' }]));
+  assert.equal(ok.status, 200);
+  assert.deepEqual(ok.body.data, { things: [{ status: 'success', name: 'u1' }] });
+  const big = await send('PUT', '/v1/things/poke', JSON.stringify([{ name: 'y'.repeat(1000) }]));
+  assert.equal(big.status, 413);
+  const bigChunked = await send('PUT', '/v1/things/poke', JSON.stringify([{ name: 'y'.repeat(1000) }]), true);
+  assert.equal(bigChunked.status, 413);
+});
