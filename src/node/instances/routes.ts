@@ -1,0 +1,201 @@
+/**
+ * `/v1/instances` routes, both scopes: batch `/v1/instances[/<action>]` with an
+ * array of `{uuid}|{name}` items (plus per-action fields), and single
+ * `/v1/instances/{uuid}[/<action>]` with an optional object body of the same
+ * per-action fields. Routes only validate, call `InstanceService`, and shape.
+ */
+import { Errno, NodeError } from '../errors.js';
+import type { Action } from '../auth.js';
+import * as v from '../api/validate.js';
+import { detailsFlag, itemFailed, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../api/router.js';
+import { createRequestSchema, type InstanceLimits } from './create.js';
+import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord } from './model.js';
+import { selectorFromPath, type InstanceService, type Selector } from './service.js';
+
+export interface InstanceRouteLimits extends InstanceLimits {
+  /** Items accepted in one batch body. */
+  maxBatchItems: number;
+  /** Log bytes returned when `limit` is absent. */
+  logReadDefaultBytes: number;
+  /** Largest `limit` of one log read. */
+  logReadMaxBytes: number;
+}
+
+export const DEFAULT_ROUTE_LIMITS: Pick<InstanceRouteLimits, 'maxBatchItems' | 'logReadDefaultBytes' | 'logReadMaxBytes'> = {
+  maxBatchItems: 1000,
+  logReadDefaultBytes: 4096,
+  logReadMaxBytes: 1024 * 1024,
+};
+
+type ItemOp<S extends v.Shape> = (ctx: RouteContext, record: InstanceRecord, fields: v.InferShape<S>) => Promise<Record<string, unknown>> | Record<string, unknown>;
+
+function identOf(sel: Selector): Selector {
+  return sel.uuid !== undefined ? { uuid: sel.uuid } : { name: sel.name ?? '' };
+}
+
+/** Builds the handler pair (batch, single) for a per-item operation with extra fields `shape`. */
+function perItem<S extends v.Shape>(
+  service: InstanceService,
+  limits: InstanceRouteLimits,
+  action: Action,
+  shape: S,
+  op: ItemOp<S>,
+): { batch: (ctx: RouteContext) => Promise<RouteResult>; single: (ctx: RouteContext) => Promise<RouteResult> } {
+  const batchSchema = v.array(v.selector(shape), { maxItems: limits.maxBatchItems });
+  const singleSchema = v.object(shape);
+  const run = async (ctx: RouteContext, sel: Selector, fields: v.InferShape<S>): Promise<ItemResult> => {
+    try {
+      const record = service.findVisible(ctx.principal, sel, action);
+      return itemOk(await op(ctx, record, fields));
+    } catch (err) {
+      return itemFailed(err, identOf(sel));
+    }
+  };
+  return {
+    async batch(ctx) {
+      const items = batchSchema.parse(ctx.body ?? []);
+      return { items: await Promise.all(items.map((item) => run(ctx, item, item))) };
+    },
+    async single(ctx) {
+      const fields = singleSchema.parse(ctx.body ?? {});
+      return { items: [await run(ctx, selectorFromPath(ctx.params.uuid ?? ''), fields)] };
+    },
+  };
+}
+
+export function instanceRoutes(service: InstanceService, limits: InstanceRouteLimits): Route[] {
+  const createSchema = createRequestSchema(limits);
+  const routes: Route[] = [];
+  const add = (
+    method: Route['method'],
+    action: Action,
+    suffix: string,
+    pair: { batch: Route['handler']; single: Route['handler'] },
+  ): void => {
+    routes.push({ method, pattern: `/v1/instances${suffix}`, collection: 'instances', action, kind: 'instance', handler: pair.batch });
+    routes.push({ method, pattern: `/v1/instances/{uuid}${suffix}`, collection: 'instances', action, kind: 'instance', handler: pair.single });
+  };
+
+  routes.push({
+    method: 'POST',
+    pattern: '/v1/instances',
+    collection: 'instances',
+    action: 'create',
+    kind: 'instance',
+    async handler(ctx) {
+      const req = createSchema.parse(ctx.body);
+      const outcome = await service.create(ctx.principal, req);
+      return {
+        items: outcome.records.map((r) => {
+          const waitError = outcome.waitErrors.get(r.uuid);
+          return waitError ? itemFailed(waitError, { uuid: r.uuid, name: r.name }) : itemOk(service.present(ctx.principal, r, true));
+        }),
+      };
+    },
+  });
+
+  // GET /v1/instances: the body (optional) selects; without it, every visible instance.
+  const get = perItem(service, limits, 'read', {}, (ctx, r) => service.present(ctx.principal, r, detailsFlag(ctx.query)));
+  routes.push({
+    method: 'GET',
+    pattern: '/v1/instances',
+    collection: 'instances',
+    action: 'read',
+    kind: 'instance',
+    async handler(ctx) {
+      const details = detailsFlag(ctx.query);
+      if (ctx.body === undefined) {
+        return { items: service.listVisible(ctx.principal).map((r) => itemOk(service.present(ctx.principal, r, details))) };
+      }
+      return get.batch(ctx);
+    },
+  });
+  routes.push({ method: 'GET', pattern: '/v1/instances/{uuid}', collection: 'instances', action: 'read', kind: 'instance', handler: get.single });
+
+  add(
+    'PATCH',
+    'update',
+    '',
+    perItem(
+      service,
+      limits,
+      'update',
+      {
+        memory_mb: v.optional(v.int({ min: limits.minMemoryMb, max: limits.maxMemoryMb })),
+        vcpus: v.optional(v.int({ min: 1, max: limits.maxVcpus })),
+        args: v.optional(v.array(v.string({ maxLength: 4096 }), { maxItems: limits.maxArgs })),
+        env: v.optional(
+          v.record(v.string({ maxLength: 32768 }), {
+            maxEntries: limits.maxEnv,
+            key: v.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,255}$/, patternHint: 'must be an environment variable name' }),
+          }),
+        ),
+        tags: v.optional(v.array(v.string({ minLength: 1, maxLength: 256 }), { maxItems: limits.maxTags })),
+        restart_policy: v.optional(v.oneOf(RESTART_POLICIES)),
+        features: v.optional(v.array(v.oneOf(FEATURES), { maxItems: FEATURES.length })),
+      },
+      (ctx, r, fields) => service.patch(ctx.principal, r, fields),
+    ),
+  );
+  add('DELETE', 'delete', '', perItem(service, limits, 'delete', {}, (_ctx, r) => service.remove(r)));
+  add('PUT', 'start', '/start', perItem(service, limits, 'start', {}, (ctx, r) => service.start(ctx.principal, r)));
+  add(
+    'PUT',
+    'stop',
+    '/stop',
+    perItem(
+      service,
+      limits,
+      'stop',
+      { force: v.optional(v.bool()), drain_timeout_ms: v.optional(v.int({ min: 0, max: 3_600_000 })) },
+      (_ctx, r, f) => service.stop(r, f),
+    ),
+  );
+  add(
+    'GET',
+    'wait',
+    '/wait',
+    perItem(
+      service,
+      limits,
+      'wait',
+      { state: v.optional(v.oneOf(INSTANCE_STATES)), timeout_ms: v.optional(v.int({ min: -1 })) },
+      (ctx, r, f) => service.wait(r, f.state ?? 'running', f.timeout_ms ?? -1, ctx.signal),
+    ),
+  );
+  add(
+    'GET',
+    'log',
+    '/log',
+    perItem(
+      service,
+      limits,
+      'log',
+      {
+        offset: v.optional(v.int()),
+        limit: v.optional(v.int({ min: 0, max: limits.logReadMaxBytes })),
+      },
+      (_ctx, r, f) => service.log(r, f.offset, f.limit ?? limits.logReadDefaultBytes),
+    ),
+  );
+  add('GET', 'metrics', '/metrics', perItem(service, limits, 'metrics', {}, (_ctx, r) => service.metrics(r)));
+  return routes;
+}
+
+/** `GET /v1/healthz`: answers while the controller can reach its database. */
+export function healthRoute(check: () => void): Route {
+  return {
+    method: 'GET',
+    pattern: '/v1/healthz',
+    action: 'read',
+    kind: 'node',
+    async handler() {
+      try {
+        check();
+      } catch {
+        throw new NodeError(Errno.EIO, 'node is unhealthy', 503);
+      }
+      return { items: [] };
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * Business logic behind `/v1/instances`: lookups that honour tenant isolation,
+ * create planning, and per-item operations. Routes validate and shape; this
+ * module decides. Every lookup goes through `findVisible`, which answers an
+ * object the principal may not read exactly like a missing one (ENOENT).
+ */
+import { Errno, NodeError } from '../errors.js';
+import type { AccessPolicy, Action, Principal } from '../auth.js';
+import type { Clock } from '../clock.js';
+import type { ImageResolver } from '../images/resolver.js';
+import type { InstanceStore } from './store.js';
+import type { LogRing } from './logs.js';
+import type { InstanceLifecycle } from './lifecycle.js';
+import { checkCreateRules, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
+import { presentInstance, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature } from './model.js';
+
+export interface Selector {
+  uuid?: string;
+  name?: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The `{uuid}` path segment also accepts a name (convenient for CLIs); a UUID-shaped value is a uuid. */
+export function selectorFromPath(segment: string): Selector {
+  return UUID.test(segment) ? { uuid: segment.toLowerCase() } : { name: segment };
+}
+
+export interface InstanceServiceDeps {
+  store: InstanceStore;
+  lifecycle: InstanceLifecycle;
+  resolver: ImageResolver;
+  policy: AccessPolicy;
+  clock: Clock;
+  logs: LogRing;
+  limits: InstanceLimits;
+  capabilities: Capabilities;
+}
+
+export interface PatchRequest {
+  memory_mb?: number;
+  vcpus?: number;
+  args?: string[];
+  env?: Record<string, string>;
+  tags?: string[];
+  restart_policy?: RestartPolicy;
+  features?: Feature[];
+}
+
+export interface CreateOutcome {
+  records: InstanceRecord[];
+  /** Per instance: the wait failure when `timeout_s` ran out before it ran. */
+  waitErrors: Map<string, NodeError>;
+}
+
+export class InstanceService {
+  constructor(private readonly deps: InstanceServiceDeps) {}
+
+  /** The record if `principal` may see it and do `action` on it; ENOENT / EACCES otherwise. */
+  findVisible(principal: Principal, sel: Selector, action: Action): InstanceRecord {
+    const r =
+      sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.account, sel.name ?? '');
+    const ref = r ? { kind: 'instance' as const, owner: r.owner, uuid: r.uuid } : undefined;
+    if (!r || !ref || !this.deps.policy.authorize(principal, 'read', ref)) throw new NodeError(Errno.ENOENT, 'instance not found');
+    if (action !== 'read' && !this.deps.policy.authorize(principal, action, ref))
+      throw new NodeError(Errno.EACCES, `not allowed to ${action} this instance`);
+    return r;
+  }
+
+  listVisible(principal: Principal): InstanceRecord[] {
+    return this.deps.store
+      .list()
+      .filter((r) => this.deps.policy.authorize(principal, 'read', { kind: 'instance', owner: r.owner, uuid: r.uuid }));
+  }
+
+  present(principal: Principal, r: InstanceRecord, details: boolean): Record<string, unknown> {
+    if (!details) return { uuid: r.uuid, name: r.name };
+    return presentInstance(r, this.deps.clock.now(), principal.root);
+  }
+
+  async create(principal: Principal, req: CreateRequest): Promise<CreateOutcome> {
+    checkCreateRules(req, this.deps.capabilities);
+    const count = (req.replicas ?? 0) + 1;
+    if (this.deps.store.list().length + count > this.deps.limits.maxInstances)
+      throw new NodeError(Errno.ENOSPC, `this node holds at most ${this.deps.limits.maxInstances} instances`);
+    const imageRequest = imageRequestOf(req);
+    const image = await this.deps.resolver.resolve(imageRequest, principal);
+    const records = planInstances(req, {
+      owner: principal.account,
+      now: this.deps.clock.now(),
+      image,
+      pullPolicy: imageRequest.pullPolicy,
+      nameTaken: (name) => this.deps.store.nameTaken(principal.account, name),
+    });
+    const autostart = req.autostart ?? true;
+    await this.deps.lifecycle.create(records, principal, autostart);
+    const waitErrors = new Map<string, NodeError>();
+    const timeoutMs = (req.timeout_s ?? 0) * 1000;
+    if (autostart && timeoutMs > 0) {
+      await Promise.all(
+        records.map((r) =>
+          this.deps.lifecycle.waitFor(r.uuid, 'running', timeoutMs).catch((err: unknown) => {
+            waitErrors.set(r.uuid, err instanceof NodeError ? err : new NodeError(Errno.EIO, 'internal error'));
+          }),
+        ),
+      );
+    }
+    const fresh = records.map((r) => this.deps.store.get(r.uuid) ?? r);
+    return { records: fresh, waitErrors };
+  }
+
+  async start(principal: Principal, r: InstanceRecord): Promise<Record<string, unknown>> {
+    const previous = r.state;
+    const after = await this.deps.lifecycle.start(r.uuid, principal);
+    return { uuid: r.uuid, name: r.name, state: after.state, previous_state: previous };
+  }
+
+  async stop(r: InstanceRecord, opts: { force?: boolean; drain_timeout_ms?: number }): Promise<Record<string, unknown>> {
+    const previous = r.state;
+    const after = await this.deps.lifecycle.stop(r.uuid, {
+      ...(opts.force !== undefined ? { force: opts.force } : {}),
+      ...(opts.drain_timeout_ms !== undefined ? { graceMs: opts.drain_timeout_ms } : {}),
+    });
+    return { uuid: r.uuid, name: r.name, state: after?.state ?? 'deleted', previous_state: previous };
+  }
+
+  async remove(r: InstanceRecord): Promise<Record<string, unknown>> {
+    const previous = r.state;
+    await this.deps.lifecycle.remove(r.uuid);
+    return { uuid: r.uuid, name: r.name, previous_state: previous };
+  }
+
+  async patch(principal: Principal, r: InstanceRecord, p: PatchRequest): Promise<Record<string, unknown>> {
+    const needsStopped = p.memory_mb !== undefined || p.vcpus !== undefined || p.args !== undefined || p.env !== undefined;
+    const updated = await this.deps.lifecycle.update(r.uuid, (cur) => {
+      if (needsStopped && cur.state !== 'stopped')
+        throw new NodeError(Errno.EBUSY, 'memory_mb, vcpus, args and env can only change while the instance is stopped');
+      const features = p.features ?? cur.features;
+      const policy = p.restart_policy ?? cur.restartPolicy;
+      if (features.includes('delete-on-stop') && (policy !== 'never' || cur.scaleToZero !== null))
+        throw new NodeError(Errno.EINVAL, 'delete-on-stop needs restart_policy never and no scale_to_zero');
+      if (p.memory_mb !== undefined) cur.memoryMb = p.memory_mb;
+      if (p.vcpus !== undefined) cur.vcpus = p.vcpus;
+      if (p.args !== undefined) cur.args = p.args;
+      if (p.env !== undefined) cur.env = { ...p.env };
+      if (p.tags !== undefined) cur.tags = p.tags;
+      cur.restartPolicy = policy;
+      cur.features = features;
+    });
+    return this.present(principal, updated, true);
+  }
+
+  async wait(r: InstanceRecord, state: InstanceState, timeoutMs: number, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const after = await this.deps.lifecycle.waitFor(r.uuid, state, timeoutMs, signal);
+    return { uuid: r.uuid, name: r.name, state: after?.state ?? 'deleted' };
+  }
+
+  log(r: InstanceRecord, offset: number | undefined, limit: number): Record<string, unknown> {
+    const read = this.deps.logs.read(r.uuid, offset ?? -limit, limit);
+    return { uuid: r.uuid, name: r.name, output: read.output.toString('base64'), available: read.available, range: read.range };
+  }
+
+  async metrics(r: InstanceRecord): Promise<Record<string, unknown>> {
+    const stats = await this.deps.lifecycle.stats(r.uuid);
+    const shown = presentInstance(r, this.deps.clock.now(), false);
+    const out: Record<string, unknown> = {
+      uuid: r.uuid,
+      name: r.name,
+      state: r.state,
+      uptime_ms: shown.uptime_ms,
+      start_count: r.startCount,
+      restart_count: r.restartCount,
+    };
+    if (r.bootTimeUs !== null) out.boot_time_us = r.bootTimeUs;
+    if (r.netTimeUs !== null) out.net_time_us = r.netTimeUs;
+    if (stats) {
+      out.rss_bytes = stats.rssBytes;
+      out.cpu_time_us = stats.cpuTimeUs;
+    }
+    return out;
+  }
+}
