@@ -101,7 +101,8 @@ test('create with replicas over node capacity is ENOSPC', () =>
     { limits: { maxInstances: 3 } },
   ));
 
-test('body over the cap is rejected with 413', () =>
+// Security case 7: unbounded sizes — REST bodies are capped.
+test('unbounded sizes (case 7): body over the cap is rejected with 413', () =>
   withNode(
     async (h) => {
       const r = await h.call('POST', '/v1/instances', { image: IMG, args: ['x'.repeat(600)] });
