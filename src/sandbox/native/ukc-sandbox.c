@@ -22,13 +22,16 @@
  *   stub <path inside root> <parent mtime sec> <parent mtime nsec>   (mount point we created)
  *   exec <CLOCK_MONOTONIC ns taken right before the successful execve>
  *   error <stage> <errno> <message>                                  (setup or exec failed)
+ *   cleanup ok | cleanup incomplete          (only with --remove-stubs: were the stubs removed?)
  *   exit code <n> | exit signal <n>
  * Exit status of the supervisor mirrors the app: its code, or 128+signal;
  * 127 when the program was not found, 126 when it could not be executed,
  * 125 when the sandbox itself could not be set up.
  *
  * Signals to the supervisor: SIGTERM/SIGINT/SIGHUP = graceful stop (SIGTERM to
- * everything in the sandbox, SIGKILL after --grace-ms); SIGUSR1 = kill now.
+ * everything in the sandbox, then kill after --grace-ms); SIGUSR1 = kill now.
+ * "Kill" first asks init to SIGKILL everything else (so --remove-stubs can
+ * still run), and SIGKILLs init itself 2 s later if it has not exited.
  *
  * Mount targets are created inside the new root after pivot_root, so a hostile
  * rootfs with symlinks (e.g. /etc/resolv.conf -> /etc/shadow) can only point
@@ -82,7 +85,7 @@ static struct {
 	struct bind binds[MAX_LIST]; int nbinds;
 	gid_t groups[MAX_LIST]; int ngroups;
 	uid_t uid; gid_t gid;
-	int new_netns, readonly_root, proc, dev, devpts, event_fd, grace_ms;
+	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms;
 	char **argv;
 } spec = { .event_fd = 3, .grace_ms = 10000 };
 
@@ -157,6 +160,7 @@ static void parse_args(int argc, char **argv) {
 		else if (!strcmp(a, "--proc")) spec.proc = 1;
 		else if (!strcmp(a, "--dev")) spec.dev = 1;
 		else if (!strcmp(a, "--devpts")) spec.devpts = 1;
+		else if (!strcmp(a, "--remove-stubs")) spec.remove_stubs = 1;
 		else if (!strcmp(a, "--event-fd")) { TAKE(); spec.event_fd = (int)strtol(v, NULL, 10); }
 		else if (!strcmp(a, "--grace-ms")) { TAKE(); spec.grace_ms = (int)parse_num(v); }
 		else if (!strcmp(a, "--bind")) {
@@ -176,15 +180,52 @@ static void parse_args(int argc, char **argv) {
 	if (!spec.rootfs) die_usage("--rootfs is required");
 	if (i >= argc) die_usage("missing -- argv");
 	if (spec.nlower && (!spec.upper || !spec.work)) die_usage("--lower needs --upper and --work");
+	if (spec.remove_stubs && spec.readonly_root) die_usage("--remove-stubs needs a writable root");
 	if (spec.netns && spec.new_netns) die_usage("--netns and --new-netns exclude each other");
 	spec.argv = &argv[i];
 }
 
 /* ---- inside the new root ---------------------------------------------------- */
 
+/* What init created or mounted, so --remove-stubs can undo it after the app exits. */
+struct stub { char path[512]; struct timespec parent_atime, parent_mtime, parent_mtime_after; int is_dir; };
+static struct stub stubs[MAX_LIST];
+static int nstubs;
+static const char *mounted[MAX_LIST + 8];
+static int nmounted;
+
+static void note_mount(const char *dst) { if (nmounted < (int)(sizeof mounted / sizeof mounted[0])) mounted[nmounted++] = dst; }
+
+static void parent_of(const char *path, char *out, size_t n) {
+	snprintf(out, n, "%s", path);
+	char *slash = strrchr(out, '/');
+	if (slash == out) slash[1] = 0; else *slash = 0;
+}
+
+/* Unmount what we mounted, then remove the mount points we created (newest first), but only
+ * while they are still empty; a parent's times are restored only if nobody else changed it. */
+static int remove_stubs(void) {
+	int ok = 1;
+	for (int i = nmounted - 1; i >= 0; i--) umount2(mounted[i], MNT_DETACH);
+	for (int i = nstubs - 1; i >= 0; i--) {
+		struct stub *st = &stubs[i];
+		char parent[512];
+		struct stat pst, self;
+		parent_of(st->path, parent, sizeof parent);
+		int untouched = stat(parent, &pst) == 0 && pst.st_mtim.tv_sec == st->parent_mtime_after.tv_sec &&
+			pst.st_mtim.tv_nsec == st->parent_mtime_after.tv_nsec;
+		if (lstat(st->path, &self) < 0) continue;
+		if (st->is_dir ? rmdir(st->path) < 0 : (self.st_size != 0 || unlink(st->path) < 0)) { ok = 0; continue; }
+		struct timespec times[2] = { st->parent_atime, st->parent_mtime };
+		if (untouched) utimensat(AT_FDCWD, parent, times, AT_SYMLINK_NOFOLLOW);
+	}
+	return ok;
+}
+
 /* mkdir -p for a path inside the (already pivoted) root; reports created dirs as stubs. */
 static void make_path(const char *path, int last_is_file) {
-	char buf[4096];
+	char buf[512];
+	if (strlen(path) >= sizeof buf || path[0] != '/') { errno = ENAMETOOLONG; fail("mountpoint", "path too long or relative"); }
 	snprintf(buf, sizeof buf, "%s", path);
 	for (char *p = buf + 1; ; p++) {
 		int end = *p == 0;
@@ -193,18 +234,23 @@ static void make_path(const char *path, int last_is_file) {
 		struct stat st;
 		if (lstat(buf, &st) < 0) {
 			if (errno != ENOENT) fail("mountpoint", buf);
-			/* Remember the parent's mtime so the caller can restore it after removing the stub. */
-			char parent[4096];
-			snprintf(parent, sizeof parent, "%s", buf);
-			char *slash = strrchr(parent, '/');
-			if (slash == parent) slash[1] = 0; else *slash = 0;
-			struct stat pst = { 0 };
+			/* Remember the parent's times so removing the stub can restore them. */
+			char parent[512];
+			parent_of(buf, parent, sizeof parent);
+			struct stat pst = { 0 }, after = { 0 };
 			stat(parent, &pst);
-			if (end && last_is_file) {
+			int is_dir = !(end && last_is_file);
+			if (!is_dir) {
 				int fd = open(buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 				if (fd < 0) fail("mountpoint", buf);
 				close(fd);
 			} else if (mkdir(buf, 0755) < 0) fail("mountpoint", buf);
+			stat(parent, &after);
+			if (nstubs >= MAX_LIST) { errno = E2BIG; fail("mountpoint", "too many"); }
+			struct stub *st = &stubs[nstubs++];
+			snprintf(st->path, sizeof st->path, "%s", buf);
+			st->parent_atime = pst.st_atim; st->parent_mtime = pst.st_mtim; st->parent_mtime_after = after.st_mtim;
+			st->is_dir = is_dir;
 			send_msg(MSG_STUB, 0, pst.st_mtim.tv_sec, pst.st_mtim.tv_nsec, buf);
 		}
 		if (end) break;
@@ -242,6 +288,7 @@ static void setup_dev(void) {
 		{ "/proc/self/fd/1", "/dev/stdout" }, { "/proc/self/fd/2", "/dev/stderr" }, { "pts/ptmx", "/dev/ptmx" },
 	};
 	make_path("/dev", 0);
+	note_mount("/dev");
 	do_mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k,nr_inodes=1024");
 	mode_t old = umask(0);
 	for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
@@ -361,9 +408,13 @@ static void run_app(void) {
 	_exit(err == ENOENT ? 127 : 126);
 }
 
+/* Supervisor -> init: "kill everything but yourself now" (init then cleans up and exits). */
+#define SIG_KILLALL (SIGRTMIN + 2)
+
 static void init_forward(int sig) {
 	/* SIGTERM goes to everyone in the namespace; other signals to the app. */
 	if (sig == SIGTERM) kill(-1, SIGTERM);
+	else if (sig == SIG_KILLALL) kill(-1, SIGKILL);
 	else if (child_pid > 0) kill(child_pid, sig);
 }
 
@@ -413,18 +464,21 @@ static int init_main(void *unused) {
 
 	if (spec.proc) {
 		make_path("/proc", 0);
+		note_mount("/proc");
 		do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	}
 	if (spec.dev) setup_dev();
 	if (spec.proc) harden_proc();
 	for (int i = 0; i < spec.ntmpfs; i++) {
 		make_path(spec.tmpfs[i], 0);
+		note_mount(spec.tmpfs[i]);
 		do_mount("tmpfs", spec.tmpfs[i], "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	}
 	for (int i = 0; i < spec.nbinds; i++) {
 		struct stat st;
 		if (fstat(spec.binds[i].fd, &st) < 0) fail("bind", spec.binds[i].src);
 		make_path(spec.binds[i].dst, !S_ISDIR(st.st_mode));
+		note_mount(spec.binds[i].dst);
 		if (syscall(SYS_move_mount, spec.binds[i].fd, "", AT_FDCWD, spec.binds[i].dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 			fail("bind", spec.binds[i].dst);
 		close(spec.binds[i].fd);
@@ -447,7 +501,7 @@ static int init_main(void *unused) {
 	strcpy(main_argv[0], "init");
 	struct sigaction sa = { .sa_handler = init_forward };
 	sigemptyset(&sa.sa_mask);
-	int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+	int fwd[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIG_KILLALL };
 	for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) sigaction(fwd[i], &sa, NULL);
 	sigset_t none;
 	sigemptyset(&none);
@@ -457,7 +511,14 @@ static int init_main(void *unused) {
 		int st;
 		pid_t p = waitpid(-1, &st, 0);
 		if (p == app) {
-			ssize_t r = write(status_pipe[1], &st, sizeof st);
+			/* status[1]: 1 = stubs removed (or none asked), 0 = some remain. */
+			int status[2] = { st, 1 };
+			if (spec.remove_stubs) {
+				kill(-1, SIGKILL); /* nothing may keep using the mount points */
+				while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+				status[1] = remove_stubs();
+			}
+			ssize_t r = write(status_pipe[1], status, sizeof status);
 			(void)r;
 			_exit(0);
 		}
@@ -467,10 +528,21 @@ static int init_main(void *unused) {
 
 /* ---- supervisor -------------------------------------------------------------- */
 
+static volatile sig_atomic_t killall_sent = 0;
+
 static void sup_signal(int sig) {
 	pid_t p = child_pid;
 	if (p <= 0) return;
-	if (sig == SIGUSR1 || sig == SIGALRM) { kill(p, SIGKILL); return; }
+	if (sig == SIGUSR1 || sig == SIGALRM) {
+		/* First ask init to kill the rest (so it can still clean up), then kill init itself. */
+		if (killall_sent) { kill(p, SIGKILL); return; }
+		killall_sent = 1;
+		kill(p, SIG_KILLALL);
+		struct itimerval t = { { 0, 0 }, { 2, 0 } };
+		setitimer(ITIMER_REAL, &t, NULL);
+		return;
+	}
+	if (killall_sent) return;
 	kill(p, SIGTERM);
 	struct itimerval t = { { 0, 0 }, { spec.grace_ms / 1000, (spec.grace_ms % 1000) * 1000 } };
 	if (spec.grace_ms == 0) t.it_value.tv_usec = 1;
@@ -543,18 +615,19 @@ int main(int argc, char **argv) {
 	}
 	if (exec_at && !failed) event("exec %lld\n", (long long)exec_at);
 
-	int st = 0, app_st = 0;
+	int st = 0, app_st[2] = { 0, 0 };
 	while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) { st = 0; break; }
 	child_pid = 0;
 	int have_app = 0;
 	for (;;) {
-		ssize_t r = read(status_pipe[0], &app_st, sizeof app_st);
+		ssize_t r = read(status_pipe[0], app_st, sizeof app_st);
 		if (r < 0 && errno == EINTR) continue;
 		have_app = r == (ssize_t)sizeof app_st;
 		break;
 	}
+	if (spec.remove_stubs) event(have_app && app_st[1] ? "cleanup ok\n" : "cleanup incomplete\n");
 	/* Without the app's status, report how init itself ended (e.g. SIGKILL on a forced stop). */
-	int s = have_app ? app_st : st;
+	int s = have_app ? app_st[0] : st;
 	if (WIFSIGNALED(s)) {
 		event("exit signal %d\n", WTERMSIG(s));
 		return 128 + WTERMSIG(s);
