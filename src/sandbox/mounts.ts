@@ -75,7 +75,7 @@ export interface OverlaySpec {
   target: string;
 }
 
-/** Mount an overlay; without upper/work it is read-only. */
+/** Mount an overlay; without upper/work it is read-only (the kernel then wants at least two lower dirs). */
 export async function mountOverlay(spec: OverlaySpec): Promise<void> {
   if (spec.lower.length === 0) throw new TypeError('overlay needs at least one lower dir');
   [...spec.lower, spec.target].forEach(checkOverlayPath);
@@ -85,6 +85,8 @@ export async function mountOverlay(spec: OverlaySpec): Promise<void> {
     checkOverlayPath(spec.upper);
     checkOverlayPath(spec.work);
     opts += `,upperdir=${spec.upper},workdir=${spec.work}`;
+  } else if (spec.lower.length < 2) {
+    throw new TypeError('a read-only overlay needs at least two lower dirs');
   }
   await run('mount', ['-t', 'overlay', 'overlay', '-o', opts, spec.target]);
 }

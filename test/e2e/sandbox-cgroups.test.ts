@@ -96,14 +96,14 @@ test('sandbox cgroups', { skip: !IS_ROOT && 'needs root' }, async (t) => {
       rootfs: root,
       env: [PATH_ENV],
       cgroup: cg,
-      argv: ['sh', '-c', 'end=$(( $(date +%s) + 1 )); i=0; while [ $i -lt 4000 ]; do i=$((i+1)); done'],
+      argv: ['sh', '-c', 'i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done'],
     }).exited;
     const wallMs = Date.now() - t0;
     assert.equal(exit.code, 0);
     const usageMs = cg.stats().cpuUsageUs / 1000;
     t.diagnostic(`cpu usage ${usageMs.toFixed(0)} ms over ${wallMs} ms wall at 0.5 vcpu`);
     assert.ok(usageMs > 0);
-    assert.ok(usageMs <= wallMs * 0.5 + 120, `usage ${usageMs} ms exceeds half of ${wallMs} ms`);
+    assert.ok(usageMs <= wallMs * 0.6 + 20, `usage ${usageMs} ms exceeds half of ${wallMs} ms`);
   });
 
   await t.test('destroy kills what is left and removes the directories', async () => {

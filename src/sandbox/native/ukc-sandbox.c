@@ -528,25 +528,31 @@ static int init_main(void *unused) {
 
 /* ---- supervisor -------------------------------------------------------------- */
 
-static volatile sig_atomic_t killall_sent = 0;
+/* Stop phases: 0 running, 1 SIGTERM sent (timer = grace), 2 kill-all sent (timer = deadline for init). */
+static volatile sig_atomic_t stop_phase = 0;
+
+static void arm_timer_ms(int ms) {
+	struct itimerval t = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
+	if (ms <= 0) t.it_value.tv_usec = 1;
+	setitimer(ITIMER_REAL, &t, NULL);
+}
 
 static void sup_signal(int sig) {
 	pid_t p = child_pid;
 	if (p <= 0) return;
+	if (sig == SIGALRM && stop_phase == 2) { kill(p, SIGKILL); return; } /* init did not finish: end it */
 	if (sig == SIGUSR1 || sig == SIGALRM) {
 		/* First ask init to kill the rest (so it can still clean up), then kill init itself. */
-		if (killall_sent) { kill(p, SIGKILL); return; }
-		killall_sent = 1;
+		if (stop_phase == 2) return;
+		stop_phase = 2;
 		kill(p, SIG_KILLALL);
-		struct itimerval t = { { 0, 0 }, { 2, 0 } };
-		setitimer(ITIMER_REAL, &t, NULL);
+		arm_timer_ms(2000);
 		return;
 	}
-	if (killall_sent) return;
+	if (stop_phase != 0) return;
+	stop_phase = 1;
 	kill(p, SIGTERM);
-	struct itimerval t = { { 0, 0 }, { spec.grace_ms / 1000, (spec.grace_ms % 1000) * 1000 } };
-	if (spec.grace_ms == 0) t.it_value.tv_usec = 1;
-	setitimer(ITIMER_REAL, &t, NULL);
+	arm_timer_ms(spec.grace_ms);
 }
 
 static void event(const char *fmt, ...) {
