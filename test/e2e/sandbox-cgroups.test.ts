@@ -96,7 +96,7 @@ test('sandbox cgroups', { skip: !IS_ROOT && 'needs root' }, async (t) => {
       rootfs: root,
       env: [PATH_ENV],
       cgroup: cg,
-      argv: ['sh', '-c', 'i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done'],
+      argv: ['sh', '-c', 'i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done'],
     }).exited;
     const wallMs = Date.now() - t0;
     assert.equal(exit.code, 0);
