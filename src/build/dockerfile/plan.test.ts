@@ -134,7 +134,7 @@ test('rule: only the stages the target needs are built, in dependency order', ()
   assert.deepEqual(forApp.imageRefs, ['debian:12']);
   const all = planBuild(parseDockerfile(text));
   assert.deepEqual(all.order, [1, 0, 2, 3], 'dependencies (ascending) before dependents');
-  assert.deepEqual(all.imageRefs, ['debian:12', 'python:3.12']);
+  assert.deepEqual(all.imageRefs, ['python:3.12', 'debian:12'], 'in build order');
   assert.throws(() => planBuild(parseDockerfile(text), { target: 'nope' }), /target stage "nope" could not be found \(named stages: tools, unused, app, final\)/);
 });
 
