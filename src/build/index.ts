@@ -34,7 +34,7 @@ export type { EscapeChar, ExpandOptions, VariableLookup } from './dockerfile/exp
 export { DockerfileError, KEYWORDS, flagValue, flagValues, parseDockerfile } from './dockerfile/parser.js';
 export type { Heredoc, Instruction, InstructionFlag, Keyword, ParsedDockerfile, ParserDirectives } from './dockerfile/parser.js';
 
-export { DEFAULT_PLATFORM_ARGS, PROXY_BUILD_ARGS, parseGoDuration, planBuild, resolveStages } from './dockerfile/plan.js';
+export { DEFAULT_PLATFORM_ARGS, MountSpecError, PROXY_BUILD_ARGS, parseGoDuration, parseRunMount, planBuild, resolveStages } from './dockerfile/plan.js';
 export type {
   BuildPlan,
   CopyOrigin,
@@ -46,6 +46,8 @@ export type {
   ResolvedStage,
   ResolveOptions,
   RunExec,
+  RunMount,
+  RunMountType,
   RunStep,
   StageBase,
   StagePlan,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDockerfile } from './parser.js';
-import { parseGoDuration, planBuild, resolveStages, type CopyStep, type ImageConfig, type PlanOptions, type ResolvedStage, type RunStep } from './plan.js';
+import { parseGoDuration, parseRunMount, planBuild, resolveStages, type CopyStep, type ImageConfig, type PlanOptions, type ResolvedStage, type RunStep } from './plan.js';
 
 const BASES: Record<string, ImageConfig> = {
   'debian:12': { Env: ['PATH=/usr/bin:/bin', 'LANG=C'], Cmd: ['bash'], Labels: { vendor: 'debian', keep: 'yes' }, WorkingDir: '' },
@@ -284,4 +284,19 @@ test('Go durations', () => {
   assert.equal(parseGoDuration('250ms'), 250e6);
   assert.equal(parseGoDuration('10'), null);
   assert.equal(parseGoDuration(''), null);
+});
+
+test('RUN --mount values are parsed (and expanded) into typed mounts', () => {
+  const { last } = build('FROM debian:12\nARG CACHE=/root/.cache\nRUN --mount=type=cache,target=$CACHE,sharing=locked --mount=type=bind,from=debian:12,source=/etc,target=/mnt,rw make\n');
+  const [cache, bind] = runs(last)[0]?.mounts ?? [];
+  assert.equal(cache?.type, 'cache');
+  assert.equal(cache?.target, '/root/.cache');
+  assert.equal(cache?.sharing, 'locked');
+  assert.equal(cache?.readOnly, false);
+  assert.deepEqual([bind?.type, bind?.from, bind?.source, bind?.readOnly], ['bind', 'debian:12', '/etc', false]);
+  assert.equal(parseRunMount('type=secret,id=tok').readOnly, true);
+  assert.equal(parseRunMount('type=tmpfs,dst=tmp,size=1024').target, '/tmp');
+  assert.throws(() => build('FROM scratch\nRUN --mount=type=nfs,target=/x true\n'), /Dockerfile:2 RUN: --mount=type=nfs,target=\/x: unsupported mount type "nfs"/);
+  assert.throws(() => parseRunMount('type=cache'), /target is required/);
+  assert.throws(() => parseRunMount('target=/x,bogus=1'), /unknown mount option "bogus"/);
 });

@@ -324,10 +324,91 @@ export interface RunStep {
   env: string[];
   user: string;
   workdir: string;
-  /** Raw `--mount` values (unexpanded), `--network`, `--security` — the executor decides support. */
-  mounts: string[];
+  /** Parsed `--mount` flags; `--network`, `--security` raw. The executor decides what it supports. */
+  mounts: RunMount[];
   network: string | null;
   security: string | null;
+}
+
+export type RunMountType = 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
+
+export interface RunMount {
+  type: RunMountType;
+  /** Absolute path inside the stage ('' for secret/ssh without a target: their defaults apply). */
+  target: string;
+  source: string | null;
+  /** Stage or image to read a bind/cache source from. */
+  from: string | null;
+  readOnly: boolean;
+  id: string | null;
+  sharing: 'shared' | 'private' | 'locked';
+  mode: number | null;
+  uid: number | null;
+  gid: number | null;
+  required: boolean;
+  /** tmpfs size in bytes, or null. */
+  size: number | null;
+}
+
+export class MountSpecError extends Error {}
+
+const MOUNT_TYPES: readonly RunMountType[] = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+
+function mountBool(key: string, value: string | null): boolean {
+  if (value === null || value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new MountSpecError(`${key} must be true or false, not "${value}"`);
+}
+
+function mountInt(key: string, value: string | null, radix: number): number {
+  if (value === null || !(radix === 8 ? /^[0-7]+$/ : /^[0-9]+$/).test(value)) throw new MountSpecError(`${key} needs a number`);
+  return parseInt(value, radix);
+}
+
+/** Parses a `RUN --mount=` value (comma-separated key=value, BuildKit's fields). */
+export function parseRunMount(spec: string): RunMount {
+  const fields = spec.split(',').map((f) => f.trim()).filter((f) => f !== '');
+  const m: RunMount = { type: 'bind', target: '', source: null, from: null, readOnly: true, id: null, sharing: 'shared', mode: null, uid: null, gid: null, required: false, size: null };
+  let readOnlySet = false;
+  for (const field of fields) {
+    const eq = field.indexOf('=');
+    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase();
+    const value = eq < 0 ? null : field.slice(eq + 1);
+    const need = (): string => {
+      if (value === null || value === '') throw new MountSpecError(`${key} needs a value`);
+      return value;
+    };
+    switch (key) {
+      case 'type': {
+        const t = need();
+        if (!(MOUNT_TYPES as readonly string[]).includes(t)) throw new MountSpecError(`unsupported mount type "${t}" (known: ${MOUNT_TYPES.join(', ')})`);
+        m.type = t as RunMountType;
+        break;
+      }
+      case 'target': case 'dst': case 'destination': m.target = need(); break;
+      case 'source': case 'src': m.source = need(); break;
+      case 'from': m.from = need(); break;
+      case 'id': m.id = need(); break;
+      case 'readonly': case 'ro': m.readOnly = mountBool(key, value); readOnlySet = true; break;
+      case 'readwrite': case 'rw': m.readOnly = !mountBool(key, value); readOnlySet = true; break;
+      case 'required': m.required = mountBool(key, value); break;
+      case 'sharing': {
+        const v = need();
+        if (v !== 'shared' && v !== 'private' && v !== 'locked') throw new MountSpecError(`sharing must be shared, private or locked`);
+        m.sharing = v;
+        break;
+      }
+      case 'mode': m.mode = mountInt(key, value, 8); break;
+      case 'uid': m.uid = mountInt(key, value, 10); break;
+      case 'gid': m.gid = mountInt(key, value, 10); break;
+      case 'size': m.size = mountInt(key, value, 10); break;
+      default: throw new MountSpecError(`unknown mount option "${key}"`);
+    }
+  }
+  if (!readOnlySet) m.readOnly = m.type === 'bind' || m.type === 'secret' || m.type === 'ssh';
+  if (m.target === '' && m.type !== 'secret' && m.type !== 'ssh') throw new MountSpecError('target is required');
+  if (m.target !== '' && !m.target.startsWith('/')) m.target = posix.join('/', m.target);
+  return m;
 }
 
 export type CopySource = { kind: 'path'; path: string } | { kind: 'heredoc'; name: string; content: string };
@@ -624,7 +705,14 @@ function resolveStage(
           env: runEnv(),
           user: config.User ?? '',
           workdir: config.WorkingDir || '/',
-          mounts: flagValues(ins, 'mount'),
+          mounts: flagValues(ins, 'mount').map((m) => {
+            try {
+              return parseRunMount(expandWord(m, lookup, { escape }));
+            } catch (err) {
+              if (err instanceof ExpansionError || err instanceof MountSpecError) fail(file, ins, `--mount=${m}: ${err.message}`);
+              throw err;
+            }
+          }),
           network: flagValue(ins, 'network') ?? null,
           security: flagValue(ins, 'security') ?? null,
         });
