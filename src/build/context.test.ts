@@ -230,3 +230,16 @@ test('COPY --exclude and ADD URLs', async () => {
     await assert.rejects(copy(dir, ['https://example.com/x'], '/dl/'), /COPY cannot fetch URLs/);
   });
 });
+
+test("rule: paths read from another stage resolve inside that stage's root (Debian /lib -> usr/lib)", async () => {
+  await withContext(
+    { 'usr/lib/x86_64-linux-gnu/libc.so.6': 'libc', 'lib': { link: 'usr/lib' }, 'lib64': { link: '/usr/lib64' }, 'usr/lib64/ld-linux-x86-64.so.2': 'ld' },
+    async (stageRoot) => {
+      const ops = await copy(stageRoot, ['/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2'], '/out/');
+      assert.deepEqual(summary(stageRoot, ops), [
+        'file usr/lib/x86_64-linux-gnu/libc.so.6 -> /out/libc.so.6',
+        'file usr/lib64/ld-linux-x86-64.so.2 -> /out/ld-linux-x86-64.so.2',
+      ]);
+    },
+  );
+});
