@@ -1,0 +1,5 @@
+// Public face of src/auth (full usage notes are added with the registry adapter).
+export * from './errors.js';
+export * from './names.js';
+export * from './scope.js';
+export * from './jwt.js';
