@@ -3,3 +3,5 @@ export * from './errors.js';
 export * from './names.js';
 export * from './scope.js';
 export * from './jwt.js';
+export * from './accounts.js';
+export { writeSecretFile, SECRET_FILE_MODE } from './secretfile.js';
