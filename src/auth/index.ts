@@ -5,3 +5,5 @@ export * from './scope.js';
 export * from './jwt.js';
 export * from './accounts.js';
 export { writeSecretFile, SECRET_FILE_MODE } from './secretfile.js';
+export * from './policy.js';
+export * from './ratelimit.js';
