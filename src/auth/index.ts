@@ -38,12 +38,14 @@
  *   GET /v2/_catalog: registryAuth.mayListCatalog(principal), else DENIED.
  *
  * ── The platform API (node controller, control plane) ──────────────────────
- *   Authenticate `Authorization: Bearer <UKC_TOKEN>` with `accounts.authenticateToken(text)` and make
- *   `{ kind: 'account', name, role, tokenScope }`. For every object touched:
+ *   const platformAuth = createPlatformAuthenticator({ accounts, rateLimiter: new RequestRateLimiter() });
+ *   const principal = platformAuth.authenticate(req);   // `Bearer <UKC_TOKEN>`; throws AuthError (401/429)
+ *   For every object touched:
  *       if (!policy.visible(principal, { kind: 'instance', owner })) → ENOENT / 404, exactly as if missing
  *       if (!policy.authorize(principal, 'write', obj).allow)        → 403
  *   Listings filter with `visible`. Images: `{ kind: 'repository', name, readers }` with action 'pull'.
- *   Quotas are on the account: `account.quotas.maxInstances | maxLiveMemoryMb | maxServices`.
+ *   Quotas are on the account (`accounts.getAccount(name).quotas`); before creating, call
+ *   `exceededQuota(quotas, usage, { instances: n, liveMemoryMb: m })` and answer EDQUOT (122) naming it.
  */
 export * from './errors.js';
 export * from './names.js';
@@ -56,3 +58,4 @@ export * from './policy.js';
 export * from './ratelimit.js';
 export * from './tokenservice.js';
 export * from './registry-auth.js';
+export * from './platform-auth.js';

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { AccountStore } from './accounts.js';
 import { AuthError } from './errors.js';
 import { generateSigningKey, parseJwt, signJwt, type SigningKey } from './jwt.js';
@@ -312,4 +313,24 @@ test('a verifying-only authenticator (a node pinning the control plane key) acce
   // Without an account store, API tokens are not accepted there.
   await assert.rejects(node.authorize({ headers: { authorization: `Bearer ${tok.alice}` } }, { repository: 'alice/app', actions: ['pull'] }), AuthError);
   assert.throws(() => createRegistryAuthenticator({ realm: 'http://x/"', service: SERVICE, issuer: ISSUER, policy: new Policy() }), TypeError);
+});
+
+test('property: authenticate throws only AuthError on random Authorization headers', () => {
+  const header = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 120 }),
+    fc.tuple(fc.constantFrom('Basic ', 'Bearer ', 'bearer ', 'BASIC '), fc.string({ maxLength: 120 })).map(([a, b]) => a + b),
+    fc.tuple(fc.string({ maxLength: 20 }), fc.string({ maxLength: 60 })).map(([u, p]) => basic(u, p)),
+    fc.nat({ max: 86 }).map((n) => `Bearer ${(tok.alice as string).slice(0, n)}`),
+  );
+  fc.assert(
+    fc.property(header, (h) => {
+      try {
+        const p = auth.authenticate({ authorization: h });
+        assert.notEqual(p.kind, 'anonymous', 'a present credential never falls back to anonymous');
+      } catch (e) {
+        if (!(e instanceof AuthError && e.code === 'UNAUTHORIZED')) throw e;
+      }
+    }),
+    { seed: 4242, numRuns: 1000 },
+  );
 });
