@@ -294,7 +294,7 @@ export class AccountStore {
     const scope = parseTokenScope(opts.scope ?? 'full');
     const label = opts.label ?? '';
     if (typeof label !== 'string' || label.length > this.#maxLabel || [...label].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\u007f')) {
-      throw new AuthInputError('token-scope', `token label must be printable text up to ${this.#maxLabel} characters`);
+      throw new AuthInputError('token-label', `token label must be printable text up to ${this.#maxLabel} characters`);
     }
     const id = randomUUID().replaceAll('-', '');
     const secret = randomBytes(32).toString('base64url');

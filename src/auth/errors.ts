@@ -40,7 +40,7 @@ export class AuthError extends Error {
 /** Input that does not follow a grammar of ours (names, scopes, token texts). */
 export class AuthInputError extends Error {
   constructor(
-    readonly what: 'account-name' | 'repository-name' | 'scope' | 'token-scope' | 'quota' | 'credentials',
+    readonly what: 'account-name' | 'repository-name' | 'scope' | 'token-scope' | 'quota' | 'credentials' | 'token-label',
     message: string,
   ) {
     super(message);
