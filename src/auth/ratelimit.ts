@@ -1,0 +1,152 @@
+/**
+ * Per-principal limits, answering "retry after N seconds" (429 + Retry-After).
+ *
+ * RequestRateLimiter: a token bucket per key — `burst` requests at once,
+ * refilled at `ratePerSecond`. Memory is bounded: at most `maxTrackedKeys`
+ * buckets; beyond that the least recently used bucket is dropped (a dropped
+ * key starts again with a full bucket, which is the price of a bound).
+ *
+ * UploadSessionLimiter: at most `maxConcurrentPerPrincipal` open upload
+ * sessions per key. The registry acquires a slot when it opens a session and
+ * calls `release` when the session completes, is cancelled or purged.
+ *
+ * Both take the clock as an option, so tests drive time by hand.
+ */
+import { AuthError } from './errors.js';
+
+export type LimitAnswer = { readonly ok: true } | { readonly ok: false; readonly retryAfterSeconds: number };
+
+export interface RequestRateLimitOptions {
+  /** Sustained requests per second per principal (default 20). */
+  ratePerSecond?: number;
+  /** Requests allowed at once after a quiet period (default 40). */
+  burst?: number;
+  /** Most principals tracked at once (default 10 000). */
+  maxTrackedKeys?: number;
+  /** Milliseconds (injectable clock; default Date.now). */
+  now?: () => number;
+}
+
+export const DEFAULT_REQUEST_RATE_LIMIT = Object.freeze({ ratePerSecond: 20, burst: 40, maxTrackedKeys: 10_000 });
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+function positive(n: number, what: string): number {
+  if (!(Number.isFinite(n) && n > 0)) throw new RangeError(`${what} must be a positive number`);
+  return n;
+}
+
+export class RequestRateLimiter {
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  readonly maxTrackedKeys: number;
+  readonly #now: () => number;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(opts: RequestRateLimitOptions = {}) {
+    this.ratePerSecond = positive(opts.ratePerSecond ?? DEFAULT_REQUEST_RATE_LIMIT.ratePerSecond, 'ratePerSecond');
+    this.burst = positive(opts.burst ?? DEFAULT_REQUEST_RATE_LIMIT.burst, 'burst');
+    this.maxTrackedKeys = positive(opts.maxTrackedKeys ?? DEFAULT_REQUEST_RATE_LIMIT.maxTrackedKeys, 'maxTrackedKeys');
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Takes `cost` requests from `key`'s bucket, or says how long to wait. */
+  take(key: string, cost = 1): LimitAnswer {
+    const now = this.#now();
+    const b = this.#buckets.get(key) ?? { tokens: this.burst, at: now };
+    this.#buckets.delete(key); // re-inserted below: Map order is our LRU order
+    const elapsed = Math.max(0, now - b.at) / 1000;
+    b.tokens = Math.min(this.burst, b.tokens + elapsed * this.ratePerSecond);
+    b.at = now;
+    this.#buckets.set(key, b);
+    while (this.#buckets.size > this.maxTrackedKeys) {
+      const oldest = this.#buckets.keys().next().value as string;
+      this.#buckets.delete(oldest);
+    }
+    if (b.tokens >= cost) {
+      b.tokens -= cost;
+      return { ok: true };
+    }
+    const wait = (cost - b.tokens) / this.ratePerSecond;
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil(wait)) };
+  }
+
+  /** Like `take`, but throws `AuthError('TOOMANYREQUESTS')` carrying the Retry-After seconds. */
+  takeOrThrow(key: string, cost = 1): void {
+    throwIfLimited(this.take(key, cost), 'too many requests');
+  }
+
+  get trackedKeys(): number {
+    return this.#buckets.size;
+  }
+}
+
+export interface UploadSessionLimitOptions {
+  /** Open upload sessions one principal may hold (default 16). */
+  maxConcurrentPerPrincipal?: number;
+  /** What to tell a client over the limit (default 10 s). */
+  retryAfterSeconds?: number;
+}
+
+export const DEFAULT_UPLOAD_SESSION_LIMIT = Object.freeze({ maxConcurrentPerPrincipal: 16, retryAfterSeconds: 10 });
+
+export type SessionSlot = { readonly ok: true; release(): void } | { readonly ok: false; readonly retryAfterSeconds: number };
+
+export class UploadSessionLimiter {
+  readonly maxConcurrentPerPrincipal: number;
+  readonly retryAfterSeconds: number;
+  readonly #open = new Map<string, number>();
+
+  constructor(opts: UploadSessionLimitOptions = {}) {
+    this.maxConcurrentPerPrincipal = positive(
+      opts.maxConcurrentPerPrincipal ?? DEFAULT_UPLOAD_SESSION_LIMIT.maxConcurrentPerPrincipal,
+      'maxConcurrentPerPrincipal',
+    );
+    this.retryAfterSeconds = Math.ceil(
+      positive(opts.retryAfterSeconds ?? DEFAULT_UPLOAD_SESSION_LIMIT.retryAfterSeconds, 'retryAfterSeconds'),
+    );
+  }
+
+  /** Reserves one session slot for `key`; `release` is idempotent. */
+  acquire(key: string): SessionSlot {
+    const n = this.#open.get(key) ?? 0;
+    if (n >= this.maxConcurrentPerPrincipal) return { ok: false, retryAfterSeconds: this.retryAfterSeconds };
+    this.#open.set(key, n + 1);
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.#open.get(key) ?? 1) - 1;
+        if (left <= 0) this.#open.delete(key);
+        else this.#open.set(key, left);
+      },
+    };
+  }
+
+  /** Like `acquire`, but throws `AuthError('TOOMANYREQUESTS')` when over the limit. */
+  acquireOrThrow(key: string): () => void {
+    const slot = this.acquire(key);
+    if (!slot.ok) throwIfLimited(slot, 'too many open upload sessions');
+    return slot.release;
+  }
+
+  openSessions(key: string): number {
+    return this.#open.get(key) ?? 0;
+  }
+}
+
+function throwIfLimited(answer: LimitAnswer, message: string): asserts answer is { ok: true } {
+  if (!answer.ok) throw new AuthError('TOOMANYREQUESTS', message, { retryAfterSeconds: answer.retryAfterSeconds });
+}
+
+/** The key limits are counted under: the account name, or the client address for anonymous requests. */
+export function limitKeyOf(principal: { kind: string; name?: string }, remoteAddress: string | undefined): string {
+  return principal.kind === 'anonymous' || principal.name === undefined
+    ? `anon:${remoteAddress ?? 'unknown'}`
+    : `account:${principal.name}`;
+}
