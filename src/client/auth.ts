@@ -61,7 +61,10 @@ export function parseChallenges(header: string): Challenge[] {
         }
         i++; // closing quote
       } else {
-        value = readToken();
+        // Lenient: registries send unquoted URLs, which are not RFC tokens.
+        const start = i;
+        while (i < n && header[i] !== ',' && header[i] !== ' ' && header[i] !== '\t') i++;
+        value = header.slice(start, i);
       }
       current.params[token.toLowerCase()] = value;
     } else {

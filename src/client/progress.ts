@@ -21,7 +21,7 @@ export type ProgressListener = (event: ProgressEvent) => void;
 /** Tracks one transfer and makes rate-limited ProgressEvents from byte counts. */
 export class ProgressMeter {
   private bytes = 0;
-  private lastEmit = 0;
+  private lastEmit = Number.NEGATIVE_INFINITY;
   private readonly started: number;
 
   constructor(
