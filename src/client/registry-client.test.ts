@@ -399,3 +399,21 @@ describe('protocol helpers', () => {
     assert.deepEqual(Buffer.concat(chunks), data);
   });
 });
+
+describe('redirect policy', () => {
+  it('refuses a redirect to plain http on a non-loopback host', async () => {
+    const { Transport } = await import('./transport.js');
+    const server = http.createServer((_req, res) => {
+      res.writeHead(302, { location: 'http://10.255.255.1/x' }).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const t = new Transport();
+    try {
+      await assert.rejects(t.send({ method: 'GET', url: new URL(`http://127.0.0.1:${port}/b`) }), PolicyError);
+    } finally {
+      t.close();
+      await close(server);
+    }
+  });
+});
