@@ -112,6 +112,10 @@ async function startTargets(o: BenchOptions): Promise<RunningRegistry[]> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   let o: BenchOptions;
   try {
     o = parseBenchArgs(argv);
