@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { MediaType } from '../oci/mediatypes.js';
-import { AuthError, DigestMismatchError, PolicyError, RegistryError } from './errors.js';
+import { AuthError, DigestMismatchError, PolicyError, RegistryError, TransportError } from './errors.js';
 import { FakeRegistry, sha256 } from './fake-registry.test-double.js';
 import { pullImage, pushImage } from './image.js';
 import { parseNextLink, parseUploadRange, readChunks, RegistryClient, resolveBaseUrl, type BlobSource } from './registry-client.js';
@@ -321,6 +321,67 @@ describe('RegistryClient against an in-process fake registry', () => {
     } finally {
       await close(foreign.server);
     }
+  });
+
+  it('pushes image blobs with bounded concurrency', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    fake.hooks = [
+      (req) => {
+        if (req.method !== 'PUT' || !req.url?.includes('/blobs/uploads/')) return false;
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        req.once('close', () => inFlight--);
+        return false;
+      },
+    ];
+    const layers = Array.from({ length: 8 }, () => randomBytes(20_000));
+    const config = Buffer.from('{"os":"kraftcloud"}');
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length },
+        layers: layers.map((l) => ({ mediaType: MediaType.OciLayerTar, digest: sha256(l), size: l.length })),
+      }),
+    );
+    const all = new Map([config, ...layers].map((b) => [sha256(b), b] as const));
+    const client = fresh();
+    const r = await pushImage({
+      client,
+      repository: 'conc/a',
+      tag: 'v1',
+      concurrency: 2,
+      manifest: { bytes: manifest, mediaType: MediaType.OciManifest },
+      // Slow sources keep uploads overlapping, so the limit is what bounds them.
+      blobs: (d) => ({
+        size: d.size,
+        open: () =>
+          Readable.from(
+            (async function* () {
+              const b = all.get(d.digest) as Buffer;
+              yield b.subarray(0, 10);
+              await new Promise((res) => setTimeout(res, 30));
+              yield b.subarray(10);
+            })(),
+          ),
+      }),
+    });
+    assert.equal(r.blobs.length, 9);
+    assert.equal(peak, 2);
+    fake.hooks = [];
+    client.close();
+  });
+
+  it('gives up on a silent server after the idle timeout and the retries', async () => {
+    fake.hooks = [(req) => req.url === '/v2/' && req.method === 'GET'];
+    const client = fresh({ timeoutMs: 100, retries: 1 });
+    const t0 = Date.now();
+    await assert.rejects(client.ping(), (err: unknown) => err instanceof TransportError && /no activity/.test(err.message));
+    assert.ok(Date.now() - t0 >= 200, 'both attempts waited for the timeout');
+    assert.equal(fake.seen.filter((s) => s.url === '/v2/').length >= 2, true);
+    fake.hooks = [];
+    client.close();
   });
 
   it('mounts across repositories when the source has the blob', async () => {
