@@ -139,6 +139,29 @@ describe('RegistryClient against an in-process fake registry', () => {
     client.close();
   });
 
+  it('retries a failed monolithic PUT in a new session and cancels the old one', async () => {
+    let failed = false;
+    fake.hooks = [
+      (req, res) => {
+        if (req.method !== 'PUT' || !req.url?.includes('/blobs/uploads/') || failed) return false;
+        failed = true;
+        req.resume();
+        req.on('end', () => res.writeHead(503, { 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}'));
+        return true;
+      },
+    ];
+    const client = fresh();
+    const data = randomBytes(10_000);
+    const d = sha256(data);
+    const before = fake.seen.length;
+    assert.equal((await client.pushBlob('retry/a', d, bufferSource(data))).action, 'uploaded');
+    const seen = fake.seen.slice(before).map((s) => s.method);
+    assert.deepEqual(seen, ['HEAD', 'POST', 'PUT', 'DELETE', 'POST', 'PUT']);
+    assert.deepEqual(fake.blobs.get(d), data);
+    fake.hooks = [];
+    client.close();
+  });
+
   it('detects a digest mismatch on pull before the stream ends cleanly', async () => {
     const good = randomBytes(50_000);
     const d = fake.putBlob('bad/a', good);
