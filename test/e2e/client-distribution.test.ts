@@ -112,6 +112,31 @@ for (const [serverName, start] of servers) describe(`client ↔ ${serverName}`, 
     assert.equal(await client.blobExists('e2e/other', d), true);
   });
 
+  it('lists the catalog and the referrers of a manifest', async () => {
+    const repos = await client.catalog({ pageSize: 1 });
+    assert.ok(repos.includes('e2e/img') && repos.includes('e2e/big'), `catalog: ${repos.join(',')}`);
+    const empty = Buffer.from('{}');
+    await client.pushBlob('e2e/img', sha(empty), source(empty));
+    const artifact = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        artifactType: 'application/vnd.ukc.test',
+        config: { mediaType: MediaType.OciEmpty, digest: sha(empty), size: 2 },
+        layers: [{ mediaType: MediaType.OciEmpty, digest: sha(empty), size: 2 }],
+        subject: { mediaType: MediaType.OciManifest, digest: sha(manifest), size: manifest.length },
+      }),
+    );
+    const d = await client.putManifest('e2e/img', sha(artifact), artifact, MediaType.OciManifest);
+    const referrers = await client.referrers('e2e/img', sha(manifest));
+    if (serverName.startsWith('ukc')) {
+      assert.deepEqual(referrers.map((r) => [r.digest, r.artifactType]), [[d.text, 'application/vnd.ukc.test']]);
+    } else {
+      // distribution 2.8 has no referrers API and nobody wrote the fallback tag: an empty list, not an error.
+      assert.deepEqual(referrers, []);
+    }
+  });
+
   it('deletes a manifest and then reports MANIFEST_UNKNOWN', async () => {
     const extra = Buffer.from(manifest.toString().replace('"schemaVersion":2', '"schemaVersion":2,"annotations":{"x":"y"}'));
     const d = await client.putManifest('e2e/img', 'v2', extra, MediaType.OciManifest);
