@@ -2,3 +2,5 @@
 export * from './digest.js';
 export * from './mediatypes.js';
 export * from './reference.js';
+export * from './tree.js';
+export * from './tar.js';
