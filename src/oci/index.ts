@@ -4,3 +4,4 @@ export * from './mediatypes.js';
 export * from './reference.js';
 export * from './tree.js';
 export * from './tar.js';
+export * from './cpio.js';
