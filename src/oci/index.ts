@@ -5,3 +5,4 @@ export * from './reference.js';
 export * from './tree.js';
 export * from './tar.js';
 export * from './cpio.js';
+export * from './extract.js';
