@@ -218,10 +218,21 @@ async function* zstdDecode(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
 
 async function* gunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const z = createGunzip();
+  const writable = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = (): void => {
+        z.off('drain', done);
+        z.off('close', done);
+        resolve();
+      };
+      z.on('drain', done);
+      z.on('close', done);
+    });
   const feed = (async () => {
     try {
       for await (const chunk of input) {
-        if (!z.write(chunk)) await new Promise<void>((res) => z.once('drain', res));
+        if (z.destroyed) return;
+        if (!z.write(chunk)) await writable();
         if (z.destroyed) return;
       }
       z.end();
