@@ -26,7 +26,7 @@ import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import { layerCompression } from './mediatypes.js';
-import { readTar, type TarHeader } from './tar.js';
+import { TarMetaLimitError, readTar, type TarHeader } from './tar.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -258,7 +258,7 @@ async function* withHead(head: Buffer[], it: AsyncIterator<Buffer | string>): As
 }
 
 /** Decompresses `source` (detecting the format unless told), chunk by chunk. */
-export async function* decompress(
+export async function* decompressStream(
   source: AsyncIterable<Buffer | string>,
   compression: Compression | 'auto' = 'auto',
 ): AsyncGenerator<Buffer> {
@@ -556,13 +556,13 @@ export async function extractTar(root: string, source: Readable | AsyncIterable<
   const ex = new Extractor(realRoot, options);
   const counter = { bytes: 0 };
   try {
-    const bytes = capBytes(decompress(source as AsyncIterable<Buffer>, compressionFor(options)), ex.limits.maxBytes, counter);
+    const bytes = capBytes(decompressStream(source as AsyncIterable<Buffer>, compressionFor(options)), ex.limits.maxBytes, counter);
     try {
       for await (const { header, body } of readTar(bytes, { maxMetaBytes: ex.limits.maxMetaBytes })) {
         await ex.entry(header, body);
       }
     } catch (err) {
-      if (err instanceof Error && err.name === 'TarFormatError' && /exceeds the \d+-byte limit/.test(err.message)) {
+      if (err instanceof TarMetaLimitError) {
         throw new ExtractLimitError('maxMetaBytes', ex.limits.maxMetaBytes, err.message);
       }
       throw err;
