@@ -100,9 +100,9 @@ export class BuildCache {
   }
 
   /** Records a state. With `rootfs`, a copy of that directory becomes its snapshot; without, it shares `fsKey`'s. */
-  async putState<C>(key: string, config: C, fs: { rootfs: string } | { fsKey: string }): Promise<CachedState<C>> {
+  async putState<C>(key: string, config: C, fs: { rootfs: string } | { fsKey: string }, opts: { replace?: boolean } = {}): Promise<CachedState<C>> {
     const final = this.stateDir(key);
-    const existing = await this.getState<C>(key);
+    const existing = opts.replace ? undefined : await this.getState<C>(key);
     if (existing) return existing;
     const tmp = await this.tmpDir();
     try {
