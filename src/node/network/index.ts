@@ -110,7 +110,7 @@ export class NodeNetwork {
       const cidr = addressInSubnet(this.options.subnet, lease.index);
       const netnsName = netnsNameFor(uuid);
       // A stale netns from a run that died with a previous node goes first.
-      await removeInstanceNetwork(netnsName);
+      if (existsSync(`/run/netns/${netnsName}`)) await removeInstanceNetwork(netnsName);
       const net = await createInstanceNetwork({ name: netnsName, bridge: this.options.bridge, address: cidr, gateway: this.gateway });
       return { netnsPath: net.netnsPath, netnsName, ip: cidr.split('/')[0] as string };
     });
