@@ -28,7 +28,7 @@ fi
 pid=$!
 
 for _ in $(seq 1 100); do
-  if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/"; then break; fi
+  if curl -fs -o /dev/null "http://127.0.0.1:$port/v2/"; then break; fi
   if ! kill -0 "$pid" 2>/dev/null; then echo "demo: the registry exited" >&2; exit 1; fi
   sleep 0.1
 done

@@ -89,7 +89,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
         res,
         url,
         method,
-        params: route.hasRepository ? captures.slice(1) : captures,
+        params: (route.hasRepository ? captures.slice(1) : captures).map(decodeSegment),
         repo,
         principal,
         service,
@@ -135,6 +135,15 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       if (ownsMetadata) await metadata.close();
     },
   };
+}
+
+/** Percent-decodes one path segment (a digest may arrive as sha256%3A...); malformed escapes stay as sent. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
 
 export interface ListenAddress {
