@@ -44,8 +44,9 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
   });
   const r = node.api.recovery;
-  ctx.stdout.write(`node listening on ${node.url}\n`);
+  // The recovery line comes first: whoever waits for "listening" then has seen it too.
   ctx.stdout.write(`recovery: adopted ${r.adopted.length}, started ${r.started.length}, stopped ${r.stopped.length}, deleted ${r.deleted.length}, rearmed ${r.rearmed.length}\n`);
+  ctx.stdout.write(`node listening on ${node.url}\n`);
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
