@@ -1,6 +1,7 @@
 // The table of `ukcd` roles. Each entry lives in its own module.
 import { registryCommand } from '../registry/command.js';
+import { accountsCommand, tokensCommand } from './accounts-command.js';
 import type { Command } from '../util/command.js';
 import { versionCommand } from '../util/version.js';
 
-export const daemonCommands: readonly Command[] = [versionCommand, registryCommand];
+export const daemonCommands: readonly Command[] = [versionCommand, registryCommand, accountsCommand, tokensCommand];
