@@ -13,6 +13,7 @@ export {
   ACCOUNTS_DB_FILE,
   ROOT_TOKEN_FILE,
   SIGNING_KEY_FILE,
+  DEFAULT_REGISTRY_REQUEST_RATE,
   type RegistryAuth,
   type RegistryAuthOptions,
 } from './token-auth.js';

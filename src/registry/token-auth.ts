@@ -48,6 +48,14 @@ export const DEFAULT_TOKEN_ISSUER = 'ukc';
 export const ACCOUNTS_DB_FILE = 'auth.db';
 export const ROOT_TOKEN_FILE = 'root-token';
 export const SIGNING_KEY_FILE = 'registry-signing-key.pem';
+/**
+ * Requests per principal on the registry. One image push is ~4 requests per blob plus one per
+ * chunk, so the burst covers a large push at once and the rate a steady stream of them.
+ */
+export const DEFAULT_REGISTRY_REQUEST_RATE: Readonly<Required<Pick<RequestRateLimitOptions, 'ratePerSecond' | 'burst'>>> = Object.freeze({
+  ratePerSecond: 100,
+  burst: 400,
+});
 
 export interface RegistryAuthOptions {
   /** The registry's public base URL (`http://host:port`); the token realm is `<publicUrl>/v2/token`. */
@@ -72,7 +80,7 @@ export interface RegistryAuthOptions {
   issuer?: string;
   /** Let requests without credentials pull `official/*` (default false). */
   anonymousPullOfficial?: boolean;
-  /** Per-principal request rate (default 20/s, burst 40); `false` turns it off. */
+  /** Per-principal request rate (default DEFAULT_REGISTRY_REQUEST_RATE); `false` turns it off. */
   rateLimit?: RequestRateLimitOptions | false;
   /** Lifetime of issued registry tokens in seconds (default 300, at most 3600). */
   tokenTtlSeconds?: number;
@@ -137,7 +145,7 @@ export function createRegistryAuth(opts: RegistryAuthOptions): RegistryAuth {
       ...(opts.trustedKeys ? { trustedKeys: opts.trustedKeys } : {}),
       ...(opts.repositoryReaders ? { repositoryReaders: opts.repositoryReaders } : {}),
       ...(opts.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: opts.tokenTtlSeconds } : {}),
-      rateLimiter: opts.rateLimit === false ? false : new RequestRateLimiter({ ...opts.rateLimit, ...(opts.now ? { now: opts.now } : {}) }),
+      rateLimiter: opts.rateLimit === false ? false : new RequestRateLimiter({ ...DEFAULT_REGISTRY_REQUEST_RATE, ...opts.rateLimit, ...(opts.now ? { now: opts.now } : {}) }),
       ...(opts.now ? { now: opts.now } : {}),
     });
 
