@@ -12,7 +12,8 @@
  * `tokens create` prints the token text once, alone on stdout (so
  * `TOKEN=$(ukcd tokens create alice …)` works); it is never stored or shown again.
  */
-import { join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AccountError, AccountStore, AuthInputError, parseTokenScope } from '../auth/index.js';
 import { ACCOUNTS_DB_FILE } from '../registry/token-auth.js';
@@ -33,6 +34,7 @@ function dbPath(values: { data?: string | undefined; 'accounts-db'?: string | un
 function withStore<T>(path: string, work: (store: AccountStore) => T): T {
   let store: AccountStore | undefined;
   try {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     store = new AccountStore({ path });
     return work(store);
   } catch (e) {
