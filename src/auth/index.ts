@@ -3,7 +3,11 @@
  * service, the authorization policy and per-principal limits. It imports
  * nothing of ours; the registry, node and control plane plug it in.
  *
- * ── Composition (ukcd) ─────────────────────────────────────────────────────
+ * ── Composition ────────────────────────────────────────────────────────────
+ * The registry side is composed once, in src/registry/token-auth.ts:
+ *   const auth = createRegistryAuth({ publicUrl, dataDir });   // accounts, root token, signing key, policy, limits
+ *   createRegistry({ dataDir, access: auth });                  // or startRegistryServer({ accessFor: (url) => … })
+ * which does the following with this module:
  *   const accounts = new AccountStore({ path: `${dataDir}/auth.db` });   // or { database } to share one
  *   accounts.ensureRootAccount(`${dataDir}/root-token`);                 // 0600 file, first start only
  *   const signingKey = loadOrCreateSigningKey(`${dataDir}/registry-signing-key.pem`);
@@ -28,13 +32,13 @@
  *       DELETE manifests, blobs               → ['delete']
  *     It throws AuthError; map it once in the registry's error table:
  *       UNAUTHORIZED 401 → set `WWW-Authenticate: ${err.challenge}`
- *       DENIED 403       → OCI `DENIED`
+ *       DENIED 403       → OCI `DENIED` (also for a registry token that names the
+ *                          repository but lacks the action: it was asked and refused)
  *       TOOMANYREQUESTS  → 429 with `Retry-After: ${err.retryAfterSeconds}`
  *   POST uploads ?mount=<digest>&from=<src>:
  *       if (await registryAuth.mountDecision(principal, name, src) === 'upload') → plain 202 upload session
  *       (never reveal whether <src> or the blob exists)
- *   upload sessions: `const release = uploads.acquireOrThrow(limitKeyOf(principal, req.socket.remoteAddress))`
- *       with `uploads = new UploadSessionLimiter()`; call `release()` on complete, cancel or purge.
+ *   upload sessions: limited per principal by the registry itself (`maxUploadsPerPrincipal`).
  *   GET /v2/_catalog: registryAuth.mayListCatalog(principal), else DENIED.
  *
  * ── The platform API (node controller, control plane) ──────────────────────

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthError } from './errors.js';
-import { limitKeyOf, RequestRateLimiter, UploadSessionLimiter } from './ratelimit.js';
+import { limitKeyOf, RequestRateLimiter } from './ratelimit.js';
 
 test('token bucket: burst, then refill at the rate, with Retry-After from an injected clock', () => {
   let now = 0;
@@ -37,25 +37,6 @@ test('token bucket: memory stays bounded under many principals', () => {
   assert.equal(rl.trackedKeys, 100);
   assert.throws(() => new RequestRateLimiter({ ratePerSecond: 0 }), RangeError);
   assert.throws(() => new RequestRateLimiter({ burst: Number.NaN }), RangeError);
-});
-
-test('upload sessions: a per-principal cap, release is idempotent', () => {
-  const lim = new UploadSessionLimiter({ maxConcurrentPerPrincipal: 2, retryAfterSeconds: 7 });
-  const a = lim.acquire('alice');
-  const b = lim.acquire('alice');
-  assert.ok(a.ok && b.ok);
-  assert.deepEqual(lim.acquire('alice'), { ok: false, retryAfterSeconds: 7 });
-  assert.equal(lim.acquire('bob').ok, true);
-  if (a.ok) {
-    a.release();
-    a.release();
-  }
-  assert.equal(lim.openSessions('alice'), 1);
-  const release = lim.acquireOrThrow('alice');
-  assert.throws(() => lim.acquireOrThrow('alice'), (e: unknown) => e instanceof AuthError && e.retryAfterSeconds === 7);
-  release();
-  if (b.ok) b.release();
-  assert.equal(lim.openSessions('alice'), 0);
 });
 
 test('limit keys separate accounts from anonymous addresses', () => {

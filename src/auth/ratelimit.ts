@@ -1,16 +1,15 @@
 /**
- * Per-principal limits, answering "retry after N seconds" (429 + Retry-After).
+ * Per-principal request rates, answering "retry after N seconds" (429 + Retry-After).
  *
  * RequestRateLimiter: a token bucket per key — `burst` requests at once,
  * refilled at `ratePerSecond`. Memory is bounded: at most `maxTrackedKeys`
  * buckets; beyond that the least recently used bucket is dropped (a dropped
  * key starts again with a full bucket, which is the price of a bound).
  *
- * UploadSessionLimiter: at most `maxConcurrentPerPrincipal` open upload
- * sessions per key. The registry acquires a slot when it opens a session and
- * calls `release` when the session completes, is cancelled or purged.
+ * Open upload sessions are limited by the registry itself (`maxUploadsPerPrincipal`,
+ * counted in its metadata store so the count survives restarts): one mechanism.
  *
- * Both take the clock as an option, so tests drive time by hand.
+ * It takes the clock as an option, so tests drive time by hand.
  */
 import { AuthError } from './errors.js';
 
@@ -81,62 +80,6 @@ export class RequestRateLimiter {
 
   get trackedKeys(): number {
     return this.#buckets.size;
-  }
-}
-
-export interface UploadSessionLimitOptions {
-  /** Open upload sessions one principal may hold (default 16). */
-  maxConcurrentPerPrincipal?: number;
-  /** What to tell a client over the limit (default 10 s). */
-  retryAfterSeconds?: number;
-}
-
-export const DEFAULT_UPLOAD_SESSION_LIMIT = Object.freeze({ maxConcurrentPerPrincipal: 16, retryAfterSeconds: 10 });
-
-export type SessionSlot = { readonly ok: true; release(): void } | { readonly ok: false; readonly retryAfterSeconds: number };
-
-export class UploadSessionLimiter {
-  readonly maxConcurrentPerPrincipal: number;
-  readonly retryAfterSeconds: number;
-  readonly #open = new Map<string, number>();
-
-  constructor(opts: UploadSessionLimitOptions = {}) {
-    this.maxConcurrentPerPrincipal = positive(
-      opts.maxConcurrentPerPrincipal ?? DEFAULT_UPLOAD_SESSION_LIMIT.maxConcurrentPerPrincipal,
-      'maxConcurrentPerPrincipal',
-    );
-    this.retryAfterSeconds = Math.ceil(
-      positive(opts.retryAfterSeconds ?? DEFAULT_UPLOAD_SESSION_LIMIT.retryAfterSeconds, 'retryAfterSeconds'),
-    );
-  }
-
-  /** Reserves one session slot for `key`; `release` is idempotent. */
-  acquire(key: string): SessionSlot {
-    const n = this.#open.get(key) ?? 0;
-    if (n >= this.maxConcurrentPerPrincipal) return { ok: false, retryAfterSeconds: this.retryAfterSeconds };
-    this.#open.set(key, n + 1);
-    let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        const left = (this.#open.get(key) ?? 1) - 1;
-        if (left <= 0) this.#open.delete(key);
-        else this.#open.set(key, left);
-      },
-    };
-  }
-
-  /** Like `acquire`, but throws `AuthError('TOOMANYREQUESTS')` when over the limit. */
-  acquireOrThrow(key: string): () => void {
-    const slot = this.acquire(key);
-    if (!slot.ok) throwIfLimited(slot, 'too many open upload sessions');
-    return slot.release;
-  }
-
-  openSessions(key: string): number {
-    return this.#open.get(key) ?? 0;
   }
 }
 

@@ -142,7 +142,20 @@ test('token flow (skopeo --creds alice:<token>): issue, claims, use', async () =
   const other = await call('GET', 'alice/other', bearer);
   assert.equal(other.status, 401);
   assert.match(other.headers.get('www-authenticate') ?? '', /scope="repository:alice\/other:pull",error="insufficient_scope"/);
-  assert.equal((await call('DELETE', 'alice/app', bearer)).status, 401);
+  // The token names alice/app: what it lacks there was asked for and refused, so asking again cannot help.
+  const del = await call('DELETE', 'alice/app', bearer);
+  assert.equal(del.status, 403);
+  assert.equal(((await del.json()) as { errors: { code: string }[] }).errors[0]?.code, 'DENIED');
+});
+
+test('hostile: a token whose grant for a repository is empty is 403 DENIED there, not a renewal loop (row 8)', async () => {
+  const t = await tokenFor(['repository:bob/x:pull,push'], basic('alice', tok.alice as string));
+  assert.deepEqual(parseJwt(t).claims.access, [{ type: 'repository', name: 'bob/x', actions: [] }]);
+  for (const method of ['GET', 'PUT', 'DELETE']) {
+    const r = await call(method, 'bob/x', `Bearer ${t}`);
+    assert.equal(r.status, 403, method);
+    assert.equal(((await r.json()) as { errors: { code: string }[] }).errors[0]?.code, 'DENIED');
+  }
 });
 
 test('grants are the intersection of what is asked and what the policy allows', async () => {
@@ -152,6 +165,7 @@ test('grants are the intersection of what is asked and what the policy allows', 
   );
   assert.deepEqual(parseJwt(t).claims.access, [
     { type: 'repository', name: 'alice/shared', actions: ['pull'] },
+    { type: 'repository', name: 'alice/app', actions: [] },
     { type: 'repository', name: 'official/base', actions: ['pull'] },
   ]);
   const rootToken = await tokenFor(['registry:catalog:*'], `Bearer ${tok.root}`);

@@ -253,8 +253,13 @@ class Authenticator implements RegistryAuthenticator {
     const allowed = this.#o.policy.allowedActions(principal, repo, actions);
     if (allowed.length === actions.length) return principal;
     if (principal.kind === 'anonymous') throw this.#unauthorized('authentication required', scope);
-    // A registry token may be renewed with more scope: tell the client which (the spec's insufficient_scope).
-    if (principal.kind === 'grant') throw this.#unauthorized('insufficient scope', scope, 'insufficient_scope');
+    if (principal.kind === 'grant') {
+      // The token names this repository: it was asked for and the policy answered; asking again cannot help.
+      const asked = principal.name !== ANONYMOUS_SUBJECT && principal.access.some((e) => e.type === 'repository' && e.name === need.repository);
+      if (asked) throw new AuthError('DENIED', 'requested access to the resource is denied');
+      // Otherwise a token with this repository in it may help: tell the client which (the spec's insufficient_scope).
+      throw this.#unauthorized('insufficient scope', scope, 'insufficient_scope');
+    }
     throw new AuthError('DENIED', 'requested access to the resource is denied');
   };
 
@@ -349,7 +354,10 @@ class Authenticator implements RegistryAuthenticator {
       issued_at: issued.issued_at,
     };
     if (oauth) {
-      body.scope = issued.access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' ');
+      body.scope = issued.access
+        .filter((a) => a.actions.length > 0)
+        .map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`)
+        .join(' ');
     }
     sendJson(res, 200, body);
   }

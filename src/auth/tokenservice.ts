@@ -79,14 +79,20 @@ export class RegistryTokenService {
     return trustedKeyOf(this.#key);
   }
 
-  /** Decides what `principal` gets out of `scopes`; unknown resource types get nothing. */
+  /**
+   * Decides what `principal` gets out of `scopes`; unknown resource types get nothing.
+   * Repositories an authenticated principal asked about are listed even when nothing was granted.
+   */
   async grant(principal: Principal, scopes: readonly ResourceScope[]): Promise<AccessEntry[]> {
     const out: AccessEntry[] = [];
     for (const s of scopes) {
       if (s.type === 'repository') {
         const repo = await readersOf(this.#readers, s.name);
         const actions = this.#policy.allowedActions(principal, repo, s.actions);
-        if (actions.length > 0) out.push({ type: 'repository', name: s.name, actions });
+        // An account's token names every repository it asked about, even with nothing granted:
+        // the registry then answers 403 DENIED there (asking again cannot help) instead of
+        // 401 insufficient_scope (which means "ask for this repository").
+        if (actions.length > 0 || principal.kind !== 'anonymous') out.push({ type: 'repository', name: s.name, actions });
       } else if (s.resourceType === 'registry' && s.name === 'catalog' && s.actions.includes('*')) {
         if (this.#policy.mayListCatalog(principal)) out.push({ type: 'registry', name: 'catalog', actions: ['*'] });
       }

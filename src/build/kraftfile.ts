@@ -267,7 +267,8 @@ function parseLabels(r: Reader, node: Node | null): Record<string, string> {
     const keyNode = r.deref(pair.key);
     const key = r.scalarText(keyNode, 'labels');
     if (key === '') r.fail(keyNode, 'labels', 'a label name is empty');
-    labels[key] = r.scalarText(r.deref(pair.value), `labels.${key}`);
+    // defineProperty, not assignment: a label named `__proto__` must be kept as a label, not swallowed by the setter.
+    Object.defineProperty(labels, key, { value: r.scalarText(r.deref(pair.value), `labels.${key}`), enumerable: true, writable: true, configurable: true });
   }
   return labels;
 }

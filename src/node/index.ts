@@ -116,6 +116,7 @@ export { Errno, NodeError, httpStatusForErrno } from './errors.js';
 export type { ApiRequest, ApiResponse } from './api/router.js';
 export type { Principal, AccessPolicy, Authenticator, Action, ObjectKind, ObjectRef } from './auth.js';
 export { LOCAL_PRINCIPAL, ownerOnlyPolicy, allowAllPolicy, singleTenantAuthenticator } from './auth.js';
+export { nodeAuthFromAccounts, type NodeAccountsAuth } from './accounts-auth.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { systemClock } from './clock.js';
 export type * from './runtime/driver.js';

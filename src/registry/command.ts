@@ -2,12 +2,15 @@
  * `ukcd registry`: serve the OCI registry, or collect its garbage.
  *
  *   ukcd registry [--listen 127.0.0.1:5000] --data DIR [--no-delete]
+ *                 [--auth [--accounts-db PATH] [--root-token-file PATH] [--public-url URL] [--anonymous-pull-official]]
  *   ukcd registry gc --data DIR [--dry-run] [--grace-period 1h]
  */
 import { parseArgs } from 'node:util';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS } from './gc.js';
 import { openStores, parseListen, startRegistryServer } from './server.js';
+import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
+import { join } from 'node:path';
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
 export function parseDuration(text: string): number {
@@ -25,10 +28,22 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
       data: { type: 'string' },
       'no-delete': { type: 'boolean', default: false },
       'upload-timeout': { type: 'string' },
+      auth: { type: 'boolean', default: false },
+      'accounts-db': { type: 'string' },
+      'root-token-file': { type: 'string' },
+      'public-url': { type: 'string' },
+      'anonymous-pull-official': { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (!values.data) throw new UsageError('--data DIR is required');
+  const authOnly = ['accounts-db', 'root-token-file', 'public-url', 'anonymous-pull-official'] as const;
+  for (const name of authOnly) {
+    if (!values.auth && values[name] !== undefined && values[name] !== false) throw new UsageError(`--${name} needs --auth`);
+  }
+  if (values['public-url'] !== undefined && !/^https?:\/\/[^\s]+$/.test(values['public-url'])) {
+    throw new UsageError('--public-url must be an http(s) URL');
+  }
   let listen;
   try {
     listen = parseListen(values.listen);
@@ -36,19 +51,40 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
     throw new UsageError((err as Error).message);
   }
   const limits = values['upload-timeout'] ? { uploadSessionTimeoutMs: parseDuration(values['upload-timeout']) } : {};
+  const dataDir = values.data;
+  let auth: RegistryAuth | undefined;
   const srv = await startRegistryServer({
     listen,
-    dataDir: values.data,
+    dataDir,
+    ...(values.auth
+      ? {
+          accessFor: (serverUrl: string) => {
+            auth = createRegistryAuth({
+              publicUrl: values['public-url'] ?? serverUrl,
+              dataDir,
+              accountsDbPath: values['accounts-db'] ?? join(dataDir, ACCOUNTS_DB_FILE),
+              rootTokenFile: values['root-token-file'] ?? join(dataDir, ROOT_TOKEN_FILE),
+              anonymousPullOfficial: values['anonymous-pull-official'],
+            });
+            return auth;
+          },
+        }
+      : {}),
     deleteEnabled: !values['no-delete'],
     limits,
     logError: (err) => ctx.stderr.write(`registry: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   });
   ctx.stdout.write(`registry listening on ${srv.url}\n`);
+  if (auth) {
+    ctx.stdout.write(`auth on: token endpoint ${auth.realm}, service ${auth.service}\n`);
+    ctx.stdout.write(`root token ${auth.rootTokenWritten ? 'written to' : 'kept in'} ${auth.rootTokenFile ?? '-'} (mode 0600)\n`);
+  }
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   await srv.close();
+  auth?.close();
   ctx.stdout.write('registry stopped\n');
   return 0;
 }
@@ -81,7 +117,7 @@ async function gc(args: string[], ctx: CommandContext): Promise<number> {
 
 export const registryCommand: Command = {
   name: 'registry',
-  summary: 'serve the OCI registry (--listen, --data), or `registry gc --data DIR [--dry-run] [--grace-period 1h]`',
+  summary: 'serve the OCI registry (--listen, --data, --auth), or `registry gc --data DIR [--dry-run] [--grace-period 1h]`',
   async run(args, ctx) {
     if (args[0] === 'gc') return gc(args.slice(1), ctx);
     if (args[0] === 'serve') return serve(args.slice(1), ctx);

@@ -5,6 +5,7 @@
  * internals never leak.
  */
 import type { ServerResponse } from 'node:http';
+import { AuthError } from '../auth/errors.js';
 import { DigestError } from '../oci/digest.js';
 import { ManifestError, ManifestTooLargeError } from '../oci/manifest.js';
 import {
@@ -68,6 +69,13 @@ export class RegistryError extends Error {
 /** Maps any thrown value to the registry error it stands for (UNKNOWN for the unexpected). */
 export function toRegistryError(err: unknown): RegistryError {
   if (err instanceof RegistryError) return err;
+  if (err instanceof AuthError) {
+    // src/auth's codes are the spec's own; only the headers travel beside them.
+    const headers: Record<string, string> = {};
+    if (err.challenge !== undefined) headers['WWW-Authenticate'] = err.challenge;
+    if (err.retryAfterSeconds !== undefined) headers['Retry-After'] = String(err.retryAfterSeconds);
+    return new RegistryError(err.code, { message: err.message, headers });
+  }
   if (err instanceof DigestError) return new RegistryError('DIGEST_INVALID', { message: err.message });
   if (err instanceof DigestMismatchError) {
     return new RegistryError('DIGEST_INVALID', { message: err.message, detail: { digest: err.expected.text } });

@@ -1,7 +1,7 @@
 /** Small HTTP helpers shared by the handlers: the request context, bodies, JSON answers, paging links. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ByteRange } from '../store/types.js';
-import type { Authorizer, Principal } from './auth.js';
+import type { Principal, RegistryAccessControl } from './auth.js';
 import { RegistryError } from './errors.js';
 import type { RegistryLimits } from './options.js';
 import type { RegistryService } from './service.js';
@@ -18,7 +18,7 @@ export interface RequestContext {
   principal: Principal;
   service: RegistryService;
   limits: RegistryLimits;
-  authorizer: Authorizer;
+  access: Required<Pick<RegistryAccessControl, 'authorize' | 'mayMount'>>;
   /** Counts request body bytes for the request log. */
   bytesIn: { n: number };
 }

@@ -1,6 +1,6 @@
 /** Registry options: every limit is named here with its default. */
 import type { BlobStore, MetadataStore } from '../store/types.js';
-import type { Authorizer } from './auth.js';
+import type { Authorizer, RegistryAccessControl } from './auth.js';
 
 export interface RegistryLimits {
   /** Largest manifest accepted on PUT (bytes); larger answers 413. The spec asks for at least 4 MiB. */
@@ -9,7 +9,10 @@ export interface RegistryLimits {
   maxBlobBytes: number;
   /** Page size used when `n` is absent, and the clamp for any `n` (tags list, catalog). */
   maxPageSize: number;
-  /** Open upload sessions one principal may hold; beyond it 429 TOOMANYREQUESTS. */
+  /**
+   * Open upload sessions one principal may hold; beyond it 429 TOOMANYREQUESTS.
+   * Counted from the metadata store, so the count survives restarts and drops as sessions are purged.
+   */
   maxUploadsPerPrincipal: number;
   /** Seconds announced in `Retry-After` with a 429. */
   retryAfterSeconds: number;
@@ -27,7 +30,7 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
   maxManifestBytes: 4 * 1024 * 1024,
   maxBlobBytes: 64 * 1024 * 1024 * 1024,
   maxPageSize: 1000,
-  maxUploadsPerPrincipal: 1000,
+  maxUploadsPerPrincipal: 64,
   retryAfterSeconds: 60,
   uploadSessionTimeoutMs: 60 * 60 * 1000,
   uploadPurgeIntervalMs: 5 * 60 * 1000,
@@ -52,7 +55,10 @@ export interface RegistryOptions {
   limits?: Partial<RegistryLimits>;
   /** Allow DELETE of manifests, tags and blobs (default true). When false those answer 405 UNSUPPORTED. */
   deleteEnabled?: boolean;
+  /** The simple hook: decides each route's (repository, actions). Ignored when `access` is given. */
   authorizer?: Authorizer;
+  /** The full access control (authorizer, mount rule, token endpoint), e.g. from `createRegistryAuth`. */
+  access?: RegistryAccessControl;
   /** Called once per finished request (metrics, access logs, tests). */
   onRequest?: (entry: RequestLogEntry) => void;
   /** Where unexpected (500) errors are reported; default: stderr. */

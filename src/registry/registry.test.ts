@@ -369,7 +369,8 @@ describe('options', () => {
         if (req.headers.authorization !== 'Bearer ok') {
           throw new RegistryError('UNAUTHORIZED', { headers: { 'WWW-Authenticate': 'Bearer realm="test"' } });
         }
-        if (access.repository === 'secret/repo' && access.actions.includes('pull')) {
+        // A drop box: writes allowed, reads (pull alone) denied.
+        if (access.repository === 'secret/repo' && !access.actions.includes('push')) {
           throw new RegistryError('DENIED');
         }
         return { name: 'tester', anonymous: false };
@@ -390,7 +391,7 @@ describe('options', () => {
       assert.equal(put.status, 201);
       const mount = await rawRequest(r.url, 'POST', `/v2/mine/repo/blobs/uploads/?mount=${digest}&from=secret/repo`, { headers: auth });
       assert.equal(mount.status, 202, 'no pull on from: a plain upload, revealing nothing');
-      assert.ok(seen.includes('secret/repo:push') && seen.includes('mine/repo:push') && seen.includes('-:'));
+      assert.ok(seen.includes('secret/repo:pull,push') && seen.includes('mine/repo:pull,push') && seen.includes('-:'));
     } finally {
       await r.close();
     }

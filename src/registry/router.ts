@@ -28,7 +28,8 @@ export interface Route {
 }
 
 const pull = (handler: Handler): RouteMethod => ({ handler, actions: ['pull'] });
-const push = (handler: Handler): RouteMethod => ({ handler, actions: ['push'] });
+// Writing needs pull too (distribution's rule): clients ask for `pull,push`, and a push-only grant must not read back.
+const push = (handler: Handler): RouteMethod => ({ handler, actions: ['pull', 'push'] });
 const del = (handler: Handler): RouteMethod => ({ handler, actions: ['delete'] });
 
 // Order matters: upload paths before the blob path they would also match.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FsBlobStore } from '../store/fs.js';
 import { SqliteMetadataStore } from '../store/sqlite.js';
 import type { BlobStore, MetadataStore } from '../store/types.js';
-import { allowAnonymous, type Authorizer } from './auth.js';
+import { allowAnonymous, mountByAuthorizer, type RegistryAccessControl } from './auth.js';
 import { RegistryError, sendError, toRegistryError } from './errors.js';
 import type { RequestContext } from './http.js';
 import { parseRepositoryName } from './names.js';
@@ -33,6 +33,9 @@ export function openStores(dataDir: string): { blobs: FsBlobStore; metadata: Sql
   return { blobs: new FsBlobStore(dataDir), metadata: new SqliteMetadataStore(join(dataDir, 'registry.db')) };
 }
 
+/** Where the token endpoint is served when the access control has one (the challenge's realm). */
+export const TOKEN_PATH = '/v2/token';
+
 export function createRegistry(options: RegistryOptions = {}): Registry {
   const limits: RegistryLimits = { ...DEFAULT_LIMITS, ...options.limits };
   let blobs: BlobStore | undefined = options.blobs;
@@ -50,7 +53,9 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   }
   const now = options.now ?? Date.now;
   const service = new RegistryService(blobs, metadata, limits, options.deleteEnabled ?? true, now);
-  const authorizer: Authorizer = options.authorizer ?? allowAnonymous;
+  const authorize = options.access?.authorize ?? options.authorizer ?? allowAnonymous;
+  const access = { authorize, mayMount: options.access?.mayMount ?? mountByAuthorizer(authorize) };
+  const tokenEndpoint = options.access?.tokenEndpoint;
   const logError = options.logError ?? ((err: unknown) => console.error('registry: internal error:', err));
 
   let purgeTimer: NodeJS.Timeout | undefined;
@@ -67,6 +72,11 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
       const url = new URL(req.url ?? '/', 'http://registry.invalid');
+      if (tokenEndpoint && url.pathname === TOKEN_PATH) {
+        // The token endpoint speaks its own error format (the token spec's), and ends the response itself.
+        await tokenEndpoint(req, res);
+        return;
+      }
       const matched = matchRoute(url.pathname);
       if (!matched) throw new RegistryError('UNSUPPORTED', { status: 404, message: 'no such endpoint' });
       const { route, captures } = matched;
@@ -78,12 +88,12 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
         });
       }
       const repo = route.hasRepository ? parseRepositoryName(captures[0]!, limits.maxRepositoryNameLength) : '';
-      const access = route.hasRepository
+      const need = route.hasRepository
         ? { repository: repo, actions: entry.actions }
         : route.catalog
           ? { actions: entry.actions, catalog: true }
           : { actions: entry.actions };
-      const principal = await authorizer(req, access);
+      const principal = await authorize(req, need);
       const ctx: RequestContext = {
         req,
         res,
@@ -94,7 +104,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
         principal,
         service,
         limits,
-        authorizer,
+        access,
         bytesIn,
       };
       await entry.handler(ctx);
@@ -161,6 +171,11 @@ export function parseListen(text: string): ListenAddress {
 
 export interface RegistryServerOptions extends RegistryOptions {
   listen: ListenAddress | string;
+  /**
+   * Access control built once the server's URL is known (a token realm must name it,
+   * and with port 0 it is known only after listening). Overrides `access`.
+   */
+  accessFor?: (serverUrl: string) => RegistryAccessControl;
   /** Per-request socket inactivity timeout (ms, default 5 minutes). */
   requestTimeoutMs?: number;
 }
@@ -176,8 +191,12 @@ export interface RegistryServer {
 
 export async function startRegistryServer(options: RegistryServerOptions): Promise<RegistryServer> {
   const listen = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
-  const registry = createRegistry(options);
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, registry.handler);
+  // Listen first, build the registry once the URL is known; nothing is served before that.
+  let registry: Registry | undefined;
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    if (registry) registry.handler(req, res);
+    else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
+  });
   server.setTimeout(options.requestTimeoutMs ?? 5 * 60_000);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -189,17 +208,25 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   const addr = server.address() as AddressInfo;
   const address = { host: addr.address, port: addr.port };
   const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${hostText}:${addr.port}`;
+  try {
+    registry = createRegistry(options.accessFor ? { ...options, access: options.accessFor(url) } : options);
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  }
+  const opened = registry;
   return {
-    registry,
+    registry: opened,
     server,
     address,
-    url: `http://${hostText}:${addr.port}`,
+    url,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await registry.close();
+      await opened.close();
     },
   };
 }

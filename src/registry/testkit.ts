@@ -8,8 +8,8 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestOf } from '../oci/digest.js';
-import type { RegistryOptions, RequestLogEntry } from './options.js';
-import { startRegistryServer, type RegistryServer } from './server.js';
+import type { RequestLogEntry } from './options.js';
+import { startRegistryServer, type RegistryServer, type RegistryServerOptions } from './server.js';
 
 export interface TestRegistry {
   server: RegistryServer;
@@ -19,7 +19,7 @@ export interface TestRegistry {
   close(): Promise<void>;
 }
 
-export async function startTestRegistry(opts: Omit<RegistryOptions, 'onRequest'> = {}): Promise<TestRegistry> {
+export async function startTestRegistry(opts: Omit<RegistryServerOptions, 'onRequest' | 'listen'> = {}): Promise<TestRegistry> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ukc-registry-')));
   const log: RequestLogEntry[] = [];
   const server = await startRegistryServer({
@@ -77,15 +77,15 @@ export function errorCode(res: RawResponse): string | undefined {
   }
 }
 
-/** Pushes a blob with POST + PUT ?digest= and answers its digest. */
-export async function pushBlob(base: string, repo: string, data: Buffer | string): Promise<string> {
+/** Pushes a blob with POST + PUT ?digest= (with `headers`, e.g. Authorization) and answers its digest. */
+export async function pushBlob(base: string, repo: string, data: Buffer | string, headers: Record<string, string> = {}): Promise<string> {
   const digest = digestOf(data).text;
-  const start = await rawRequest(base, 'POST', `/v2/${repo}/blobs/uploads/`);
+  const start = await rawRequest(base, 'POST', `/v2/${repo}/blobs/uploads/`, { headers });
   if (start.status !== 202) throw new Error(`POST upload: ${start.status} ${start.body.toString()}`);
   const loc = String(start.headers.location);
   const put = await rawRequest(base, 'PUT', `${loc}?digest=${digest}`, {
     body: data,
-    headers: { 'Content-Type': 'application/octet-stream' },
+    headers: { ...headers, 'Content-Type': 'application/octet-stream' },
   });
   if (put.status !== 201) throw new Error(`PUT upload: ${put.status} ${put.body.toString()}`);
   return digest;
@@ -97,11 +97,12 @@ export async function pushImage(
   repo: string,
   tag: string,
   extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
 ): Promise<{ digest: string; bytes: Buffer; config: string; layer: string }> {
   const configBytes = JSON.stringify({ architecture: 'x86_64', os: 'kraftcloud', rootfs: { type: 'layers', diff_ids: [] }, tag });
   const layerBytes = `layer of ${repo}:${tag}`;
-  const config = await pushBlob(base, repo, configBytes);
-  const layer = await pushBlob(base, repo, layerBytes);
+  const config = await pushBlob(base, repo, configBytes, headers);
+  const layer = await pushBlob(base, repo, layerBytes, headers);
   const manifest = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -112,7 +113,7 @@ export async function pushImage(
   const bytes = Buffer.from(JSON.stringify(manifest));
   const res = await rawRequest(base, 'PUT', `/v2/${repo}/manifests/${tag}`, {
     body: bytes,
-    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    headers: { ...headers, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
   });
   if (res.status !== 201) throw new Error(`PUT manifest: ${res.status} ${res.body.toString()}`);
   return { digest: digestOf(bytes).text, bytes, config, layer };

@@ -33,12 +33,7 @@ export const startUpload: Handler = async (ctx) => {
     if (from !== null) {
       const source = parseRepositoryName(from, ctx.limits.maxRepositoryNameLength);
       // Mount only what the caller may read; otherwise a plain upload that reveals nothing.
-      let mayRead = true;
-      try {
-        await ctx.authorizer(ctx.req, { repository: source, actions: ['pull'] });
-      } catch {
-        mayRead = false;
-      }
+      const mayRead = await ctx.access.mayMount(ctx.req, ctx.principal, ctx.repo, source);
       if (mayRead && (await ctx.service.mountBlob(ctx.repo, source, digest))) {
         sendEmpty(ctx.res, 201, { Location: blobLocation(ctx.repo, digest.text), 'Docker-Content-Digest': digest.text });
         return;
