@@ -61,7 +61,8 @@ export async function readSmallBody(ctx: RequestContext, max: number, tooLarge: 
   if (declared !== undefined && declared > max) throw tooLarge();
   const parts: Buffer[] = [];
   let n = 0;
-  for await (const chunk of ctx.req) {
+  // destroyOnReturn: false keeps the socket open when we stop early, so the error answer can be read.
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
     const buf = chunk as Buffer;
     n += buf.length;
     ctx.bytesIn.n += buf.length;

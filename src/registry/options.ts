@@ -24,6 +24,14 @@ export interface RegistryLimits {
   maxRepositoryNameLength: number;
   /** Referrers returned for one subject at most. */
   maxReferrers: number;
+  /**
+   * After an error answered before the request body was read (413, 400...),
+   * up to this many more body bytes are read and dropped so the client can read
+   * the answer instead of a connection reset; past it the connection is cut.
+   */
+  maxDrainBytes: number;
+  /** How long (ms) such a drain may last before the connection is cut. */
+  maxDrainMs: number;
 }
 
 export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
@@ -36,6 +44,8 @@ export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
   uploadPurgeIntervalMs: 5 * 60 * 1000,
   maxRepositoryNameLength: 255,
   maxReferrers: 10_000,
+  maxDrainBytes: 64 * 1024 * 1024,
+  maxDrainMs: 5_000,
 });
 
 export interface RequestLogEntry {

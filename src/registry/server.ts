@@ -111,8 +111,12 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     } catch (err) {
       const regErr = toRegistryError(err);
       if (regErr.code === 'UNKNOWN') logError(err);
-      // An unread body would be parsed as the next request: close the connection instead.
-      if (!req.complete) res.setHeader('Connection', 'close');
+      // An unread body would be parsed as the next request: close the connection instead,
+      // but drain a bounded amount first, so the client reads this answer, not a reset.
+      if (!req.complete) {
+        res.setHeader('Connection', 'close');
+        drainThenClose(req, limits.maxDrainBytes, limits.maxDrainMs);
+      }
       sendError(res, regErr, head);
     }
   }
@@ -229,4 +233,22 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
       await opened.close();
     },
   };
+}
+
+/** Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket. */
+function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
+  let drained = 0;
+  const cut = (): void => {
+    clearTimeout(timer);
+    req.socket.destroy();
+  };
+  const timer = setTimeout(cut, maxMs);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > maxBytes) cut();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('error', () => clearTimeout(timer));
+  req.resume();
 }
