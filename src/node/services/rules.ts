@@ -58,18 +58,17 @@ export function serviceRulesViolation(services: readonly ServiceSpec[]): string 
     if (h.has('redirect')) {
       if (s.port !== 80) return `service ${describe(s)}: redirect is only allowed on port 80 (to 443)`;
       if (dest !== 443) return `service ${describe(s)}: redirect must point to 443 (80:443/http+redirect)`;
-      if (h.has('tls')) return `service ${describe(s)}: port 80 cannot have tls`;
+      if (h.has('tls')) return `service ${describe(s)}: port 80 must have http and not tls`;
       if (!h.has('http')) return `service ${describe(s)}: redirect needs http (80:443/http+redirect)`;
       continue;
     }
     if (s.port === 80) {
-      if (h.has('tls')) return `service ${describe(s)}: port 80 cannot have tls (use 443 for TLS)`;
-      if (!h.has('http')) return `service ${describe(s)}: port 80 must have http`;
+      if (h.has('tls') || !h.has('http')) return `service ${describe(s)}: port 80 must have http and not tls (use 443 for TLS)`;
     } else if (s.port === 443) {
-      if (!h.has('tls') || !h.has('http')) return `service ${describe(s)}: port 443 must have both http and tls`;
+      if (!h.has('tls') || !h.has('http')) return `service ${describe(s)}: port 443 must have http and tls`;
     } else {
-      if (h.has('http')) return `service ${describe(s)}: http is only allowed on ports 80 and 443; other ports carry TLS-terminated TCP`;
-      if (!h.has('tls')) return `service ${describe(s)}: port ${s.port} must have tls (only 80 may be plain)`;
+      if (h.has('http')) return `service ${describe(s)}: port ${s.port} must have tls and not http (http is only for ports 80 and 443; other ports carry TLS-terminated TCP)`;
+      if (!h.has('tls')) return `service ${describe(s)}: port ${s.port} must have tls and not http (only port 80 may be plain)`;
     }
   }
   return undefined;
