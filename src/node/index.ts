@@ -194,7 +194,8 @@ async function gatewayParts(
   const tls = await ensureNodeTls({ dir: opts.tlsDir ?? join(dataDir, 'tls'), zone: `${metro}.${domain}` });
   const groupStore = new ServiceGroupStore(join(dataDir, 'services.db'));
   const certStore = new CertificateStore(join(dataDir, 'certificates.db'));
-  let gateway: Gateway | undefined;
+  // The gateway needs the services and the services tell the gateway about changes.
+  const late: { gateway?: Gateway } = {};
   const services: ServiceGroupService = new ServiceGroupService({
     store: groupStore,
     members: (uuid) => instances.list().filter((r) => groupOf(r) === uuid),
@@ -208,7 +209,7 @@ async function gatewayParts(
     },
     async onChange() {
       try {
-        await gateway?.refresh();
+        await late.gateway?.refresh();
       } catch (err) {
         if (err instanceof GatewayListenError) throw new NodeError(Errno.EBUSY, err.message);
         throw err;
@@ -227,7 +228,7 @@ async function gatewayParts(
     onChange: () => directory.reload(),
   });
   const gatewayLimits: Partial<GatewayLimits> = { ...opts.limits };
-  gateway = new Gateway({
+  const gateway = new Gateway({
     backend: new NodeGatewayBackend({ services, instances, lifecycle, principalFor, wakeTimeoutMs: gatewayLimits.wakeTimeoutMs ?? 30_000 }),
     tls: directory,
     ...(opts.listenAddress ? { listenAddress: opts.listenAddress } : {}),
@@ -262,6 +263,7 @@ async function gatewayParts(
     },
     describe: (uuid) => services.describeForInstance(uuid),
   };
+  late.gateway = gateway;
   const serviceGateway = gateway;
   return {
     gateway: serviceGateway,
