@@ -10,6 +10,8 @@
  *   api/                instances.db and console logs
  *   runs/<uuid>/        the live run of an instance (console, events, overlay upper/work)
  *   network/            leases.json and the hosts file bound into instances
+ *   api/tls/            the gateway's generated CA and wildcard certificate (keys 0600)
+ *   api/services.db, api/certificates.db   service groups and user certificates
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,7 +22,7 @@ import { createNodeApi, type NodeApi } from './index.js';
 import { LocalImages } from './images/local.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
-import type { NodeApiLimits } from './index.js';
+import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
 
 export interface NodeServerOptions {
   /** host and port to listen on (port 0 = any free one). */
@@ -37,6 +39,8 @@ export interface NodeServerOptions {
   limits?: Partial<NodeApiLimits>;
   runtimeLimits?: Partial<MicroDriverLimits>;
   launcherPath?: string;
+  /** The gateway (public ports, TLS, service groups); absent: no service groups on this node. */
+  gateway?: NodeGatewayOptions;
 }
 
 export interface NodeServer {
@@ -95,6 +99,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       images,
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.gateway ? { gateway: options.gateway } : {}),
     });
   } catch (err) {
     server.close();
