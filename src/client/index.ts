@@ -1,0 +1,9 @@
+// Public face of src/client: the OCI registry client (pull/push, token auth,
+// mirrors, retries), whole-image transfers, and progress rendering.
+export { parseChallenges, type Challenge, type Credentials, type TokenAuthOptions } from './auth.js';
+export * from './errors.js';
+export { pullImage, pushImage, manifestBlobs, mapLimit, type PullImageOptions, type PullImageResult, type PushImageOptions, type PushImageResult } from './image.js';
+export { checkRepositoryName, InvalidNameError, isTag, parseManifestRef, type ManifestRef } from './names.js';
+export * from './progress.js';
+export * from './registry-client.js';
+export { isLoopbackHost, type AgentPair } from './transport.js';
