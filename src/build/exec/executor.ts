@@ -525,7 +525,7 @@ export class Builder {
           if (kind) {
             await extractArchive(src.hostPath, kind, dir, dest, {
               ...(this.opts.archiveLimits ? { limits: this.opts.archiveLimits } : {}),
-              ...(chownSpec !== undefined ? { owner } : {}),
+              onWarning: warn,
             });
             continue;
           }
