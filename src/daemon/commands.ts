@@ -1,5 +1,6 @@
 // The table of `ukcd` roles. Each entry lives in its own module.
+import { registryCommand } from '../registry/command.js';
 import type { Command } from '../util/command.js';
 import { versionCommand } from '../util/version.js';
 
-export const daemonCommands: readonly Command[] = [versionCommand];
+export const daemonCommands: readonly Command[] = [versionCommand, registryCommand];

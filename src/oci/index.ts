@@ -6,3 +6,4 @@ export * from './tree.js';
 export * from './tar.js';
 export * from './cpio.js';
 export * from './extract.js';
+export * from './manifest.js';

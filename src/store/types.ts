@@ -26,6 +26,8 @@ export interface ByteRange {
 
 export interface BlobStat {
   size: number;
+  /** When the bytes were last (re)committed, ms since the epoch; GC's grace period counts from here. */
+  modifiedAt: number;
 }
 
 export interface PutOptions {
@@ -44,6 +46,19 @@ export interface CommittedBlob {
   size: number;
 }
 
+export interface AppendOptions {
+  /** Abort with `TooLargeError` (and roll back) once the staged size would pass this. */
+  maxBytes?: number;
+  /** The chunk must be exactly this long, else `SizeMismatchError` (and roll back). */
+  length?: number;
+  /**
+   * fsync the staged bytes before resolving (default true): an acknowledged
+   * chunk survives a crash. Callers that commit right after may skip it, since
+   * commit syncs anyway.
+   */
+  durable?: boolean;
+}
+
 /** The staging area for resumable uploads. Ids are UUIDs checked by the caller. */
 export interface UploadStaging {
   create(id: string): Promise<void>;
@@ -55,7 +70,7 @@ export interface UploadStaging {
    * On a stream error the staged size is rolled back to `offset`.
    * Resolves to the new size.
    */
-  append(id: string, offset: number, body: Readable, opts?: { maxBytes?: number; length?: number }): Promise<number>;
+  append(id: string, offset: number, body: Readable, opts?: AppendOptions): Promise<number>;
   /**
    * Verifies the staged bytes against `expected` (and `expectedSize`), then
    * makes them the blob `expected` by an atomic move; the staging entry is gone
@@ -76,7 +91,12 @@ export interface BlobStore {
   putBytes(data: Uint8Array, opts?: PutOptions): Promise<CommittedBlob>;
   /** Reads a whole blob into memory; for small documents only (bounded by `maxBytes`). */
   readBytes(digest: Digest, maxBytes: number): Promise<Buffer>;
-  delete(digest: Digest): Promise<boolean>;
+  /**
+   * Removes the blob. With `olderThan` (ms since the epoch), removes it only
+   * when it was last committed before that instant, and keeps it when a
+   * concurrent commit of the same digest races the removal (GC's guarantee).
+   */
+  delete(digest: Digest, opts?: { olderThan?: number }): Promise<boolean>;
   list(): AsyncIterable<Digest>;
   readonly uploads: UploadStaging;
 }
@@ -126,7 +146,12 @@ export interface MetadataStore {
   blobLink(repo: string, digest: string): Promise<{ size: number } | undefined>;
   unlinkBlob(repo: string, digest: string): Promise<boolean>;
 
-  /** In one transaction: the manifest row, its references, its blob link, and each tag pointed at it. */
+  /**
+   * In one transaction: checks every referenced blob is linked in the
+   * repository and every child manifest is present there (else throws
+   * `MissingReferencesError` and changes nothing), then writes the manifest
+   * row, its references, its blob link, and each tag pointed at it.
+   */
   putManifest(rec: ManifestRecord, tags: string[]): Promise<void>;
   getManifest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
   resolveTag(repo: string, tag: string): Promise<string | undefined>;
@@ -154,9 +179,20 @@ export interface MetadataStore {
   /** Uploads last updated before `updatedBefore` (ms), for purging. */
   listUploads(updatedBefore?: number): Promise<UploadRecord[]>;
   countUploads(principal: string): Promise<number>;
+  /** One transaction: links the committed blob in `repo` and removes the upload session `id`. */
+  completeUpload(id: string, repo: string, digest: string, size: number): Promise<void>;
 
-  /** Every digest still needed: manifests, their references, and blob links. For GC marking. */
+  /** GC mark: every manifest present in any repository, and everything they reference. */
   liveDigests(): Promise<Set<string>>;
+  /**
+   * GC sweep step, one transaction: when no manifest is or references
+   * `digest`, drops every repository's link to it and answers true; else
+   * changes nothing and answers false. A concurrent `putManifest` either
+   * commits first (the blob stays) or finds the link gone (and fails).
+   */
+  releaseUnreferenced(digest: string): Promise<boolean>;
+  /** Repositories linking `digest` (for GC reports). */
+  blobLinkCount(digest: string): Promise<number>;
 
   close(): Promise<void>;
 }

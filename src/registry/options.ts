@@ -1,0 +1,62 @@
+/** Registry options: every limit is named here with its default. */
+import type { BlobStore, MetadataStore } from '../store/types.js';
+import type { Authorizer } from './auth.js';
+
+export interface RegistryLimits {
+  /** Largest manifest accepted on PUT (bytes); larger answers 413. The spec asks for at least 4 MiB. */
+  maxManifestBytes: number;
+  /** Largest blob accepted (bytes); larger answers 413. */
+  maxBlobBytes: number;
+  /** Page size used when `n` is absent, and the clamp for any `n` (tags list, catalog). */
+  maxPageSize: number;
+  /** Open upload sessions one principal may hold; beyond it 429 TOOMANYREQUESTS. */
+  maxUploadsPerPrincipal: number;
+  /** Seconds announced in `Retry-After` with a 429. */
+  retryAfterSeconds: number;
+  /** An upload session idle this long (ms) is purged. */
+  uploadSessionTimeoutMs: number;
+  /** How often the purge runs (ms); 0 disables the timer. */
+  uploadPurgeIntervalMs: number;
+  /** Longest repository name. */
+  maxRepositoryNameLength: number;
+  /** Referrers returned for one subject at most. */
+  maxReferrers: number;
+}
+
+export const DEFAULT_LIMITS: RegistryLimits = Object.freeze({
+  maxManifestBytes: 4 * 1024 * 1024,
+  maxBlobBytes: 64 * 1024 * 1024 * 1024,
+  maxPageSize: 1000,
+  maxUploadsPerPrincipal: 1000,
+  retryAfterSeconds: 60,
+  uploadSessionTimeoutMs: 60 * 60 * 1000,
+  uploadPurgeIntervalMs: 5 * 60 * 1000,
+  maxRepositoryNameLength: 255,
+  maxReferrers: 10_000,
+});
+
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  status: number;
+  /** Request body bytes received (uploads and manifests). */
+  bytesIn: number;
+  durationMs: number;
+}
+
+export interface RegistryOptions {
+  /** Data directory: blobs under <dataDir>/blobs..., metadata in <dataDir>/registry.db. Ignored when both stores are given. */
+  dataDir?: string;
+  blobs?: BlobStore;
+  metadata?: MetadataStore;
+  limits?: Partial<RegistryLimits>;
+  /** Allow DELETE of manifests, tags and blobs (default true). When false those answer 405 UNSUPPORTED. */
+  deleteEnabled?: boolean;
+  authorizer?: Authorizer;
+  /** Called once per finished request (metrics, access logs, tests). */
+  onRequest?: (entry: RequestLogEntry) => void;
+  /** Where unexpected (500) errors are reported; default: stderr. */
+  logError?: (err: unknown) => void;
+  /** Clock, for tests (ms since the epoch). */
+  now?: () => number;
+}
