@@ -2,5 +2,6 @@
 import { registryCommand } from '../registry/command.js';
 import type { Command } from '../util/command.js';
 import { versionCommand } from '../util/version.js';
+import { nodeCommand } from './node.js';
 
-export const daemonCommands: readonly Command[] = [versionCommand, registryCommand];
+export const daemonCommands: readonly Command[] = [versionCommand, registryCommand, nodeCommand];

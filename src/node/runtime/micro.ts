@@ -1,0 +1,446 @@
+/**
+ * The `micro` runtime: each instance is one sandbox of the native launcher
+ * (src/sandbox): fresh mount, pid, uts, ipc, net and cgroup namespaces; the
+ * image's read-only rootfs under a private writable overlay layer; a cgroup
+ * with memory (memory_mb), CPU (vcpus) and pid limits; its own netns with a
+ * private IP on the node bridge; `/etc/hosts` a read-only bind of the node's
+ * hosts file. It is a Linux sandbox, not a VM.
+ *
+ * Survival across a restart of the node (decision 6): the launcher is started
+ * detached (own session, no pipes to the node): stdout/stderr go to
+ * `<runDir>/console`, launcher events to `<runDir>/events` (a file). The run
+ * is identified by `runtimeRef` = JSON {pid, start (the /proc start time, so a
+ * recycled pid is never mistaken for the run), runDir, cgroup, netns, ip}.
+ * `adopt` checks the pid and its start time, then tails the same files.
+ *
+ * Invariants:
+ *  - One run per instance uuid at a time; its directory is `<runsDir>/<uuid>`
+ *    and is removed (with cgroup, netns and lease) once the run ended.
+ *  - `exited` fires exactly once per run (after cleanup), `started` before it.
+ *  - boot_time_us counts from `start()` being called (network, cgroup, spawn
+ *    included) to right before the app's execve; net_time_us from the same
+ *    instant until a TCP socket listens on a non-loopback address in the
+ *    instance's netns (seen by polling /proc/<pid>/net/tcp{,6}).
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, watch, type FSWatcher } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Cgroup, launcherArgs, DEFAULT_LAUNCHER_PATH, type CgroupLayout } from '../../sandbox/index.js';
+import { applyEventLine, type LauncherEvents } from '../../sandbox/launcher.js';
+import { Errno, NodeError } from '../errors.js';
+import type { NodeNetwork } from '../network/index.js';
+import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHandle, RuntimeHooks, RuntimeStats } from './driver.js';
+
+export interface MicroDriverLimits {
+  /** Most processes (threads included) one instance may have. */
+  pidsMax: number;
+  /** How long net_time_us is probed for after start. */
+  netProbeTimeoutMs: number;
+  /** How often an adopted run's liveness is checked (its exit line usually arrives first). */
+  livenessPollMs: number;
+  /** Console bytes kept on disk before the file is cut (the controller keeps its own ring). */
+  consoleFileMaxBytes: number;
+}
+
+export const DEFAULT_MICRO_LIMITS: MicroDriverLimits = {
+  pidsMax: 512,
+  netProbeTimeoutMs: 30_000,
+  livenessPollMs: 1000,
+  consoleFileMaxBytes: 1024 * 1024,
+};
+
+export interface MicroDriverOptions {
+  /** Per-run directories live here. */
+  runsDir: string;
+  network?: NodeNetwork;
+  /** Cgroup parent path inside each hierarchy, e.g. /ukc-node. */
+  cgroupParent: string;
+  cgroupLayout?: CgroupLayout;
+  launcherPath?: string;
+  limits?: Partial<MicroDriverLimits>;
+}
+
+interface RunRef {
+  v: 1;
+  pid: number;
+  start: string;
+  runDir: string;
+  cgroup: string;
+  netns: boolean;
+  ip?: string;
+  uuid: string;
+  oomBefore: number;
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks); undefined when the pid is gone. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when /proc/net/tcp(6) text holds a LISTEN socket bound to a non-loopback address. */
+export function hasNonLoopbackListener(tcp: string, v6: boolean): boolean {
+  for (const line of tcp.split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 4 || cols[3] !== '0A') continue;
+    const addr = (cols[1] ?? '').split(':')[0] ?? '';
+    if (!v6) {
+      // Little-endian hex IPv4: 0100007F is 127.0.0.1; the whole 127/8 is loopback.
+      if (addr.length === 8 && addr.slice(6, 8) === '7F') continue;
+      return true;
+    }
+    if (addr === '00000000000000000000000001000000') continue; // ::1
+    if (addr.startsWith('0000000000000000FFFF0000') && addr.slice(30, 32) === '7F') continue; // ::ffff:127.x
+    return true;
+  }
+  return false;
+}
+
+function hrUs(from: bigint, to: bigint): number {
+  return Math.max(0, Math.round(Number(to - from) / 1000));
+}
+
+class MicroRun implements RuntimeHandle {
+  readonly runtimeRef: string;
+  private readonly events: LauncherEvents = { stubs: [] };
+  private eventsOffset = 0;
+  private consoleOffset = 0;
+  private watchers: FSWatcher[] = [];
+  private timers = new Set<NodeJS.Timeout>();
+  private detached = false;
+  private finished = false;
+  private startedSent: boolean;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly driver: MicroDriver,
+    readonly ref: RunRef,
+    private readonly cgroup: Cgroup,
+    private readonly hooks: RuntimeHooks,
+    private readonly t0: bigint | undefined,
+    alreadyStarted: boolean,
+  ) {
+    this.runtimeRef = JSON.stringify(ref);
+    this.startedSent = alreadyStarted;
+  }
+
+  get eventsPath(): string {
+    return join(this.ref.runDir, 'events');
+  }
+
+  get consolePath(): string {
+    return join(this.ref.runDir, 'console');
+  }
+
+  /** Begins following the run's files; `fromConsoleEnd` skips output that was already delivered before. */
+  follow(fromConsoleEnd: boolean): void {
+    if (fromConsoleEnd) {
+      try {
+        const fd = openSync(this.consolePath, 'r');
+        this.consoleOffset = fstatSync(fd).size;
+        closeSync(fd);
+      } catch {
+        this.consoleOffset = 0;
+      }
+    }
+    for (const path of [this.eventsPath, this.consolePath]) {
+      try {
+        this.watchers.push(watch(path, { persistent: false }, () => this.poll()));
+      } catch {
+        // The file vanished: the run is over; poll() below settles it.
+      }
+    }
+    this.poll();
+  }
+
+  /** Reads new event lines and console bytes; settles the run once the exit line (or the process end) is seen. */
+  poll(): void {
+    if (this.detached || this.finished) return;
+    this.readConsole();
+    const lines = this.readNew(this.eventsPath, 'events');
+    for (const line of lines) {
+      const kind = applyEventLine(this.events, line);
+      if (kind === 'exec' && !this.startedSent && this.events.execAtNs !== undefined && this.t0 !== undefined) {
+        this.startedSent = true;
+        const started: { type: 'started'; bootTimeUs: number; privateIp?: string } = { type: 'started', bootTimeUs: hrUs(this.t0, this.events.execAtNs) };
+        if (this.ref.ip) started.privateIp = this.ref.ip;
+        this.hooks.onEvent(started);
+        if (this.ref.netns) this.probeNet(this.t0);
+      }
+    }
+    if (this.events.exit || this.events.error) {
+      if (this.events.exit) void this.finish();
+    }
+  }
+
+  /** Called when the launcher process is known to be gone (child exit, or liveness poll). */
+  gone(): void {
+    if (this.detached || this.finished) return;
+    this.poll();
+    if (!this.finished) void this.finish();
+  }
+
+  private readNew(path: string, which: 'events'): string[] {
+    void which;
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      return [];
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= this.eventsOffset) return [];
+      const buf = Buffer.alloc(size - this.eventsOffset);
+      const n = readSync(fd, buf, 0, buf.length, this.eventsOffset);
+      const text = buf.subarray(0, n).toString('utf8');
+      const last = text.lastIndexOf('\n');
+      if (last < 0) return [];
+      this.eventsOffset += Buffer.byteLength(text.slice(0, last + 1));
+      return text.slice(0, last).split('\n');
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private readConsole(): void {
+    let fd: number;
+    try {
+      fd = openSync(this.consolePath, 'r+');
+    } catch {
+      return;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size < this.consoleOffset) this.consoleOffset = 0;
+      while (size > this.consoleOffset) {
+        const buf = Buffer.alloc(Math.min(size - this.consoleOffset, 256 * 1024));
+        const n = readSync(fd, buf, 0, buf.length, this.consoleOffset);
+        if (n <= 0) break;
+        this.consoleOffset += n;
+        this.hooks.onOutput(buf.subarray(0, n));
+      }
+      // The app writes with O_APPEND, so cutting the file makes its next write land at 0.
+      if (this.consoleOffset > this.driver.limits.consoleFileMaxBytes) {
+        ftruncateSync(fd, 0);
+        this.consoleOffset = 0;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private probeNet(t0: bigint): void {
+    const deadline = Date.now() + this.driver.limits.netProbeTimeoutMs;
+    let delay = 1;
+    const tick = (): void => {
+      if (this.finished || this.detached) return;
+      const pid = this.events.pid ?? this.ref.pid;
+      let found = false;
+      try {
+        found = hasNonLoopbackListener(readFileSync(`/proc/${pid}/net/tcp`, 'utf8'), false) ||
+          hasNonLoopbackListener(readFileSync(`/proc/${pid}/net/tcp6`, 'utf8'), true);
+      } catch {
+        return; // the run ended
+      }
+      if (found) {
+        this.hooks.onEvent({ type: 'listening', netTimeUs: hrUs(t0, process.hrtime.bigint()) });
+        return;
+      }
+      if (Date.now() > deadline) return;
+      delay = Math.min(delay * 1.5, 50);
+      this.later(Math.floor(delay), tick);
+    };
+    tick();
+  }
+
+  later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  /** Liveness polling for a run that is not our child (adopted). */
+  watchLiveness(): void {
+    const check = (): void => {
+      if (this.finished || this.detached) return;
+      if (processStartTime(this.ref.pid) !== this.ref.start) this.gone();
+      else this.later(this.driver.limits.livenessPollMs, check);
+    };
+    this.later(this.driver.limits.livenessPollMs, check);
+  }
+
+  private async finish(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopFollowing();
+    const oom = this.cgroup.oomKillCount() > this.ref.oomBefore;
+    const exit = this.events.exit ?? { code: null, signal: 'SIGKILL' as NodeJS.Signals };
+    await this.driver.cleanup(this.ref, this.cgroup);
+    if (this.detached) return;
+    this.hooks.onEvent({ type: 'exited', code: exit.code, signal: exit.signal, oom });
+  }
+
+  private stopFollowing(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (this.killTimer) clearTimeout(this.killTimer);
+  }
+
+  private signal(sig: NodeJS.Signals): void {
+    if (processStartTime(this.ref.pid) !== this.ref.start) return;
+    try {
+      process.kill(this.ref.pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.signal('SIGTERM');
+    if (!this.killTimer) {
+      this.killTimer = setTimeout(() => this.signal('SIGUSR1'), Math.max(0, graceMs));
+      this.killTimer.unref();
+    }
+  }
+
+  async kill(): Promise<void> {
+    this.signal('SIGUSR1');
+  }
+
+  async stats(): Promise<RuntimeStats> {
+    const s = this.cgroup.stats();
+    return { rssBytes: s.memoryBytes, cpuTimeUs: s.cpuUsageUs };
+  }
+
+  detach(): void {
+    this.detached = true;
+    this.stopFollowing();
+  }
+}
+
+export class MicroDriver implements RuntimeDriver {
+  readonly limits: MicroDriverLimits;
+
+  constructor(private readonly options: MicroDriverOptions) {
+    this.limits = { ...DEFAULT_MICRO_LIMITS, ...options.limits };
+  }
+
+  private cgroupName(uuid: string): string {
+    return `i-${uuid}`;
+  }
+
+  private openCgroup(uuid: string, spec?: InstanceSpec): Cgroup {
+    const limits = spec
+      ? { memoryBytes: spec.memoryMb * 1024 * 1024, vcpus: spec.vcpus, pidsMax: this.limits.pidsMax }
+      : {};
+    const opts = { parent: this.options.cgroupParent, ...(this.options.cgroupLayout ? { layout: this.options.cgroupLayout } : {}) };
+    return Cgroup.create(this.cgroupName(uuid), limits, opts);
+  }
+
+  async start(spec: InstanceSpec, hooks: RuntimeHooks): Promise<RuntimeHandle> {
+    const t0 = process.hrtime.bigint();
+    const lower = spec.rootfs.path;
+    if ((spec.rootfs.kind !== 'erofs' && spec.rootfs.kind !== 'cpio') || typeof lower !== 'string') {
+      throw new NodeError(Errno.EINVAL, `the micro runtime cannot run a rootfs of kind ${spec.rootfs.kind}`);
+    }
+    if (spec.args.length === 0) throw new NodeError(Errno.EINVAL, 'the image has no command and none was given (args)');
+    const runDir = join(this.options.runsDir, spec.uuid);
+    await rm(runDir, { recursive: true, force: true });
+    await mkdir(join(runDir, 'upper'), { recursive: true });
+    await mkdir(join(runDir, 'work'), { recursive: true });
+    await mkdir(join(runDir, 'root'), { recursive: true });
+    let cgroup: Cgroup | undefined;
+    let attachment: Awaited<ReturnType<NodeNetwork['attach']>> | undefined;
+    try {
+      cgroup = this.openCgroup(spec.uuid, spec);
+      if (this.options.network) attachment = await this.options.network.attach(spec.uuid, spec.name);
+      const args = launcherArgs({
+        rootfs: join(runDir, 'root'),
+        overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work') },
+        argv: spec.args,
+        env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        hostname: spec.name.slice(0, 63),
+        network: attachment ? { netnsPath: attachment.netnsPath } : 'new',
+        cgroup,
+        binds: this.options.network ? [{ source: this.options.network.hostsPath, target: '/etc/hosts', readonly: true }] : [],
+        // Stops are timed by the node (stop(graceMs)); the launcher's own grace is only a backstop.
+        graceMs: 24 * 3600 * 1000,
+      });
+      const consoleFd = openSync(join(runDir, 'console'), 'a', 0o600);
+      const eventsFd = openSync(join(runDir, 'events'), 'a', 0o600);
+      const oomBefore = cgroup.oomKillCount();
+      let child;
+      try {
+        child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, args, {
+          detached: true,
+          stdio: ['ignore', consoleFd, consoleFd, eventsFd],
+          env: {},
+        });
+      } finally {
+        closeSync(consoleFd);
+        closeSync(eventsFd);
+      }
+      const pid = child.pid;
+      if (pid === undefined) throw new NodeError(Errno.EIO, 'the sandbox launcher could not be started');
+      const start = processStartTime(pid) ?? '0';
+      const ref: RunRef = { v: 1, pid, start, runDir, cgroup: cgroup.name, netns: attachment !== undefined, uuid: spec.uuid, oomBefore };
+      if (attachment) ref.ip = attachment.ip;
+      await writeFile(join(runDir, 'ref.json'), JSON.stringify(ref));
+      const run = new MicroRun(this, ref, cgroup, hooks, t0, false);
+      child.on('exit', () => run.gone());
+      child.on('error', () => run.gone());
+      child.unref();
+      run.follow(false);
+      return run;
+    } catch (err) {
+      if (cgroup) await cgroup.destroy().catch(() => undefined);
+      if (attachment) await this.options.network?.detach(spec.uuid).catch(() => undefined);
+      await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async adopt(request: AdoptRequest, hooks: RuntimeHooks): Promise<RuntimeHandle | undefined> {
+    let ref: RunRef;
+    try {
+      ref = JSON.parse(request.runtimeRef) as RunRef;
+    } catch {
+      return undefined;
+    }
+    if (ref.v !== 1 || ref.uuid !== request.uuid || !Number.isInteger(ref.pid) || typeof ref.runDir !== 'string') return undefined;
+    if (ref.runDir !== join(this.options.runsDir, request.uuid)) return undefined;
+    const cgroup = this.openCgroup(request.uuid);
+    const alive = processStartTime(ref.pid) === ref.start && existsSync(ref.runDir);
+    if (!alive) {
+      await this.cleanup(ref, cgroup);
+      return undefined;
+    }
+    const run = new MicroRun(this, ref, cgroup, hooks, undefined, true);
+    run.follow(true);
+    run.watchLiveness();
+    return run;
+  }
+
+  /** Removes what a run leaves: its cgroup (killing stragglers), netns + lease, and run directory. */
+  async cleanup(ref: RunRef, cgroup: Cgroup): Promise<void> {
+    await cgroup.destroy().catch(() => undefined);
+    if (ref.netns) await this.options.network?.detach(ref.uuid).catch(() => undefined);
+    await rm(ref.runDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /** Reads a run's reference file (tests and diagnostics). */
+  static async readRef(runDir: string): Promise<unknown> {
+    return JSON.parse(await readFile(join(runDir, 'ref.json'), 'utf8'));
+  }
+}
