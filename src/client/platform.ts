@@ -144,7 +144,7 @@ export interface Instance extends ApiItem {
 }
 
 export interface CreateInstanceRequest {
-  image: string | { url: string; pull_policy?: 'always' | 'never' | 'if_not_present' };
+  image: string | { url: string; credentials?: { username: string; password: string }; pull_policy?: 'always' | 'never' | 'if_not_present' };
   name?: string;
   args?: string[];
   env?: Record<string, string>;
@@ -246,7 +246,7 @@ export class PlatformClient {
     if (envelope.status === 'error') {
       const failures = failuresOf(envelope);
       const first = failures[0];
-      const message = envelope.message ?? first?.message ?? `HTTP ${res.status}`;
+      const message = first && (first.name ?? first.uuid) ? failures.map(describeFailure).join('; ') : (envelope.message ?? first?.message ?? `HTTP ${res.status}`);
       throw new PlatformApiError(message, res.status, first?.errno, failures);
     }
     return envelope;
