@@ -16,7 +16,7 @@ export interface Principal {
   root: boolean;
 }
 
-export type ObjectKind = 'instance' | 'image' | 'node';
+export type ObjectKind = 'instance' | 'image' | 'node' | 'service' | 'certificate';
 
 /** Verbs checked by the policy. `read` gates visibility; the rest gate changes. */
 export type Action = 'read' | 'create' | 'update' | 'delete' | 'start' | 'stop' | 'log' | 'metrics' | 'wait';

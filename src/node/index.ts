@@ -6,6 +6,10 @@
  *
  * Startup runs recovery (see instances/lifecycle.ts) before the promise
  * resolves, so the first request already sees re-adopted instances.
+ *
+ * With `gateway` options the node also serves `/v1/services` and
+ * `/v1/certificates` and runs the gateway (see gateway/gateway.ts) on the
+ * public ports; without them service groups are refused with EOPNOTSUPP.
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -21,7 +25,12 @@ import { InstanceStore } from './instances/store.js';
 import { LogRing } from './instances/logs.js';
 import { DEFAULT_LIFECYCLE_LIMITS, InstanceLifecycle, type LifecycleLimits, type RecoveryReport } from './instances/lifecycle.js';
 import { DEFAULT_INSTANCE_LIMITS, type Capabilities } from './instances/create.js';
-import { InstanceService } from './instances/service.js';
+import { InstanceService, type ServiceGroupAttachment } from './instances/service.js';
+import type { Route } from './api/router.js';
+import { Errno, NodeError } from './errors.js';
+import { DEFAULT_SERVICE_LIMITS, ServiceGroupService, ServiceGroupStore, serviceRoutes, type ServiceLimits } from './services/index.js';
+import { CertificateService, CertificateStore, DEFAULT_CERTIFICATE_LIMITS, certificateRoutes, ensureNodeTls, type CertificateLimits, type CertificateRecord, type NodeTlsMaterial } from './certificates/index.js';
+import { CertificateDirectory, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type ListenAddress } from './gateway/index.js';
 import { DEFAULT_ROUTE_LIMITS, healthRoute, instanceRoutes, type InstanceRouteLimits } from './instances/routes.js';
 
 export interface NodeApiLimits extends InstanceRouteLimits, LifecycleLimits {
@@ -56,6 +65,22 @@ export interface NodeApiOptions {
   capabilities?: Partial<Capabilities>;
   /** The principal used to re-resolve images for restarts after recovery. */
   principalForOwner?: (owner: string) => Principal;
+  /** Runs the gateway and enables service groups and certificates. */
+  gateway?: NodeGatewayOptions;
+}
+
+export interface NodeGatewayOptions {
+  /** Public FQDNs are `<group>.<metro>.<domain>`. Defaults: `local`, `localhost`. */
+  metro?: string;
+  domain?: string;
+  /** Where public port `p` is served (`--port-map`). Default: all interfaces, port `p`. */
+  listenAddress?: (publicPort: number) => ListenAddress;
+  /** Ports opened at start even before a group uses them (`ukcd node`: 80 and 443). */
+  alwaysOpen?: readonly number[];
+  /** Directory of the generated CA and wildcard certificate (default `<dataDir>/tls`). */
+  tlsDir?: string;
+  limits?: Partial<GatewayLimits & ServiceLimits & CertificateLimits>;
+  log?: (message: string) => void;
 }
 
 export interface NodeApi {
@@ -65,6 +90,10 @@ export interface NodeApi {
   handle(req: ApiRequest): Promise<ApiResponse>;
   /** What recovery did at startup. */
   recovery: RecoveryReport;
+  /** The running gateway, when configured. */
+  gateway?: Gateway;
+  /** The node's generated CA and wildcard certificate, when the gateway runs. */
+  tls?: NodeTlsMaterial;
   /** Detaches from running instances (they stay up for re-adoption) and closes the database. */
   close(): Promise<void>;
 }
@@ -76,14 +105,39 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
   mkdirSync(options.dataDir, { recursive: true });
   const store = new InstanceStore(join(options.dataDir, 'instances.db'));
   const logs = new LogRing(join(options.dataDir, 'logs'), limits.logCapacityBytes);
-  const lifecycle = new InstanceLifecycle({ store, driver: options.runtime, resolver: options.images, clock, logs, limits });
-  const capabilities: Capabilities = { serviceGroups: false, volumes: false, ...options.capabilities };
-  const service = new InstanceService({ store, lifecycle, resolver: options.images, policy, clock, logs, limits, capabilities });
+  let gateway: Gateway | undefined;
+  const lifecycle = new InstanceLifecycle({
+    store,
+    driver: options.runtime,
+    resolver: options.images,
+    clock,
+    logs,
+    limits,
+    drainer: (uuid, ms) => (gateway ? gateway.drain(uuid, ms) : Promise.resolve()),
+  });
   const principalFor = options.principalForOwner ?? ((owner: string): Principal => ({ account: owner, root: false }));
+  const parts = options.gateway ? await gatewayParts(options.gateway, options.dataDir, store, lifecycle, policy, clock, principalFor) : undefined;
+  const capabilities: Capabilities = { serviceGroups: parts !== undefined, volumes: false, ...options.capabilities };
+  const service = new InstanceService({
+    store,
+    lifecycle,
+    resolver: options.images,
+    policy,
+    clock,
+    logs,
+    limits,
+    capabilities,
+    ...(parts ? { groups: parts.attachment } : {}),
+  });
   let recovery: RecoveryReport;
   try {
     recovery = await lifecycle.recover(principalFor);
+    if (parts) {
+      gateway = parts.gateway;
+      await parts.gateway.start();
+    }
   } catch (err) {
+    await parts?.close();
     await lifecycle.close();
     store.close();
     throw err;
@@ -92,6 +146,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     routes: [
       ...instanceRoutes(service, limits),
       ...imageRoutes(new ImageQueries(options.catalog, policy), limits.maxImageFilters),
+      ...(parts?.routes(limits.maxBatchItems) ?? []),
       healthRoute(() => store.list(undefined).length),
     ],
     authenticate: options.authenticate ?? singleTenantAuthenticator,
@@ -103,11 +158,126 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     handler: router.listener,
     handle: router.handle,
     recovery,
+    ...(parts ? { gateway: parts.gateway, tls: parts.tls } : {}),
     async close() {
       if (closed) return;
       closed = true;
+      await parts?.close();
       await lifecycle.close();
       store.close();
+    },
+  };
+}
+
+interface GatewayParts {
+  gateway: Gateway;
+  tls: NodeTlsMaterial;
+  attachment: ServiceGroupAttachment;
+  routes(maxBatchItems: number): Route[];
+  close(): Promise<void>;
+}
+
+/** Service groups, certificates and the gateway over the node's lifecycle. */
+async function gatewayParts(
+  opts: NodeGatewayOptions,
+  dataDir: string,
+  instances: InstanceStore,
+  lifecycle: InstanceLifecycle,
+  policy: AccessPolicy,
+  clock: Clock,
+  principalFor: (owner: string) => Principal,
+): Promise<GatewayParts> {
+  const metro = opts.metro ?? 'local';
+  const domain = opts.domain ?? 'localhost';
+  const serviceLimits: ServiceLimits = { ...DEFAULT_SERVICE_LIMITS, ...opts.limits };
+  const certLimits: CertificateLimits = { ...DEFAULT_CERTIFICATE_LIMITS, ...opts.limits };
+  const tls = await ensureNodeTls({ dir: opts.tlsDir ?? join(dataDir, 'tls'), zone: `${metro}.${domain}` });
+  const groupStore = new ServiceGroupStore(join(dataDir, 'services.db'));
+  const certStore = new CertificateStore(join(dataDir, 'certificates.db'));
+  // The gateway needs the services and the services tell the gateway about changes.
+  const late: { gateway?: Gateway } = {};
+  const services: ServiceGroupService = new ServiceGroupService({
+    store: groupStore,
+    members: (uuid) => instances.list().filter((r) => groupOf(r) === uuid),
+    policy,
+    clock,
+    metro,
+    domain,
+    limits: serviceLimits,
+    certificates: {
+      find: (principal, sel): CertificateRecord => certificates.findVisible(principal, sel, 'read'),
+    },
+    async onChange() {
+      try {
+        await late.gateway?.refresh();
+      } catch (err) {
+        if (err instanceof GatewayListenError) throw new NodeError(Errno.EBUSY, err.message);
+        throw err;
+      }
+    },
+  });
+  const directory = new CertificateDirectory({ cert: tls.certPem, key: tls.keyPem }, () =>
+    certStore.list().map((c) => ({ hostnames: c.hostnames, chainPem: c.chainPem, keyPem: c.keyPem })),
+  );
+  const certificates: CertificateService = new CertificateService({
+    store: certStore,
+    policy,
+    clock,
+    limits: certLimits,
+    inUse: (uuid): boolean => services.certificateInUse(uuid),
+    onChange: () => directory.reload(),
+  });
+  const gatewayLimits: Partial<GatewayLimits> = { ...opts.limits };
+  const gateway = new Gateway({
+    backend: new NodeGatewayBackend({ services, instances, lifecycle, principalFor, wakeTimeoutMs: gatewayLimits.wakeTimeoutMs ?? 30_000 }),
+    tls: directory,
+    ...(opts.listenAddress ? { listenAddress: opts.listenAddress } : {}),
+    ...(opts.alwaysOpen ? { alwaysOpen: opts.alwaysOpen } : {}),
+    limits: gatewayLimits,
+    ...(opts.log ? { log: opts.log } : {}),
+  });
+  // Ephemeral groups go with their last instance.
+  const groupOfInstance = new Map<string, string>();
+  for (const r of instances.list()) {
+    const g = groupOf(r);
+    if (g !== undefined) groupOfInstance.set(r.uuid, g);
+  }
+  const unwatch = lifecycle.watch((change) => {
+    if ('record' in change) {
+      const g = groupOf(change.record);
+      if (g !== undefined) groupOfInstance.set(change.record.uuid, g);
+      return;
+    }
+    const g = groupOfInstance.get(change.deleted);
+    groupOfInstance.delete(change.deleted);
+    if (g !== undefined) void services.releaseIfUnused(g);
+  });
+  const attachment: ServiceGroupAttachment = {
+    async attach(principal, request) {
+      if ('services' in request) {
+        const g = await services.create(principal, request, false);
+        return { uuid: g.uuid, rollback: () => services.releaseIfUnused(g.uuid) };
+      }
+      const g = services.findVisible(principal, request.uuid !== undefined ? { uuid: request.uuid } : { name: request.name ?? '' }, 'update');
+      return { uuid: g.uuid, rollback: async () => undefined };
+    },
+    describe: (uuid) => services.describeForInstance(uuid),
+  };
+  late.gateway = gateway;
+  const serviceGateway = gateway;
+  return {
+    gateway: serviceGateway,
+    tls,
+    attachment,
+    routes: (maxBatchItems) => [
+      ...serviceRoutes(services, { ...serviceLimits, maxBatchItems }),
+      ...certificateRoutes(certificates, { ...certLimits, maxBatchItems }),
+    ],
+    async close() {
+      unwatch();
+      await serviceGateway.close();
+      groupStore.close();
+      certStore.close();
     },
   };
 }
@@ -125,3 +295,7 @@ export type { InstanceRecord, InstanceState, RestartPolicy } from './instances/m
 export { StopReason, StopReasons, INSTANCE_STATES } from './instances/model.js';
 export type { RecoveryReport, LifecycleLimits } from './instances/lifecycle.js';
 export { restartDelayMs } from './instances/lifecycle.js';
+export type { LifecycleChange } from './instances/lifecycle.js';
+export { Gateway, parsePortMap, PortMapError, DEFAULT_GATEWAY_LIMITS, type GatewayLimits, type ListenAddress } from './gateway/index.js';
+export { parsePortShorthand, parsePortShorthands, PortSpecError, type NormalizedService } from './services/index.js';
+export type { NodeTlsMaterial } from './certificates/index.js';

@@ -15,13 +15,13 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { Errno, NodeError } from '../errors.js';
 import * as v from '../api/validate.js';
 import type { ImageConfig, PullPolicy, ResolvedImage } from '../images/resolver.js';
+import { serviceRulesViolation } from '../services/rules.js';
 import {
   FEATURES,
   RESTART_POLICIES,
   type InstanceRecord,
   type ScaleToZero,
   type ServiceGroupRequest,
-  type ServiceSpec,
 } from './model.js';
 
 export interface InstanceLimits {
@@ -95,28 +95,7 @@ export const serviceGroupSchema = v.refine(
   },
 );
 
-/** §6 handler rules; returns the first violation. */
-export function serviceRulesViolation(services: readonly ServiceSpec[]): string | undefined {
-  const ports = new Set<number>();
-  for (const s of services) {
-    if (ports.has(s.port)) return `port ${s.port} listed twice`;
-    ports.add(s.port);
-    const h = new Set(s.handlers ?? []);
-    if (h.has('redirect')) {
-      if (s.port !== 80 || s.destination_port !== 443 || h.has('tls'))
-        return 'redirect is only allowed from port 80 to 443 (without tls)';
-      continue;
-    }
-    if (s.port === 80) {
-      if (!h.has('http') || h.has('tls')) return 'port 80 must have http and not tls';
-    } else if (s.port === 443) {
-      if (!h.has('http') || !h.has('tls')) return 'port 443 must have http and tls';
-    } else if (!h.has('tls') || h.has('http')) {
-      return `port ${s.port} must have tls and not http`;
-    }
-  }
-  return undefined;
-}
+export { serviceRulesViolation } from '../services/rules.js';
 
 const scaleToZeroSchema = v.object({
   policy: v.oneOf(['on', 'off', 'idle'] as const),
@@ -194,7 +173,7 @@ export function checkCreateRules(req: CreateRequest, caps: Capabilities): void {
   if (req.type === 'full')
     throw new NodeError(Errno.EOPNOTSUPP, 'instance type full is not supported on this node (only micro)');
   if (req.service_group !== undefined && !caps.serviceGroups)
-    throw new NodeError(Errno.EOPNOTSUPP, 'service groups are not available on this node yet');
+    throw new NodeError(Errno.EOPNOTSUPP, 'service groups are not available on this node (it runs without a gateway)');
   if (req.volumes !== undefined && req.volumes.length > 0 && !caps.volumes)
     throw new NodeError(Errno.EOPNOTSUPP, 'volumes are not available on this node yet');
 }

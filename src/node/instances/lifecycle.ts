@@ -22,6 +22,13 @@
  *  - Operations on one instance (start, stop, delete, automatic restart) run one
  *    at a time (`exclusive`); runtime events are applied synchronously as they
  *    arrive and are ignored unless they belong to the current run (`generation`).
+ *  - An instance in a service group is drained before it stops: `draining`
+ *    while the gateway (`deps.drainer`) finishes what is in flight, bounded by
+ *    the stop's drain timeout; then `stopping`.
+ *  - Scale-to-zero (`standby`): drained, stopped as a platform stop
+ *    (stop_reason 7), recorded `standby` (never restarted by policy); a later
+ *    `start` (the gateway's wake) launches it again.
+ *  - Watchers (`watch`) see every stored state change and every deletion, in order.
  *  - A stop asked by the user never triggers a restart. Restart backoff: the
  *    first automatic restart is immediate, then 5 s, 10 s, 20 s … capped at
  *    5 min; `restart.attempt` returns to 0 once a run stayed up 10 s.
@@ -47,6 +54,8 @@ export interface LifecycleLimits {
   healthyResetMs: number;
   /** Upper bound of any wait, also of `timeout_ms: -1`. */
   maxWaitMs: number;
+  /** How long a stop waits for a service group member's requests to finish when the caller gives no drain timeout. */
+  drainTimeoutMs: number;
 }
 
 export const DEFAULT_LIFECYCLE_LIMITS: LifecycleLimits = {
@@ -56,6 +65,7 @@ export const DEFAULT_LIFECYCLE_LIMITS: LifecycleLimits = {
   restartMaxDelayMs: 300_000,
   healthyResetMs: 10_000,
   maxWaitMs: 24 * 3600 * 1000,
+  drainTimeoutMs: 10_000,
 };
 
 /** Delay before automatic restart number `attempt + 1`: 0, base, 2·base, 4·base … ≤ max. */
@@ -75,6 +85,8 @@ interface Run {
   generation: number;
   handle?: RuntimeHandle;
   stopRequested: boolean;
+  /** The platform is stopping it for scale-to-zero: it ends in `standby`. */
+  toStandby: boolean;
   ended: boolean;
   endedPromise: Promise<void>;
   markEnded(): void;
@@ -93,7 +105,12 @@ export interface LifecycleDeps {
   clock: Clock;
   logs: LogRing;
   limits: LifecycleLimits;
+  /** Finishes traffic in flight to an instance before it stops (the gateway). */
+  drainer?: (uuid: string, timeoutMs: number) => Promise<void>;
 }
+
+/** What watchers see: the record after a change, or the uuid of a deleted instance. */
+export type LifecycleChange = { record: InstanceRecord } | { deleted: string };
 
 export interface RecoveryReport {
   adopted: string[];
@@ -110,6 +127,7 @@ export class InstanceLifecycle {
   private readonly restartTimers = new Map<string, TimerHandle>();
   private readonly waiters = new Map<string, Set<Waiter>>();
   private readonly locks = new Map<string, Promise<void>>();
+  private readonly watchers = new Set<(change: LifecycleChange) => void>();
   private generation = 0;
   private closed = false;
 
@@ -120,6 +138,12 @@ export class InstanceLifecycle {
   /** Inserts the records (one transaction) and starts them when asked. */
   async create(records: InstanceRecord[], principal: Principal, autostart: boolean): Promise<void> {
     this.deps.store.insertAll(records);
+    await this.startAll(records, principal, autostart);
+  }
+
+  /** After an insert: tells watchers about the new records and starts them when asked. */
+  async startAll(records: InstanceRecord[], principal: Principal, autostart: boolean): Promise<void> {
+    for (const r of records) this.emit({ record: r });
     if (autostart) await Promise.all(records.map((r) => this.start(r.uuid, principal)));
   }
 
@@ -136,8 +160,27 @@ export class InstanceLifecycle {
     });
   }
 
+  /** Calls `fn` after every stored state change and deletion; returns the unsubscribe function. */
+  watch(fn: (change: LifecycleChange) => void): () => void {
+    this.watchers.add(fn);
+    return () => this.watchers.delete(fn);
+  }
+
+  /**
+   * Scale-to-zero: drains and stops a running instance as a platform stop and
+   * records it `standby`. A no-op unless it is running.
+   */
+  standby(uuid: string): Promise<InstanceRecord | undefined> {
+    return this.exclusive(uuid, async () => {
+      const r = this.mustGet(uuid);
+      if (r.state !== 'running') return r;
+      await this.stopLocked(uuid, {}, true);
+      return this.deps.store.get(uuid);
+    });
+  }
+
   /** Stops a live instance (killing it after the grace period); a no-op when stopped. */
-  stop(uuid: string, opts: { force?: boolean; graceMs?: number } = {}): Promise<InstanceRecord | undefined> {
+  stop(uuid: string, opts: { force?: boolean; graceMs?: number; drainMs?: number } = {}): Promise<InstanceRecord | undefined> {
     return this.exclusive(uuid, async () => {
       await this.stopLocked(uuid, opts);
       return this.deps.store.get(uuid);
@@ -315,9 +358,20 @@ export class InstanceLifecycle {
   }
 
   private notify(r: InstanceRecord): void {
+    this.emit({ record: r });
     const set = this.waiters.get(r.uuid);
     if (!set) return;
     for (const w of [...set]) if (w.state === r.state) w.resolve(r);
+  }
+
+  private emit(change: LifecycleChange): void {
+    for (const w of [...this.watchers]) {
+      try {
+        w(change);
+      } catch {
+        // A watcher's bug must not break the state machine.
+      }
+    }
   }
 
   private newRun(): Run {
@@ -326,6 +380,7 @@ export class InstanceLifecycle {
     const run: Run = {
       generation: ++this.generation,
       stopRequested: false,
+      toStandby: false,
       ended: false,
       endedPromise,
       markEnded: () => {
@@ -477,6 +532,11 @@ export class InstanceLifecycle {
       stopCode,
       runtimeRef: null,
     };
+    if (run.toStandby) {
+      fields.stopReason = StopReasons.platformStop;
+      this.transition(r, 'standby', fields);
+      return;
+    }
     const restart =
       !run.stopRequested && (r.restartPolicy === 'always' || (r.restartPolicy === 'on-failure' && failure));
     if (restart) {
@@ -524,9 +584,14 @@ export class InstanceLifecycle {
     });
   }
 
-  private async stopLocked(uuid: string, opts: { force?: boolean; graceMs?: number }): Promise<void> {
-    const r = this.mustGet(uuid);
-    if (r.state === 'stopped' || r.state === 'standby') {
+  private async stopLocked(uuid: string, opts: { force?: boolean; graceMs?: number; drainMs?: number }, toStandby = false): Promise<void> {
+    let r = this.mustGet(uuid);
+    if (r.state === 'standby') {
+      // A user stop makes a standby instance stopped: the gateway no longer wakes it.
+      this.transition(r, 'stopped');
+      return;
+    }
+    if (r.state === 'stopped') {
       if (r.restart.next_at !== null) {
         this.cancelRestart(uuid);
         r.restart = { attempt: r.restart.attempt, next_at: null };
@@ -544,7 +609,18 @@ export class InstanceLifecycle {
       this.settle(uuid, orphan, { kind: 'lost' }, principal);
       return;
     }
+    if (r.state === 'running' && r.serviceGroup !== null && this.deps.drainer && !opts.force) {
+      this.transition(r, 'draining');
+      try {
+        await this.deps.drainer(uuid, opts.drainMs ?? this.deps.limits.drainTimeoutMs);
+      } catch {
+        // Draining is best effort; the stop goes on.
+      }
+      if (run.ended) return;
+      r = this.mustGet(uuid);
+    }
     run.stopRequested = true;
+    run.toStandby = toStandby;
     if (r.state !== 'stopping') this.transition(r, 'stopping');
     const grace = opts.force ? 0 : (opts.graceMs ?? this.deps.limits.stopGraceMs);
     const handle = run.handle;
@@ -571,6 +647,7 @@ export class InstanceLifecycle {
     } catch {
       // Leftover log files are harmless; the record is gone.
     }
+    this.emit({ deleted: uuid });
     const set = this.waiters.get(uuid);
     if (set) for (const w of [...set]) w.resolve(undefined);
   }

@@ -2,11 +2,14 @@
  * The instance record and its state machine.
  *
  *   stopped ──start──► starting ──started──► running ──stop──► stopping ──exited──► stopped
- *      ▲                  │  │                  │  ▲               ▲
- *      │                  │  └──stop────────────┼──┼───────────────┘
- *      │                  └──exited─────────────┤  │ (wake, with a gateway)
- *      └──────────────────exited────────────────┘  standby (scale-to-zero; not entered yet)
- *   running ──drain──► draining ──► stopping     (draining needs a gateway; not entered yet)
+ *      ▲                  │  │  ▲               │                  │
+ *      │                  │  └──┼──stop─────────┼──────────────────┘
+ *      │                  └─────┼──exited───────┤
+ *      └────────────────────────┼──exited───────┘
+ *                          wake │
+ *   standby ────────────────────┘   ◄──exited── stopping (platform stop for scale-to-zero)
+ *   running ──stop/standby──► draining ──► stopping  (in a service group: the gateway
+ *                                                     finishes requests in flight first)
  *   any state ──delete──► deleted (the record is removed; only waiters see it)
  *
  * A pending automatic restart is a `stopped` instance with `restart.next_at`
@@ -22,7 +25,7 @@ export const ALLOWED_TRANSITIONS: Readonly<Record<InstanceState, readonly Instan
   starting: ['running', 'stopping', 'stopped', 'deleted'],
   running: ['draining', 'stopping', 'stopped', 'standby', 'deleted'],
   draining: ['stopping', 'stopped', 'deleted'],
-  stopping: ['stopped', 'deleted'],
+  stopping: ['stopped', 'standby', 'deleted'],
   standby: ['starting', 'stopped', 'deleted'],
   deleted: [],
 };

@@ -12,7 +12,19 @@ import type { InstanceStore } from './store.js';
 import type { LogRing } from './logs.js';
 import type { InstanceLifecycle } from './lifecycle.js';
 import { checkCreateRules, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
-import { presentInstance, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature } from './model.js';
+import { presentInstance, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature, type ServiceGroupRequest } from './model.js';
+
+/** How instances join service groups (implemented by src/node/services, wired in index.ts). */
+export interface ServiceGroupAttachment {
+  /**
+   * The group new instances join: an existing one (`{uuid}`/`{name}`, visible to
+   * `principal`) or a new ephemeral one described inline. `rollback` undoes a
+   * group made here when the create fails afterwards.
+   */
+  attach(principal: Principal, request: ServiceGroupRequest): Promise<{ uuid: string; rollback(): Promise<void> }>;
+  /** The `service_group` field of an instance answer. */
+  describe(uuid: string): Record<string, unknown> | undefined;
+}
 
 export interface Selector {
   uuid?: string;
@@ -34,6 +46,7 @@ export interface InstanceServiceDeps {
   logs: LogRing;
   limits: InstanceLimits;
   capabilities: Capabilities;
+  groups?: ServiceGroupAttachment;
 }
 
 export interface PatchRequest {
@@ -74,7 +87,11 @@ export class InstanceService {
 
   present(principal: Principal, r: InstanceRecord, details: boolean): Record<string, unknown> {
     if (!details) return { uuid: r.uuid, name: r.name };
-    return presentInstance(r, this.deps.clock.now(), principal.root);
+    const out = presentInstance(r, this.deps.clock.now(), principal.root);
+    const groupUuid = r.serviceGroup !== null && 'uuid' in r.serviceGroup ? r.serviceGroup.uuid : undefined;
+    const group = groupUuid !== undefined ? this.deps.groups?.describe(groupUuid) : undefined;
+    if (group) out.service_group = group;
+    return out;
   }
 
   async create(principal: Principal, req: CreateRequest): Promise<CreateOutcome> {
@@ -84,15 +101,27 @@ export class InstanceService {
       throw new NodeError(Errno.ENOSPC, `this node holds at most ${this.deps.limits.maxInstances} instances`);
     const imageRequest = imageRequestOf(req);
     const image = await this.deps.resolver.resolve(imageRequest, principal);
-    const records = planInstances(req, {
-      owner: principal.account,
-      now: this.deps.clock.now(),
-      image,
-      pullPolicy: imageRequest.pullPolicy,
-      nameTaken: (name) => this.deps.store.nameTaken(principal.account, name),
-    });
+    const groups = this.deps.groups;
+    if (req.service_group !== undefined && !groups)
+      throw new NodeError(Errno.EOPNOTSUPP, 'service groups are not available on this node');
+    const group = req.service_group !== undefined && groups ? await groups.attach(principal, req.service_group as ServiceGroupRequest) : undefined;
     const autostart = req.autostart ?? true;
-    await this.deps.lifecycle.create(records, principal, autostart);
+    let records: InstanceRecord[];
+    try {
+      records = planInstances(req, {
+        owner: principal.account,
+        now: this.deps.clock.now(),
+        image,
+        pullPolicy: imageRequest.pullPolicy,
+        nameTaken: (name) => this.deps.store.nameTaken(principal.account, name),
+      });
+      if (group) for (const r of records) r.serviceGroup = { uuid: group.uuid };
+      this.deps.store.insertAll(records);
+    } catch (err) {
+      await group?.rollback();
+      throw err;
+    }
+    await this.deps.lifecycle.startAll(records, principal, autostart);
     const waitErrors = new Map<string, NodeError>();
     const timeoutMs = (req.timeout_s ?? 0) * 1000;
     if (autostart && timeoutMs > 0) {
@@ -118,7 +147,7 @@ export class InstanceService {
     const previous = r.state;
     const after = await this.deps.lifecycle.stop(r.uuid, {
       ...(opts.force !== undefined ? { force: opts.force } : {}),
-      ...(opts.drain_timeout_ms !== undefined ? { graceMs: opts.drain_timeout_ms } : {}),
+      ...(opts.drain_timeout_ms !== undefined ? { graceMs: opts.drain_timeout_ms, drainMs: opts.drain_timeout_ms } : {}),
     });
     return { uuid: r.uuid, name: r.name, state: after?.state ?? 'deleted', previous_state: previous };
   }

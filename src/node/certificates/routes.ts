@@ -1,0 +1,55 @@
+/** `/v1/certificates` routes: create (one object or an array), list/get, delete. */
+import * as v from '../api/validate.js';
+import { detailsFlag, itemFailed, itemOk, type Route } from '../api/router.js';
+import { perItemRoutes, type Collection } from '../services/crud-routes.js';
+import { createCertificateSchema, type CertificateLimits, type CertificateService } from './service.js';
+import type { CertificateRecord } from './store.js';
+
+export function certificateRoutes(service: CertificateService, limits: CertificateLimits & { maxBatchItems: number }): Route[] {
+  const one = createCertificateSchema(limits);
+  const many = v.array(one, { minItems: 1, maxItems: limits.maxBatchItems });
+  const collection: Collection<CertificateRecord> = {
+    name: 'certificates',
+    kind: 'certificate',
+    maxBatchItems: limits.maxBatchItems,
+    find: (ctx, sel, action) => service.findVisible(ctx.principal, sel, action),
+  };
+  const get = perItemRoutes(collection, 'GET', 'read', '', {}, (ctx, c) => service.present(ctx.principal, c, detailsFlag(ctx.query)));
+  return [
+    {
+      method: 'POST',
+      pattern: '/v1/certificates',
+      collection: 'certificates',
+      action: 'create',
+      kind: 'certificate',
+      async handler(ctx) {
+        const reqs = Array.isArray(ctx.body) ? many.parse(ctx.body) : [one.parse(ctx.body)];
+        return {
+          items: reqs.map((req) => {
+            try {
+              return itemOk(service.present(ctx.principal, service.create(ctx.principal, req), true));
+            } catch (err) {
+              return itemFailed(err, req.name !== undefined ? { name: req.name } : undefined);
+            }
+          }),
+        };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/certificates',
+      collection: 'certificates',
+      action: 'read',
+      kind: 'certificate',
+      async handler(ctx) {
+        if (ctx.body === undefined) {
+          const details = detailsFlag(ctx.query);
+          return { items: service.listVisible(ctx.principal).map((c) => itemOk(service.present(ctx.principal, c, details))) };
+        }
+        return get[0]!.handler(ctx);
+      },
+    },
+    get[1]!,
+    ...perItemRoutes(collection, 'DELETE', 'delete', '', {}, (_ctx, c) => service.remove(c)),
+  ];
+}

@@ -1,0 +1,150 @@
+/**
+ * `/v1/certificates`: user certificates for custom domains. A certificate is
+ * checked before it is stored: the chain parses as PEM X.509, the private key
+ * parses and belongs to the first certificate, it is currently valid, and the
+ * optional `cn` is one of the names it covers. A certificate used by a
+ * service group's domain cannot be deleted (EBUSY).
+ */
+import { randomUUID, X509Certificate, createPrivateKey } from 'node:crypto';
+import { Errno, NodeError } from '../errors.js';
+import type { AccessPolicy, Action, Principal } from '../auth.js';
+import type { Clock } from '../clock.js';
+import * as v from '../api/validate.js';
+import type { Selector } from '../services/crud-routes.js';
+import type { CertificateRecord, CertificateStore } from './store.js';
+
+export interface CertificateLimits {
+  maxChainBytes: number;
+  maxKeyBytes: number;
+  maxChainCertificates: number;
+}
+
+export const DEFAULT_CERTIFICATE_LIMITS: CertificateLimits = { maxChainBytes: 64 * 1024, maxKeyBytes: 16 * 1024, maxChainCertificates: 8 };
+
+export function createCertificateSchema(limits: CertificateLimits) {
+  return v.object({
+    name: v.optional(v.string({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, patternHint: 'must be a DNS label: a-z, 0-9 and -, at most 63' })),
+    cn: v.optional(v.string({ minLength: 1, maxLength: 253 })),
+    chain: v.string({ minLength: 1, maxLength: limits.maxChainBytes }),
+    pkey: v.string({ minLength: 1, maxLength: limits.maxKeyBytes }),
+  });
+}
+export type CreateCertificateRequest = v.Infer<ReturnType<typeof createCertificateSchema>>;
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** DNS names from `subjectAltName` ("DNS:a, DNS:b"), else the subject CN. */
+export function certificateHostnames(cert: X509Certificate): string[] {
+  const names = (cert.subjectAltName ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4).toLowerCase());
+  if (names.length > 0) return names;
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
+  return cn ? [cn.toLowerCase()] : [];
+}
+
+export interface CertificateDeps {
+  store: CertificateStore;
+  policy: AccessPolicy;
+  clock: Clock;
+  limits: CertificateLimits;
+  inUse(uuid: string): boolean;
+  onChange(): void;
+}
+
+export class CertificateService {
+  constructor(private readonly deps: CertificateDeps) {}
+
+  findVisible(principal: Principal, sel: Selector, action: Action): CertificateRecord {
+    const c = sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.account, sel.name ?? '');
+    const obj = c ? { kind: 'certificate' as const, owner: c.owner, uuid: c.uuid } : undefined;
+    if (!c || !obj || !this.deps.policy.authorize(principal, 'read', obj)) throw new NodeError(Errno.ENOENT, 'certificate not found');
+    if (action !== 'read' && !this.deps.policy.authorize(principal, action, obj))
+      throw new NodeError(Errno.EACCES, `not allowed to ${action} this certificate`);
+    return c;
+  }
+
+  listVisible(principal: Principal): CertificateRecord[] {
+    return this.deps.store.list().filter((c) => this.deps.policy.authorize(principal, 'read', { kind: 'certificate', owner: c.owner, uuid: c.uuid }));
+  }
+
+  list(): CertificateRecord[] {
+    return this.deps.store.list();
+  }
+
+  create(principal: Principal, req: CreateCertificateRequest): CertificateRecord {
+    const pems = req.chain.match(PEM_CERT) ?? [];
+    if (pems.length === 0) throw new NodeError(Errno.EINVAL, 'chain: no PEM certificate found');
+    if (pems.length > this.deps.limits.maxChainCertificates)
+      throw new NodeError(Errno.EINVAL, `chain: at most ${this.deps.limits.maxChainCertificates} certificates`);
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(pems[0]!);
+      for (const pem of pems.slice(1)) new X509Certificate(pem);
+    } catch {
+      throw new NodeError(Errno.EINVAL, 'chain: not a valid X.509 certificate');
+    }
+    let key;
+    try {
+      key = createPrivateKey(req.pkey);
+    } catch {
+      throw new NodeError(Errno.EINVAL, 'pkey: not a valid unencrypted PEM private key');
+    }
+    if (!leaf.checkPrivateKey(key)) throw new NodeError(Errno.EINVAL, 'pkey does not belong to the first certificate of the chain');
+    const now = this.deps.clock.now();
+    const notBefore = Date.parse(leaf.validFrom);
+    const notAfter = Date.parse(leaf.validTo);
+    if (!(notAfter > now)) throw new NodeError(Errno.EINVAL, `certificate expired on ${new Date(notAfter).toISOString()}`);
+    const hostnames = certificateHostnames(leaf);
+    if (hostnames.length === 0) throw new NodeError(Errno.EINVAL, 'certificate names no DNS host');
+    const cn = req.cn?.toLowerCase() ?? hostnames[0]!;
+    if (req.cn !== undefined && leaf.checkHost(cn) === undefined)
+      throw new NodeError(Errno.EINVAL, `certificate does not cover ${req.cn} (it covers ${hostnames.join(', ')})`);
+    const record: CertificateRecord = {
+      uuid: randomUUID(),
+      name: req.name ?? `cert-${randomUUID().slice(0, 8)}`,
+      owner: principal.account,
+      createdAt: now,
+      commonName: cn,
+      hostnames,
+      subject: leaf.subject.replace(/\n/g, ', '),
+      issuer: leaf.issuer.replace(/\n/g, ', '),
+      serialNumber: leaf.serialNumber,
+      notBefore,
+      notAfter,
+      chainPem: pems.join('\n') + '\n',
+      keyPem: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+    this.deps.store.insert(record);
+    this.deps.onChange();
+    return record;
+  }
+
+  remove(c: CertificateRecord): Record<string, unknown> {
+    if (this.deps.inUse(c.uuid)) throw new NodeError(Errno.EBUSY, `certificate ${c.name} is used by a service group domain`);
+    this.deps.store.delete(c.uuid);
+    this.deps.onChange();
+    return { uuid: c.uuid, name: c.name };
+  }
+
+  present(principal: Principal, c: CertificateRecord, details: boolean): Record<string, unknown> {
+    if (!details) return { uuid: c.uuid, name: c.name };
+    const out: Record<string, unknown> = {
+      uuid: c.uuid,
+      name: c.name,
+      created_at: new Date(c.createdAt).toISOString(),
+      common_name: c.commonName,
+      hostnames: c.hostnames,
+      state: c.notAfter > this.deps.clock.now() ? 'valid' : 'expired',
+      subject: c.subject,
+      issuer: c.issuer,
+      serial_number: c.serialNumber,
+      not_before: new Date(c.notBefore).toISOString(),
+      not_after: new Date(c.notAfter).toISOString(),
+    };
+    if (principal.root) out.owner = c.owner;
+    return out;
+  }
+}

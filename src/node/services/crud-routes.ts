@@ -1,0 +1,66 @@
+/**
+ * Route pairs for per-item operations on a collection, in both v1 scopes:
+ * batch `/v1/<collection>[/<action>]` with an array of `{uuid}|{name}` items
+ * (plus the operation's fields), and single `/v1/<collection>/{uuid}[/<action>]`
+ * with an optional object body of the same fields. Shared by services and
+ * certificates; every lookup goes through the caller's `find`, which answers an
+ * object the principal may not read exactly like a missing one.
+ */
+import * as v from '../api/validate.js';
+import { itemFailed, itemOk, type ItemResult, type Route, type RouteContext } from '../api/router.js';
+import type { Action, ObjectKind } from '../auth.js';
+
+export interface Selector {
+  uuid?: string;
+  name?: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function selectorFromPath(segment: string): Selector {
+  return UUID.test(segment) ? { uuid: segment.toLowerCase() } : { name: segment };
+}
+
+export interface Collection<T> {
+  name: string;
+  kind: ObjectKind;
+  maxBatchItems: number;
+  find(ctx: RouteContext, sel: Selector, action: Action): T;
+}
+
+export function perItemRoutes<T, S extends v.Shape>(
+  c: Collection<T>,
+  method: Route['method'],
+  action: Action,
+  suffix: string,
+  shape: S,
+  op: (ctx: RouteContext, item: T, fields: v.InferShape<S>) => Promise<Record<string, unknown>> | Record<string, unknown>,
+): Route[] {
+  const batchSchema = v.array(v.selector(shape), { maxItems: c.maxBatchItems });
+  const singleSchema = v.object(shape);
+  const run = async (ctx: RouteContext, sel: Selector, fields: v.InferShape<S>): Promise<ItemResult> => {
+    try {
+      return itemOk(await op(ctx, c.find(ctx, sel, action), fields));
+    } catch (err) {
+      return itemFailed(err, sel.uuid !== undefined ? { uuid: sel.uuid } : { name: sel.name ?? '' });
+    }
+  };
+  const base = { method, collection: c.name, action, kind: c.kind };
+  return [
+    {
+      ...base,
+      pattern: `/v1/${c.name}${suffix}`,
+      async handler(ctx) {
+        const items = batchSchema.parse(ctx.body ?? []);
+        return { items: await Promise.all(items.map((item) => run(ctx, item, item))) };
+      },
+    },
+    {
+      ...base,
+      pattern: `/v1/${c.name}/{uuid}${suffix}`,
+      async handler(ctx) {
+        const fields = singleSchema.parse(ctx.body ?? {});
+        return { items: [await run(ctx, selectorFromPath(ctx.params.uuid ?? ''), fields)] };
+      },
+    },
+  ];
+}

@@ -1,0 +1,64 @@
+/**
+ * `/v1/services` routes: create (`POST`, one object or an array of them),
+ * list/get (`GET`, batch body or by uuid), patch and delete in both scopes.
+ * Routes validate, call `ServiceGroupService`, and shape.
+ */
+import * as v from '../api/validate.js';
+import { detailsFlag, itemFailed, itemOk, type Route } from '../api/router.js';
+import { perItemRoutes, type Collection } from './crud-routes.js';
+import { createServiceSchema, patchServiceShape, type ServiceGroupService, type ServiceLimits } from './service.js';
+import type { ServiceGroupRecord } from './store.js';
+
+export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimits & { maxBatchItems: number }): Route[] {
+  const createOne = createServiceSchema(limits);
+  const createMany = v.array(createOne, { minItems: 1, maxItems: limits.maxBatchItems });
+  const collection: Collection<ServiceGroupRecord> = {
+    name: 'services',
+    kind: 'service',
+    maxBatchItems: limits.maxBatchItems,
+    find: (ctx, sel, action) => service.findVisible(ctx.principal, sel, action),
+  };
+  const get = perItemRoutes(collection, 'GET', 'read', '', {}, (ctx, g) => service.present(ctx.principal, g, detailsFlag(ctx.query)));
+  return [
+    {
+      method: 'POST',
+      pattern: '/v1/services',
+      collection: 'services',
+      action: 'create',
+      kind: 'service',
+      async handler(ctx) {
+        const many = Array.isArray(ctx.body);
+        const reqs = many ? createMany.parse(ctx.body) : [createOne.parse(ctx.body)];
+        const items = [];
+        // One at a time: generated names and domains are checked against what came before.
+        for (const req of reqs) {
+          try {
+            items.push(itemOk(service.present(ctx.principal, await service.create(ctx.principal, req), true)));
+          } catch (err) {
+            items.push(itemFailed(err, req.name !== undefined ? { name: req.name } : undefined));
+          }
+        }
+        return { items };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/services',
+      collection: 'services',
+      action: 'read',
+      kind: 'service',
+      async handler(ctx) {
+        if (ctx.body === undefined) {
+          const details = detailsFlag(ctx.query);
+          return { items: service.listVisible(ctx.principal).map((g) => itemOk(service.present(ctx.principal, g, details))) };
+        }
+        return get[0]!.handler(ctx);
+      },
+    },
+    get[1]!,
+    ...perItemRoutes(collection, 'PATCH', 'update', '', patchServiceShape(limits), async (ctx, g, fields) =>
+      service.present(ctx.principal, await service.patch(ctx.principal, g, fields), true),
+    ),
+    ...perItemRoutes(collection, 'DELETE', 'delete', '', {}, (_ctx, g) => service.remove(g)),
+  ];
+}
