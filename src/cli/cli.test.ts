@@ -178,10 +178,14 @@ test('run --dry-run shows the request without creating anything', async () => {
     const req = JSON.parse(r.out) as Record<string, unknown>;
     assert.equal(req.memory_mb, 1024);
     assert.deepEqual(req.scale_to_zero, { policy: 'on', cooldown_time_ms: 1000 });
-    assert.deepEqual((req.service_group as { services: unknown[] }).services, [
-      { port: 80, destination_port: 443, handlers: ['http', 'redirect'] },
-      { port: 443, destination_port: 8080, handlers: ['http', 'tls'] },
-    ]);
+    const services = (req.service_group as { services: { port: number; destination_port: number; handlers: string[] }[] }).services;
+    assert.deepEqual(
+      services.map((s) => [s.port, s.destination_port, [...s.handlers].sort()]).sort((a, b) => Number(a[0]) - Number(b[0])),
+      [
+        [80, 443, ['http', 'redirect']],
+        [443, 8080, ['http', 'tls']],
+      ],
+    );
     assert.doesNotMatch(r.out, /ukc_/);
     assert.equal(w.h.driver.runs.length, 0);
   });

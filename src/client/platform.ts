@@ -312,19 +312,19 @@ export class PlatformClient {
   }
 
   listServices(): Promise<ApiItem[]> {
-    return this.items('GET', '/v1/services', 'service_groups');
+    return this.items('GET', '/v1/services', 'services');
   }
 
   getServices(selectors: Selector[]): Promise<ApiItem[]> {
-    return this.items('GET', '/v1/services', 'service_groups', selectors);
+    return this.items('GET', '/v1/services', 'services', selectors);
   }
 
   createService(req: Record<string, unknown>): Promise<ApiItem[]> {
-    return this.items('POST', '/v1/services', 'service_groups', req);
+    return this.items('POST', '/v1/services', 'services', req);
   }
 
   deleteServices(selectors: Selector[]): Promise<ApiItem[]> {
-    return this.items('DELETE', '/v1/services', 'service_groups', selectors);
+    return this.items('DELETE', '/v1/services', 'services', selectors);
   }
 
   healthz(): Promise<Envelope> {

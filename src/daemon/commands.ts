@@ -2,6 +2,8 @@
 import { registryCommand } from '../registry/command.js';
 import type { Command } from '../util/command.js';
 import { versionCommand } from '../util/version.js';
+import { controlplaneCommand } from './controlplane.js';
+import { devCommand } from './dev.js';
 import { nodeCommand } from './node.js';
 
-export const daemonCommands: readonly Command[] = [versionCommand, registryCommand, nodeCommand];
+export const daemonCommands: readonly Command[] = [versionCommand, registryCommand, nodeCommand, controlplaneCommand, devCommand];

@@ -20,7 +20,7 @@ import { createNodeApi, type NodeApi } from './index.js';
 import { LocalImages } from './images/local.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
-import type { NodeApiLimits } from './index.js';
+import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
 
 export interface NodeServerOptions {
   /** host and port to listen on (port 0 = any free one). */
@@ -35,6 +35,8 @@ export interface NodeServerOptions {
   /** Cgroup parent of this node's instances (one per node, so two nodes never mix). */
   cgroupParent?: string;
   limits?: Partial<NodeApiLimits>;
+  /** Runs the gateway (services, certificates) with these options. */
+  gateway?: NodeGatewayOptions;
   runtimeLimits?: Partial<MicroDriverLimits>;
   launcherPath?: string;
 }
@@ -95,6 +97,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       images,
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.gateway ? { gateway: options.gateway } : {}),
     });
   } catch (err) {
     server.close();
