@@ -1,6 +1,6 @@
 /**
  * `ukcd dev [--home DIR] [--host 127.0.0.1] [--controlplane-port 0] [--node-port 0]
- *           [--gateway-port-offset N] [--metro dev] [--no-gateway]`
+ *           [--gateway-port-offset N] [--metro dev] [--no-gateway] [--central-access-log FILE]`
  *
  * The whole platform on one machine in one process: the control plane with the
  * central registry, and one node (local registry, API, micro runtime, network,
@@ -16,7 +16,8 @@
  */
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
+import type { RequestLogEntry } from '../registry/index.js';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { startControlPlane } from '../controlplane/index.js';
@@ -56,6 +57,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
         'no-gateway': { type: 'boolean', default: false },
         bridge: { type: 'string' },
         subnet: { type: 'string' },
+        'central-access-log': { type: 'string' },
+        'cgroup-parent': { type: 'string' },
       },
       strict: true,
     }));
@@ -68,7 +71,15 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const say = (line: string): void => void ctx.stdout.write(`${line}\n`);
   const logError = (err: unknown): void => void ctx.stderr.write(`ukcd dev: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
 
-  const cp = await startControlPlane({ dataDir: join(home, 'controlplane'), host, port: port(values['controlplane-port'], '--controlplane-port'), logError });
+  const accessLog = values['central-access-log'];
+  const cp = await startControlPlane({
+    dataDir: join(home, 'controlplane'),
+    host,
+    port: port(values['controlplane-port'], '--controlplane-port'),
+    logError,
+    // One JSON line per central registry request (operators' access log; tests count them).
+    ...(accessLog ? { onRegistryRequest: (entry: RequestLogEntry) => appendFileSync(accessLog, `${JSON.stringify(entry)}\n`) } : {}),
+  });
   let node: Awaited<ReturnType<typeof startNodeServer>> | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   try {
@@ -87,6 +98,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       centralUrl: cp.url,
       ...(values.bridge ? { bridge: values.bridge } : {}),
       ...(values.subnet ? { subnet: values.subnet } : {}),
+      ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
       ...(values['no-gateway']
         ? {}
         : { gateway: { metro: values.metro, domain: 'localhost', listenAddress: (p: number) => ({ host, port: p + offset }), log: (m: string) => void ctx.stderr.write(`gateway: ${m}\n`) } }),
