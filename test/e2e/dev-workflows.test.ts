@@ -21,6 +21,8 @@ let dev: ChildProcess | undefined;
 let devOut = '';
 let cliEnv: NodeJS.ProcessEnv;
 let accessLog: string;
+let centralBase: string;
+let localBase: string;
 
 async function cli(args: string[], timeoutMs = 180_000): Promise<{ code: number; out: string; err: string }> {
   try {
@@ -68,13 +70,17 @@ before(async () => {
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.match(devOut, /^ready$/m, `ukcd dev did not start:\n${devOut}`);
-  // The example's FROM busybox:1.36-musl, offline: the host's static busybox imported into the
-  // central registry under library/ (the build uses the central registry as its Docker Hub mirror).
+  // The example's base, offline: the host's static busybox imported as official/busybox into the
+  // central registry and into the node's local registry (for the node-local build).
   const rootfs = busyboxRootfs(env.dir, 'unused');
   ok(await cli(['images', 'import', rootfs, '--output', join(env.dir, 'bb-layout')]), 'images import');
   const rootToken = readFileSync(join(env.dir, 'controlplane', 'root-token'), 'utf8').trim();
   const registry = /central registry (\S+)\)/.exec(devOut)![1]!;
-  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: registry, repository: 'library/busybox', tag: '1.36-musl', token: rootToken });
+  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: registry, repository: 'official/busybox', tag: '1.36-musl', token: rootToken });
+  const nodeRegistry = /local registry (\S+)\)/.exec(devOut)![1]!;
+  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: nodeRegistry, repository: 'official/busybox', tag: '1.36-musl' });
+  centralBase = `BASE=${registry}/official/busybox:1.36-musl`;
+  localBase = `BASE=${nodeRegistry}/official/busybox:1.36-musl`;
 });
 
 after(async () => {
@@ -111,7 +117,7 @@ test('the docs\' three workflows, then images list/delete and a node-local build
   cpSync(join(REPO_ROOT, 'examples', 'busybox-httpd'), app, { recursive: true });
 
   // (1) build, push and run in one step; the instance answers through the gateway.
-  const first = ok(await cli(['run', app, '-p', '443:8080', '-o', 'json']), 'run DIR');
+  const first = ok(await cli(['run', app, '-p', '443:8080', '--build-arg', centralBase, '-o', 'json']), 'run DIR');
   const [inst] = JSON.parse(first) as { name: string; state: string; service?: { domains?: string[] } }[];
   assert.equal(inst!.state, 'running');
   const fqdn = inst!.service!.domains![0]!;
@@ -143,7 +149,7 @@ test('the docs\' three workflows, then images list/delete and a node-local build
   // A build pushed to the node's local registry never touches the central registry.
   const nodeRegistry = /local registry (\S+)\)/.exec(devOut)![1]!;
   const before = readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).length;
-  ok(await cli(['build', app, '--output', `${nodeRegistry}/dev/busybox-httpd:local`]), 'build --output node-local');
+  ok(await cli(['build', app, '--build-arg', localBase, '--output', `${nodeRegistry}/dev/busybox-httpd:local`]), 'build --output node-local');
   const afterCount = readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).length;
   assert.equal(afterCount, before, 'the central registry received requests during a node-local build');
   const local = ok(await cli(['images', 'list', '--local', '-o', 'quiet']), 'images list --local');

@@ -12,7 +12,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { UsageError } from '../../../util/command.js';
+import { UsageError, UserError } from '../../../util/command.js';
 import { ProgressRenderer } from '../../../client/progress.js';
 import type { CreateInstanceRequest } from '../../../client/platform.js';
 import { buildProject } from '../../../build/exec/project.js';
@@ -26,7 +26,7 @@ import { pushLayout } from './push.js';
 import type { CliCommand } from '../../command.js';
 
 const USAGE =
-  'unikraft run [DIR] [--image REF] [-n NAME] [-m 512M] [--vcpus N] [-e K=V]... [-p 443:8080]... [--domain D]... [--replicas N] [--scale-to-zero policy=on,cooldown-time=1000] [--restart never|always|on-failure] [--rm] [--follow] [--dry-run] [-- ARGS...]';
+  'unikraft run [DIR] [--image REF] [-n NAME] [-m 512M] [--vcpus N] [-e K=V]... [-p 443:8080]... [--domain D]... [--replicas N] [--scale-to-zero policy=on,cooldown-time=1000] [--restart never|always|on-failure] [--rm] [--follow] [--dry-run] [--build-arg K=V]... [-- ARGS...]';
 
 /** Seconds `run` waits for every new instance to be running. */
 export const RUN_START_TIMEOUT_S = 60;
@@ -68,7 +68,7 @@ export function parseScaleToZero(text: string): NonNullable<CreateInstanceReques
   return out;
 }
 
-async function buildAndPush(cli: CliRuntime, dir: string): Promise<{ url: string; name: string }> {
+async function buildAndPush(cli: CliRuntime, dir: string, buildArgs: Record<string, string>): Promise<{ url: string; name: string }> {
   const s = cli.settings();
   const account = requireAccount(cli);
   if (s.registry === undefined) throw new UsageError(`profile ${s.profileName ?? '(none)'} names no central registry: run \`ukcd dev\` or \`unikraft login\``);
@@ -78,6 +78,7 @@ async function buildAndPush(cli: CliRuntime, dir: string): Promise<{ url: string
     progress(cli, `building ${resolve(cli.cwd, dir)}`);
     const built = await buildProject({
       dir,
+      buildArgs,
       cwd: cli.cwd,
       output: layout,
       cacheDir: join(defaultCacheDir(cli.env), 'build'),
@@ -85,6 +86,9 @@ async function buildAndPush(cli: CliRuntime, dir: string): Promise<{ url: string
       epoch: cli.env.SOURCE_DATE_EPOCH && /^\d+$/.test(cli.env.SOURCE_DATE_EPOCH) ? Number(cli.env.SOURCE_DATE_EPOCH) : 0,
       log: (line) => progress(cli, line),
       signal: cli.signal,
+    }).catch((err: unknown) => {
+      if (cli.signal.aborted) throw err;
+      throw new UserError(`build of ${dir} failed: ${err instanceof Error ? err.message : String(err)}`);
     });
     const repository = `${account}/${built.name}`;
     progress(cli, `pushing ${s.registry}/${repository}:latest`);
@@ -131,6 +135,7 @@ export const runCommand: CliCommand = {
         rm: { type: 'boolean' },
         follow: { type: 'boolean', short: 'f' },
         'dry-run': { type: 'boolean' },
+        'build-arg': { type: 'string', multiple: true },
       },
       USAGE,
     );
@@ -175,7 +180,7 @@ export const runCommand: CliCommand = {
     } else if (v['dry-run'] === true) {
       url = `${s.registry ?? ''}/${account}/<built from ${dir}>:latest`;
     } else {
-      url = (await buildAndPush(cli, dir!)).url;
+      url = (await buildAndPush(cli, dir!, parseEnv(v['build-arg'] ?? []))).url;
     }
     req.image = s.token ? { url, credentials: { username: account, password: s.token } } : url;
     if (v['dry-run'] === true) {
