@@ -155,3 +155,13 @@ test('the docs\' three workflows, then images list/delete and a node-local build
   const local = ok(await cli(['images', 'list', '--local', '-o', 'quiet']), 'images list --local');
   assert.match(local, /dev\/busybox-httpd:local/);
 });
+
+test('Ctrl-C stops ukcd dev cleanly', async (t) => {
+  if (notRoot) return t.skip('needs root');
+  const exited = new Promise<number | null>((resolve) => dev!.once('exit', (code) => resolve(code)));
+  dev!.kill('SIGINT');
+  const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
+  assert.equal(code, 0, devOut);
+  assert.match(devOut, /^stopping$/m);
+  assert.match(devOut, /^stopped$/m);
+});

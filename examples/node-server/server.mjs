@@ -1,5 +1,5 @@
 // A minimal Node.js HTTP server: answers "Hello, World!" on port 8080.
-const http = require('node:http');
+import http from 'node:http';
 
 const port = Number(process.env.PORT ?? 8080);
 http
