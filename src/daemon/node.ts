@@ -4,6 +4,15 @@
  *
  *   ukcd node --listen 127.0.0.1:PORT --central URL --home DIR
  *             [--bridge ukcbr0] [--subnet 10.88.0.0/16] [--cgroup-parent /ukc-node]
+ *             [--port-map 443=127.0.0.1:8443,80=127.0.0.1:8080] [--metro local] [--domain localhost]
+ *             [--no-gateway]
+ *
+ * The gateway serves service groups on public ports. Without --port-map a
+ * public port P is served on 0.0.0.0:P, opened when a service group first
+ * uses it (creating the group fails with EBUSY if the port cannot be opened);
+ * with --port-map the mapped ports are opened at start. Public names are
+ * `<group>.<metro>.<domain>` (default `<group>.local.localhost`, which curl and
+ * most resolvers send to loopback); the node's CA is printed at start.
  *
  * Stopping it (SIGINT/SIGTERM, or kill -9) leaves instances running; the next
  * start re-adopts them.
@@ -12,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/server.js';
+import { parsePortMap } from '../node/index.js';
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   const { values } = parseArgs({
@@ -23,6 +33,10 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       bridge: { type: 'string' },
       subnet: { type: 'string' },
       'cgroup-parent': { type: 'string' },
+      'port-map': { type: 'string' },
+      metro: { type: 'string' },
+      domain: { type: 'string' },
+      'no-gateway': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -33,6 +47,19 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  let listenAddress;
+  let alwaysOpen: number[] = [];
+  if (values['port-map'] !== undefined) {
+    try {
+      listenAddress = parsePortMap(values['port-map']);
+    } catch (err) {
+      throw new UsageError(`--port-map: ${(err as Error).message}`);
+    }
+    alwaysOpen = values['port-map'].split(',').map((e) => Number(e.split('=')[0])).filter((n) => Number.isInteger(n) && n > 0);
+  }
+  const label = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+  if (values.metro !== undefined && !label.test(values.metro)) throw new UsageError('--metro must be a DNS label');
+  if (values.domain !== undefined && !values.domain.split('.').every((l) => label.test(l))) throw new UsageError('--domain must be a DNS name');
   if (values.central !== undefined && !/^https?:\/\/[^\s]+$/.test(values.central)) throw new UsageError('--central must be an http(s) URL');
   const node = await startNodeServer({
     host: listen.host,
@@ -42,9 +69,24 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     ...(values.bridge ? { bridge: values.bridge } : {}),
     ...(values.subnet ? { subnet: values.subnet } : {}),
     ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
+    ...(values['no-gateway']
+      ? {}
+      : {
+          gateway: {
+            ...(listenAddress ? { listenAddress } : {}),
+            alwaysOpen,
+            ...(values.metro ? { metro: values.metro } : {}),
+            ...(values.domain ? { domain: values.domain } : {}),
+            log: (m: string) => ctx.stderr.write(`${m}\n`),
+          },
+        }),
   });
   const r = node.api.recovery;
   ctx.stdout.write(`node listening on ${node.url}\n`);
+  if (node.api.tls) {
+    const ports = node.api.gateway?.ports() ?? [];
+    ctx.stdout.write(`gateway CA: ${node.api.tls.caCertPath}${ports.length > 0 ? ` (listening on public ports ${ports.join(', ')})` : ''}\n`);
+  }
   ctx.stdout.write(`recovery: adopted ${r.adopted.length}, started ${r.started.length}, stopped ${r.stopped.length}, deleted ${r.deleted.length}, rearmed ${r.rearmed.length}\n`);
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();

@@ -10,6 +10,8 @@
  *   api/                instances.db and console logs
  *   runs/<uuid>/        the live run of an instance (console, events, overlay upper/work)
  *   network/            leases.json and the hosts file bound into instances
+ *   api/tls/            the gateway's generated CA and wildcard certificate (keys 0600)
+ *   api/services.db, api/certificates.db   service groups and user certificates
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +41,8 @@ export interface NodeServerOptions {
   gateway?: NodeGatewayOptions;
   runtimeLimits?: Partial<MicroDriverLimits>;
   launcherPath?: string;
+  /** The gateway (public ports, TLS, service groups); absent: no service groups on this node. */
+  gateway?: NodeGatewayOptions;
 }
 
 export interface NodeServer {

@@ -603,10 +603,12 @@ export class Gateway {
     headers['x-forwarded-proto'] = secure ? 'https' : 'http';
     const tried = new Set<Member>();
     let release: (() => void) | undefined;
+    let current: http.ClientRequest | undefined;
     let done = false;
     res.once('close', () => {
       done = true;
       release?.();
+      if (!res.writableFinished) current?.destroy();
     });
     const attempt = async (retriesLeft: number): Promise<void> => {
       let m: Member;
@@ -620,7 +622,7 @@ export class Gateway {
       if (done) return;
       release?.();
       release = this.take(m, 'request');
-      this.send(m, svc, req, res, headers, body, (err, replayable) => {
+      current = this.send(m, svc, req, res, headers, body, (err, replayable) => {
         release?.();
         release = undefined;
         if (done) return;
@@ -628,7 +630,7 @@ export class Gateway {
         if (refused && this.stillBinding(g, m, tried)) {
           // The app is up but still binding its port: try the same member again shortly.
           const since = performance.now() - m.runningSince;
-          void sleep(Math.min(this.limits.connectRetryMaxDelayMs, 1 + since / 10)).then(() => attempt(retriesLeft));
+          void sleep(Math.min(this.limits.connectRetryMaxDelayMs, 1 + since / 50)).then(() => attempt(retriesLeft));
           return;
         }
         if (replayable && retriesLeft > 0) {
@@ -652,7 +654,7 @@ export class Gateway {
     headers: http.OutgoingHttpHeaders,
     body: boolean,
     onError: (err: Error, replayable: boolean) => void,
-  ): void {
+  ): http.ClientRequest {
     let bodyStarted = false;
     let responded = false;
     const up = http.request({
@@ -693,9 +695,7 @@ export class Gateway {
       const refused = err.code === 'ECONNREFUSED';
       onError(err, refused || (!body && !res.headersSent));
     });
-    res.once('close', () => {
-      if (!res.writableFinished) up.destroy();
-    });
+    return up;
   }
 
   private onUpgrade(port: number, req: IncomingMessage, client: Socket, head: Buffer): void {
