@@ -37,8 +37,6 @@ export interface NodeServerOptions {
   /** Cgroup parent of this node's instances (one per node, so two nodes never mix). */
   cgroupParent?: string;
   limits?: Partial<NodeApiLimits>;
-  /** Runs the gateway (services, certificates) with these options. */
-  gateway?: NodeGatewayOptions;
   runtimeLimits?: Partial<MicroDriverLimits>;
   launcherPath?: string;
   /** The gateway (public ports, TLS, service groups); absent: no service groups on this node. */
