@@ -7,3 +7,4 @@ export { checkRepositoryName, InvalidNameError, isTag, parseManifestRef, type Ma
 export * from './progress.js';
 export * from './registry-client.js';
 export { isLoopbackHost, type AgentPair } from './transport.js';
+export * from './platform.js';

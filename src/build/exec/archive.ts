@@ -2,24 +2,19 @@
  * ADD's local archive auto-extraction (tar, optionally gzip, bzip2 or xz),
  * confined to the stage root and bounded.
  *
- * Invariants (security rows 1–3):
- * - entry names that are absolute or climb with `..` are refused, and every
- *   write goes through resolveInRoot with the final component not followed, so
- *   neither names nor links (in the archive or already in the stage) lead out;
- * - hardlink targets resolve inside the root too;
- * - decompressed bytes, entry count and path depth are capped (named limits);
- *   crossing one stops the stream and fails with a clear error.
+ * Invariants (security rows 1–3), held by src/oci/extract.ts: nothing is
+ * written outside the destination directory (names cleaned, `..` above it
+ * refused, links resolved inside it, the final component never followed);
+ * decompressed bytes, entry count and path depth are capped (named limits) and
+ * crossing one fails at once with a clear error.
  */
 import { createReadStream } from 'node:fs';
-import { open, lstat, rm, symlink, link, chmod, lchown, utimes, lutimes } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { spawn } from 'node:child_process';
-import { posix } from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tarStream from 'tar-stream';
-import { resolveInRoot } from './inroot.js';
-import { mkdirInRoot, type Owner } from './copy.js';
+import { PassThrough, type Readable } from 'node:stream';
+import { extractTar, ExtractLimitError } from '../../oci/extract.js';
+import { mkdirInRoot } from './copy.js';
 
 export interface ArchiveLimits {
   maxBytes: number;
@@ -69,103 +64,37 @@ function decompressed(archive: string, kind: ArchiveKind): { stream: Readable; s
   return { stream: out, stop: () => child.kill('SIGKILL') };
 }
 
-/** Counts decompressed bytes and fails past the cap. */
-function byteCap(max: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      seen += chunk.length;
-      if (seen > max) cb(new ArchiveError(`archive expands past the limit of ${max} bytes (decompression bomb?)`));
-      else cb(null, chunk);
-    },
-  });
-}
-
-export function safeEntryName(name: string): string {
-  const trimmed = name.replace(/^\.\/+/, '');
-  if (trimmed.startsWith('/')) throw new ArchiveError(`archive entry "${name}" is an absolute path`);
-  const parts = trimmed.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new ArchiveError(`archive entry "${name}" climbs out with ".."`);
-  return parts.join('/');
-}
-
 export interface ExtractOptions {
   limits?: Partial<ArchiveLimits>;
-  /** Owner forced on every entry (ADD --chown); otherwise the archive's. */
-  owner?: Owner;
+  onWarning?: (message: string) => void;
 }
 
-/** Extracts `archive` into the directory `destDir` inside `root`. Answers the entry count. */
+/**
+ * Extracts `archive` into the directory `destDir` inside `root` with src/oci's
+ * confined extractor (entry names cleaned, links resolved inside the target,
+ * final components never followed, limits enforced). Answers the entry count.
+ */
 export async function extractArchive(archive: string, kind: ArchiveKind, root: string, destDir: string, opts: ExtractOptions = {}): Promise<number> {
   const limits = { ...DEFAULT_ARCHIVE_LIMITS, ...opts.limits };
-  await mkdirInRoot(root, destDir);
-  const extract = tarStream.extract();
-  let entries = 0;
-  const dirTimes: Array<[string, Date]> = [];
-  extract.on('entry', (header, body, next) => {
-    const work = async (): Promise<void> => {
-      if (++entries > limits.maxEntries) throw new ArchiveError(`archive has more than ${limits.maxEntries} entries`);
-      const rel = safeEntryName(header.name);
-      if (rel === '') {
-        body.resume();
-        return;
-      }
-      if (rel.split('/').length > limits.maxDepth) throw new ArchiveError(`archive entry nests deeper than ${limits.maxDepth} levels`);
-      const inside = posix.join(destDir, rel);
-      const uid = opts.owner?.uid ?? header.uid ?? 0;
-      const gid = opts.owner?.gid ?? header.gid ?? 0;
-      const mode = (header.mode ?? 0o644) & 0o7777;
-      const mtime = header.mtime ?? new Date(0);
-      if (header.type === 'directory') {
-        const host = await mkdirInRoot(root, inside);
-        await lchown(host, uid, gid);
-        await chmod(host, mode);
-        dirTimes.push([host, mtime]);
-        body.resume();
-        return;
-      }
-      await mkdirInRoot(root, posix.dirname(inside));
-      const host = await resolveInRoot(root, inside, { followFinal: false });
-      const existing = await lstat(host).catch(() => undefined);
-      if (existing?.isDirectory()) throw new ArchiveError(`archive entry ${rel} would replace a directory`);
-      if (existing) await rm(host, { force: true });
-      if (header.type === 'symlink') {
-        await symlink(header.linkname ?? '', host);
-        await lchown(host, uid, gid);
-        await lutimes(host, mtime, mtime);
-        body.resume();
-      } else if (header.type === 'link') {
-        const target = await resolveInRoot(root, posix.join(destDir, safeEntryName(header.linkname ?? '')), { followFinal: false });
-        await link(target, host);
-        body.resume();
-      } else if (header.type === 'file' || header.type === 'contiguous-file') {
-        const fh = await open(host, 'wx', 0o600);
-        try {
-          await pipeline(body, fh.createWriteStream({ autoClose: false }));
-        } finally {
-          await fh.close();
-        }
-        await lchown(host, uid, gid);
-        await chmod(host, mode);
-        await utimes(host, mtime, mtime);
-      } else {
-        body.resume();
-      }
-    };
-    work().then(
-      () => next(),
-      (err: unknown) => {
-        body.resume();
-        extract.destroy(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
+  const target = await mkdirInRoot(root, destDir);
   const dec = decompressed(archive, kind);
   try {
-    await pipeline(dec.stream, byteCap(limits.maxBytes), extract);
+    const result = await extractTar(target, dec.stream, {
+      mode: 'plain',
+      compression: 'none',
+      maxBytes: limits.maxBytes,
+      maxEntries: limits.maxEntries,
+      maxPathDepth: limits.maxDepth,
+      preserveOwners: true,
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    });
+    return result.entries;
+  } catch (err) {
+    if (err instanceof ExtractLimitError && err.limit === 'maxBytes') {
+      throw new ArchiveError(`archive expands past the limit of ${limits.maxBytes} bytes (decompression bomb?)`);
+    }
+    throw err;
   } finally {
     dec.stop();
   }
-  for (const [host, t] of dirTimes.reverse()) await utimes(host, t, t).catch(() => undefined);
-  return entries;
 }

@@ -70,7 +70,9 @@ export async function mkdirInRoot(root: string, path: string, owner: Owner = { u
     try {
       st = await lstat(host);
     } catch {
-      await mkdir(host, { mode: 0o755 });
+      // Missing components after a followed link are plain names, so a recursive
+      // mkdir of the resolved host path stays inside the root.
+      await mkdir(host, { mode: 0o755, recursive: true });
       await lchown(host, owner.uid, owner.gid);
       continue;
     }

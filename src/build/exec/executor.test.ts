@@ -112,8 +112,8 @@ test('RUN: explicit env (ENV + ARG, nothing of the builder), USER, WORKDIR, exit
     assert.equal(await readFile(join(res.rootfs, 'work/pwd.txt'), 'utf8'), '/work\n');
     assert.equal(await readFile(join(res.rootfs, 'tmp/uid.txt'), 'utf8'), '1234\n');
     assert.ok(!res.config.env.some((e) => e.startsWith('GREETING=')), 'ARGs stay out of the image config');
-    assert.deepEqual(await readdir(join(res.rootfs, 'proc')), [], 'no /proc contents leak into the rootfs');
-    assert.deepEqual(await readdir(join(res.rootfs, 'dev')), [], 'no /dev nodes leak into the rootfs');
+    const top = await readdir(res.rootfs);
+    assert.ok(!top.includes('proc') && !top.includes('dev'), `no mount stubs left in the rootfs: ${top.join(' ')}`);
     await assert.rejects(
       () => buildDockerfile(opts(f, 'FROM busybox\n\nRUN exit 3\n')),
       (e: unknown) => e instanceof BuildStepError && e.line === 3 && e.exitCode === 3 && /exit code 3/.test(e.message),

@@ -22,7 +22,7 @@ import { expandWord, splitWords, type VariableLookup } from '../dockerfile/expan
 import { copyEntry, digestSources, mkdirInRoot, resolveSource, type CopySource, type Owner } from './copy.js';
 import { expandPattern, hasWildcard } from './match.js';
 import { detectArchive, extractArchive, type ArchiveLimits } from './archive.js';
-import { runStep } from './run.js';
+import { runStep } from '../../sandbox/run-step.js';
 import { resolveOwner } from './users.js';
 import { insideRoot, resolveInRoot } from './inroot.js';
 import { downloadUrl, type UrlPolicy } from './download.js';
@@ -525,7 +525,7 @@ export class Builder {
           if (kind) {
             await extractArchive(src.hostPath, kind, dir, dest, {
               ...(this.opts.archiveLimits ? { limits: this.opts.archiveLimits } : {}),
-              ...(chownSpec !== undefined ? { owner } : {}),
+              onWarning: warn,
             });
             continue;
           }
@@ -574,7 +574,7 @@ export class Builder {
         this.fail(ins, (err as Error).message);
       }
     }
-    const code = await runStep({
+    const result = await runStep({
       rootfs: dir,
       argv,
       env,
@@ -582,12 +582,14 @@ export class Builder {
       uid: owner.uid,
       gid: owner.gid,
       ...(this.opts.runTimeoutMs ? { timeoutMs: this.opts.runTimeoutMs } : {}),
-      ...(this.opts.output ? { onOutput: this.opts.output } : {}),
-      ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+      ...(this.opts.output ? { onOutput: (_stream: 'stdout' | 'stderr', chunk: Buffer) => this.opts.output?.(chunk) } : {}),
     });
     this.runStepsExecuted++;
-    if (code === 127) this.fail(ins, `command not found (exit code 127): ${argv[argv.length - 1]}`, code);
-    if (code !== 0) this.fail(ins, `exit code ${code}`, code);
+    const code = result.exitCode ?? (result.signal ? 128 : 1);
+    if (result.commandNotFound || code === 127) {
+      this.fail(ins, `command not found (exit code 127): ${result.commandNotFound ? (argv[0] ?? '') : (argv[argv.length - 1] ?? '')}`, 127);
+    }
+    if (result.failure) this.fail(ins, result.failure, code);
   }
 }
 

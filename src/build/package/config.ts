@@ -122,7 +122,8 @@ export function renderManifest(input: UnikraftImageInput, config: { digest: Dige
 export interface RunConfigSources {
   cliArgs?: string[];
   kraftfile?: { cmd?: string[]; env?: string[]; labels?: Record<string, string> };
-  runtime?: { cmd?: string[]; env?: string[] };
+  /** A runtime's Entrypoint (e.g. a python runtime's interpreter) prefixes the final command. */
+  runtime?: { cmd?: string[]; env?: string[]; entrypoint?: string[] };
   dockerfile?: {
     entrypoint?: string[];
     cmd?: string[];
@@ -154,6 +155,7 @@ export function mergeRunConfig(src: RunConfigSources): RunConfig {
   if (src.cliArgs && src.cliArgs.length > 0) cmd = src.cliArgs;
   else if (src.kraftfile?.cmd && src.kraftfile.cmd.length > 0) cmd = src.kraftfile.cmd;
   else if (src.runtime?.cmd && src.runtime.cmd.length > 0) cmd = src.runtime.cmd;
+  if (src.runtime?.entrypoint && src.runtime.entrypoint.length > 0) cmd = [...src.runtime.entrypoint, ...cmd];
 
   const env: string[] = [];
   const seen = new Set<string>();

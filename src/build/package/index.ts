@@ -1,6 +1,10 @@
-// Public face of src/build/package: Unikraft-layout packaging of a root filesystem.
+// Public face of src/build/package: Unikraft-layout packaging, outputs, import, runtimes.
 export * from './blobs.js';
 export * from './config.js';
 export * from './image.js';
+export * from './import.js';
 export * from './initrd.js';
 export * from './layer.js';
+export * from './official.js';
+export * from './output.js';
+export * from './runtime.js';

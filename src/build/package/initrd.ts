@@ -7,6 +7,9 @@
  * gives the same bytes (checked by a test building twice).
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createCpioStream } from '../../oci/cpio.js';
 
 export type RootfsFormat = 'erofs' | 'cpio';
 
@@ -33,7 +36,10 @@ export async function makeInitrd(rootDir: string, outFile: string, opts: InitrdO
     await runTool('mkfs.erofs', ['--quiet', '--all-root', `-T${Math.floor(opts.epoch)}`, `-U${EROFS_UUID}`, outFile, rootDir]);
     return;
   }
-  throw new Error('cpio initrd: not available in this build yet');
+  await pipeline(
+    createCpioStream(rootDir, { sourceDateEpoch: Math.floor(opts.epoch), ...(opts.warn ? { onWarning: opts.warn } : {}) }),
+    createWriteStream(outFile),
+  );
 }
 
 /** Runs a helper tool, collecting stderr for the error message. */

@@ -1,0 +1,284 @@
+/**
+ * `unikraft build` end to end: Kraftfile (or a lone Dockerfile) → executor →
+ * runtime base rootfs laid under the app's → Unikraft-layout packaging →
+ * output (registry push, OCI layout dir, .oci.tar). Every stage is cached: an
+ * unchanged rebuild reads only keys and writes the output.
+ */
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { BuildCache, hashOf } from '../cache/cache.js';
+import { findKraftfile, loadKraftfile, type LoadedKraftfile } from '../kraftfile.js';
+import { parseReference, parseUnikraftReference, formatReference, type ImageReference } from '../../oci/reference.js';
+import { parseDigest } from '../../oci/digest.js';
+import { RegistryClient } from '../../client/registry-client.js';
+import { isLoopbackHost } from '../../client/transport.js';
+import { buildDockerfile, type BuildResult, type StageConfig } from './executor.js';
+import { pullToBlobDir, registryImageResolver } from './images.js';
+import type { UrlPolicy } from './download.js';
+import { mergeRunConfig, type RunConfig } from '../package/config.js';
+import { packageImage, type PackagedImage } from '../package/image.js';
+import type { RootfsFormat } from '../package/initrd.js';
+import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive, type ImageBlobs } from '../package/output.js';
+import { runtimeInfo, unpackRuntimeRootfs, type RuntimeInfo } from '../package/runtime.js';
+import type { StoredBlob } from '../package/blobs.js';
+
+export interface ProjectBuildOptions {
+  /** The project directory (Kraftfile and/or Dockerfile). */
+  dir: string;
+  /** `-K`: a Kraftfile path. */
+  kraftfile?: string;
+  output: string;
+  cwd: string;
+  cacheDir: string;
+  buildArgs?: Record<string, string>;
+  buildContexts?: Record<string, string>;
+  noCache?: boolean;
+  target?: string;
+  rootfsFormat?: RootfsFormat;
+  insecure?: boolean;
+  /** Central registry (`host:port`): runtimes (`official/…`), refs without a domain, and a mirror for Docker Hub names. */
+  registry?: string;
+  /** More mirrors for Docker Hub names (`http://host:port` or `host:port`). */
+  mirrors?: string[];
+  /** SOURCE_DATE_EPOCH (seconds); default 0. */
+  epoch?: number;
+  cliArgs?: string[];
+  urlPolicy?: UrlPolicy;
+  log?: (line: string) => void;
+  output_?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export interface ProjectBuildResult {
+  name: string;
+  manifestDigest: string;
+  image: PackagedImage;
+  build: BuildResult | undefined;
+  packagingCached: boolean;
+  pushed?: { ref: string; bytes: number; uploaded: number; ms: number };
+  kernelLess: boolean;
+}
+
+function baseUrl(host: string, insecure: boolean): string {
+  if (/^https?:\/\//.test(host)) return host;
+  const hostname = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return `${isLoopbackHost(hostname) || insecure ? 'http' : 'https'}://${host}`;
+}
+
+function imageName(dir: string, kraftfile: LoadedKraftfile | undefined): string {
+  const raw = kraftfile?.name ?? basename(resolve(dir));
+  const cleaned = raw.toLowerCase().replace(/\./g, '').replace(/[^a-z0-9_-]/g, '-');
+  return cleaned || 'app';
+}
+
+function explicitDomain(ref: string): string | undefined {
+  const first = ref.split('/')[0] ?? '';
+  return ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : undefined;
+}
+
+export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBuildResult> {
+  const log = opts.log ?? (() => undefined);
+  const epoch = opts.epoch ?? 0;
+  const cache = new BuildCache(opts.cacheDir);
+  const dir = resolve(opts.cwd, opts.dir);
+  const target = parseOutput(opts.output, opts.cwd);
+  const central = opts.registry ?? (target.kind === 'registry' ? explicitDomain(target.ref) : undefined);
+  const insecure = opts.insecure ?? false;
+  const clients = new Map<string, RegistryClient>();
+  const clientFor = (domain: string): RegistryClient => {
+    let c = clients.get(domain);
+    if (!c) {
+      const mirrors: string[] = [];
+      if (domain === 'docker.io') {
+        if (central) mirrors.push(baseUrl(central, insecure));
+        for (const m of opts.mirrors ?? []) mirrors.push(baseUrl(m, insecure));
+      }
+      c = new RegistryClient({
+        baseUrl: domain === 'docker.io' ? 'https://registry-1.docker.io' : baseUrl(domain, insecure),
+        insecure,
+        mirrors,
+        retries: 1,
+      });
+      clients.set(domain, c);
+    }
+    return c;
+  };
+
+  // 1. What to build.
+  const kraftPath = opts.kraftfile ? resolve(opts.cwd, opts.kraftfile) : await findKraftfile(dir);
+  const kraftfile = kraftPath ? await loadKraftfile(kraftPath) : undefined;
+  const name = imageName(dir, kraftfile);
+  let dockerfilePath: string | undefined;
+  let contextDir = dir;
+  let rootfsDirInput: string | undefined;
+  const rf = kraftfile?.rootfsResolved;
+  if (rf) {
+    if (rf.kind === 'dockerfile') {
+      dockerfilePath = rf.dockerfile;
+      contextDir = rf.context;
+    } else if (rf.kind === 'directory') {
+      rootfsDirInput = rf.path;
+    } else {
+      throw new Error(`rootfs of kind ${rf.kind} is not supported by this builder yet (use a Dockerfile or a directory)`);
+    }
+  } else {
+    const df = join(dir, 'Dockerfile');
+    if (!(await stat(df).catch(() => undefined))) throw new Error(`no Kraftfile rootfs and no Dockerfile in ${dir}`);
+    dockerfilePath = df;
+  }
+  const format: RootfsFormat = opts.rootfsFormat ?? rf?.format ?? 'erofs';
+
+  // 2. The app's rootfs.
+  let build: BuildResult | undefined;
+  let appRoot: string;
+  let appKey: string;
+  let dockerConfig: StageConfig | undefined;
+  if (dockerfilePath) {
+    build = await buildDockerfile({
+      contextDir,
+      dockerfile: await readFile(dockerfilePath, 'utf8'),
+      dockerfileName: basename(dockerfilePath),
+      cache,
+      ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
+      ...(opts.buildContexts ? { buildContexts: opts.buildContexts } : {}),
+      ...(opts.noCache ? { noCache: true } : {}),
+      ...(opts.target ? { target: opts.target } : {}),
+      ...(opts.urlPolicy ? { urlPolicy: opts.urlPolicy } : {}),
+      ...(opts.output_ ? { output: opts.output_ } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      resolveImage: registryImageResolver({ clientFor, blobs: cache.blobs, ...(opts.signal ? { signal: opts.signal } : {}) }),
+      log,
+    });
+    appRoot = build.rootfs;
+    appKey = build.key;
+    dockerConfig = build.config;
+  } else {
+    appRoot = rootfsDirInput as string;
+    appKey = hashOf('dir-rootfs', appRoot, String(Date.now()));
+  }
+
+  // 3. The runtime: kernel layer, base rootfs under the app's, its command.
+  let runtime: RuntimeInfo = {};
+  let rootKey = appKey;
+  let finalRoot = appRoot;
+  if (kraftfile?.runtime) {
+    if (!central) throw new Error(`the Kraftfile names runtime ${kraftfile.runtime}: give --registry (the central registry holding official/ runtimes)`);
+    const ref = parseUnikraftReference(kraftfile.runtime, central);
+    log(`runtime ${formatReference(ref)}`);
+    const pulled = await pullToBlobDir(formatReference(ref), { clientFor, blobs: cache.blobs, rules: { defaultDomain: central, officialNamespace: 'official', domainAliases: [] } });
+    const rtKey = hashOf('ukc-runtime-v1', pulled.manifestDigest);
+    runtime = runtimeInfo(pulled);
+    rootKey = hashOf('ukc-merged-v1', appKey, rtKey);
+    const hit = opts.noCache ? undefined : await cache.getState<Record<string, never>>(rootKey);
+    if (hit) {
+      finalRoot = cache.rootfsOf(hit.fsKey);
+      log(`runtime base rootfs under the app's  CACHED`);
+    } else {
+      const work = await mkdtemp(join(opts.cacheDir, 'rt-'));
+      try {
+        const baseDir = join(work, 'base');
+        await unpackRuntimeRootfs(pulled, baseDir, cache.blobs);
+        await overlayTree(appRoot, baseDir);
+        const st = await cache.putState(rootKey, {}, { rootfs: baseDir }, { replace: opts.noCache === true });
+        finalRoot = cache.rootfsOf(st.fsKey);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    }
+  }
+
+  // 4. Packaging (cached by the rootfs key and everything that reaches the config).
+  const run: RunConfig = mergeRunConfig({
+    ...(opts.cliArgs && opts.cliArgs.length ? { cliArgs: opts.cliArgs } : {}),
+    ...(kraftfile ? { kraftfile: { ...(kraftfile.cmd ? { cmd: kraftfile.cmd } : {}), env: kraftfile.env, labels: kraftfile.labels } } : {}),
+    runtime,
+    ...(dockerConfig
+      ? {
+          dockerfile: {
+            ...(dockerConfig.entrypoint ? { entrypoint: dockerConfig.entrypoint } : {}),
+            ...(dockerConfig.cmd ? { cmd: dockerConfig.cmd } : {}),
+            env: dockerConfig.env,
+            labels: dockerConfig.labels,
+            ...(dockerConfig.workingDir && dockerConfig.workingDir !== '/' ? { workingDir: dockerConfig.workingDir } : {}),
+            ...(dockerConfig.user ? { user: dockerConfig.user } : {}),
+          },
+        }
+      : {}),
+  });
+  const refName = target.kind === 'registry' ? (parseReference(target.ref).tag ?? 'latest') : 'latest';
+  const pkgKey = hashOf('ukc-package-v1', rootKey, JSON.stringify(run), format, String(epoch), name, refName, runtime.kernelLayer?.digest.text ?? '');
+  let image: PackagedImage | undefined;
+  let packagingCached = false;
+  const cachedImage = opts.noCache ? undefined : await cache.getImage(pkgKey);
+  if (cachedImage) {
+    const blob = async (d: string): Promise<StoredBlob> => (await cache.blobs.has(parseDigest(d))) as StoredBlob;
+    image = {
+      manifest: await blob(cachedImage.manifest),
+      manifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: await blob(cachedImage.config),
+      layers: await Promise.all(cachedImage.layers.map(blob)),
+      initrd: await blob(cachedImage.initrd),
+    };
+    packagingCached = true;
+    log(`package ${format} initrd  CACHED`);
+  } else {
+    const started = Date.now();
+    image = await packageImage({
+      rootfsDir: finalRoot,
+      format,
+      epoch,
+      name,
+      refName,
+      run,
+      blobs: cache.blobs,
+      ...(runtime.kernelLayer ? { kernelLayer: runtime.kernelLayer } : {}),
+      warn: (m) => log(`warning: ${m}`),
+    });
+    await cache.putImage(pkgKey, {
+      manifest: image.manifest.digest.text,
+      config: image.config.digest.text,
+      layers: image.layers.map((l) => l.digest.text),
+      initrd: image.initrd.digest.text,
+    });
+    log(`package ${format} initrd (${image.initrd.size} bytes) in ${Date.now() - started} ms`);
+  }
+  const blobs: ImageBlobs = { manifest: image.manifest, manifestMediaType: image.manifestMediaType, blobs: [image.config, ...image.layers] };
+
+  // 5. Output.
+  const result: ProjectBuildResult = {
+    name,
+    manifestDigest: image.manifest.digest.text,
+    image,
+    build,
+    packagingCached,
+    kernelLess: !runtime.kernelLayer,
+  };
+  if (target.kind === 'layout') await writeLayout(target.dir, blobs, refName);
+  else if (target.kind === 'archive') await writeLayoutArchive(target.file, blobs, refName);
+  else {
+    let ref: ImageReference;
+    if (explicitDomain(target.ref)) ref = parseReference(target.ref);
+    else {
+      if (!central) throw new Error(`--output ${target.ref} names no registry: give --registry or a full reference (host:port/name:tag)`);
+      ref = parseUnikraftReference(target.ref, central);
+    }
+    const started = Date.now();
+    const pushed = await pushToRegistry(clientFor(ref.domain), ref.path, ref.tag ?? 'latest', blobs);
+    const bytes = blobs.blobs.reduce((n, b) => n + b.size, 0) + image.manifest.size;
+    const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').reduce((n, b) => n + b.size, 0);
+    result.pushed = { ref: `${formatReference({ ...ref, digest: undefined })}@${pushed.digest.text}`, bytes, uploaded, ms: Date.now() - started };
+  }
+  return result;
+}
+
+/** Copies `upper`'s tree over `lower` (files replace, directories merge), preserving everything. */
+async function overlayTree(upper: string, lower: string): Promise<void> {
+  await new Promise<void>((res, rej) => {
+    const child = spawn('cp', ['-a', '--reflink=auto', `${upper}/.`, `${lower}/`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', rej);
+    child.on('close', (code) => (code === 0 ? res() : rej(new Error(`laying the app rootfs over the runtime's failed: ${err.trim()}`))));
+  });
+}

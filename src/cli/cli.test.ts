@@ -1,0 +1,192 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { makeHarness, type Harness } from '../node/harness.test-support.js';
+import { inProcessTransport, nodeHttpTransport, type PlatformTransport } from '../client/platform.js';
+import { startControlPlane, type ControlPlane } from '../controlplane/index.js';
+import { loadConfig, saveConfig } from './config.js';
+import { main } from './index.js';
+import { Snapshots } from './snapshot.test-support.js';
+
+const snap = new Snapshots('cli');
+const NODE_URL = 'http://node.test';
+
+interface World {
+  h: Harness;
+  cp: ControlPlane;
+  dir: string;
+  configPath: string;
+  token: string;
+  run(argv: string[], env?: Record<string, string>): Promise<{ code: number; out: string; err: string }>;
+}
+
+async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ukc-cli-'));
+  const h = await makeHarness();
+  const cp = await startControlPlane({ dataDir: join(dir, 'cp'), host: '127.0.0.1', port: 0, registryName: 'index.ukc.test', logError: () => {} });
+  cp.accounts.createAccount('alice');
+  const token = cp.accounts.createToken('alice').text;
+  h.resolver.add(`${cp.registryHost}/alice/httpserver:latest`, {
+    digestRef: `${cp.registryHost}/alice/httpserver@sha256:${'c'.repeat(64)}`,
+    config: { Cmd: ['/bin/httpd', '-f'], Env: ['PATH=/bin'], Labels: {} },
+  });
+  const configPath = join(dir, 'config.yaml');
+  saveConfig(configPath, {
+    currentProfile: 'dev',
+    profiles: { dev: { token, account: 'alice', controlplane: cp.url, registry: cp.registryHost, metro: 'dev', metros: { dev: { api: NODE_URL } } } },
+  });
+  const viaNode = inProcessTransport((r) => h.api.handle(r));
+  const overHttp = nodeHttpTransport();
+  const transport: PlatformTransport = (req) => (req.url.startsWith(NODE_URL) ? viaNode(req) : overHttp(req));
+  const w: World = {
+    h,
+    cp,
+    dir,
+    configPath,
+    token,
+    async run(argv, env = {}) {
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.on('data', (c: Buffer) => (out += c.toString()));
+      stderr.on('data', (c: Buffer) => (err += c.toString()));
+      const code = await main(
+        argv,
+        { cwd: dir, env: { HOME: dir, UNIKRAFT_CONFIG: configPath, ...env }, stdout, stderr, signal: new AbortController().signal },
+        { now: () => h.clock.now() + 90_000, transport, sleep: async () => {} },
+      );
+      return { code, out, err };
+    },
+  };
+  try {
+    await fn(w);
+  } finally {
+    await cp.close();
+    await h.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Replaces generated ids with stable placeholders so snapshots hold the shape. */
+function stable(text: string, w: World): string {
+  let out = text.replaceAll(w.cp.registryHost, '<registry>');
+  const uuids = [...new Set(text.match(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g) ?? [])];
+  uuids.forEach((u, i) => (out = out.replaceAll(u, `<uuid-${i}>`)));
+  return out;
+}
+
+test('run --image starts one instance and prints its key/value block; --replicas 2 prints three', async () => {
+  await withWorld(async (w) => {
+    const one = await w.run(['run', '--image', 'alice/httpserver:latest', '-n', 'web', '-m', '256M', '-e', 'MODE=test']);
+    assert.equal(one.code, 0, one.err);
+    assert.match(one.out, /^ +name: web$/m);
+    assert.match(one.out, /resources\.memory: 256 MiB/);
+    assert.equal(w.h.resolver.requests[0]?.url, `${w.cp.registryHost}/alice/httpserver:latest`);
+    assert.deepEqual(w.h.resolver.requests[0]?.credentials, { username: 'alice', password: w.token });
+    const three = await w.run(['run', '--image', 'alice/httpserver:latest', '--replicas', '2']);
+    assert.equal(three.code, 0, three.err);
+    assert.equal((three.out.match(/^ +name: /gm) ?? []).length, 3);
+    const list = await w.run(['instances', 'list', '-o', 'quiet']);
+    assert.equal(list.out.trim().split('\n').length, 4);
+  });
+});
+
+test('instances commands print in every format (snapshots)', async () => {
+  await withWorld(async (w) => {
+    assert.equal((await w.run(['run', '--image', 'alice/httpserver:latest', '-n', 'web', '--restart', 'on-failure'])).code, 0);
+    for (const format of ['kv', 'table', 'json', 'yaml', 'quiet']) {
+      const r = await w.run(['-o', format, 'instances', 'list']);
+      assert.equal(r.code, 0, r.err);
+      snap.match(`instances list -o ${format}`, stable(r.out, w));
+    }
+    const get = await w.run(['instances', 'get', 'web']);
+    snap.match('instances get web', stable(get.out, w));
+    const stop = await w.run(['instances', 'stop', 'web', '-o', 'table']);
+    assert.equal(stop.code, 0, stop.err);
+    snap.match('instances stop web -o table', stable(stop.out, w));
+    const logs = await w.run(['instances', 'logs', 'web']);
+    assert.equal(logs.out, 'web: hello from web\n');
+    const del = await w.run(['instances', 'delete', 'web', '-o', 'quiet']);
+    assert.equal(del.out, 'web\n');
+    assert.equal((await w.run(['instances', 'list'])).out, 'no instances\n');
+  });
+});
+
+test('a missing instance names it; a bad token says it is the token (exit 3), not "not found"', async () => {
+  await withWorld(async (w) => {
+    const missing = await w.run(['instances', 'get', 'ghost']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /ghost/);
+    const bad = await w.run(['images', 'list', '--central'], { UKC_TOKEN: 'ukc_' + '0'.repeat(32) + '_' + 'A'.repeat(43) });
+    assert.equal(bad.code, 3);
+    assert.match(bad.err, /API token was rejected by http:\/\/127\.0\.0\.1:\d+ \(invalid token\): the token came from UKC_TOKEN/);
+    assert.doesNotMatch(bad.err, /not found/);
+  });
+});
+
+test('nothing listening: exit 4 naming the address and how to start one', async () => {
+  await withWorld(async (w) => {
+    const r = await w.run(['metros', 'list'], {});
+    assert.equal(r.code, 0, r.err);
+    const cfg = loadConfig(w.configPath);
+    cfg.profiles.dev!.controlplane = 'http://127.0.0.1:1';
+    saveConfig(w.configPath, cfg);
+    const down = await w.run(['metros', 'list']);
+    assert.equal(down.code, 4);
+    assert.match(down.err, /cannot reach the platform at http:\/\/127\.0\.0\.1:1 .*ukcd dev/);
+  });
+});
+
+test('login checks the token with the control plane and writes the profile; a bad one writes nothing', async () => {
+  await withWorld(async (w) => {
+    const fresh = join(w.dir, 'fresh.yaml');
+    const bad = await w.run(['login', '--token', 'ukc_' + '1'.repeat(32) + '_' + 'B'.repeat(43), '--controlplane', w.cp.url, '--config', fresh]);
+    assert.equal(bad.code, 3);
+    assert.throws(() => readFileSync(fresh));
+    w.cp.nodes.register({ name: 'node1', metro: 'fra', api: 'http://127.0.0.1:9000', registry: '127.0.0.1:9000' });
+    const ok = await w.run(['login', '--token', w.token, '--controlplane', w.cp.url, '--config', fresh, '--profile', 'work']);
+    assert.equal(ok.code, 0, ok.err);
+    const cfg = loadConfig(fresh);
+    assert.equal(cfg.currentProfile, 'work');
+    assert.equal(cfg.profiles.work!.account, 'alice');
+    assert.deepEqual(cfg.profiles.work!.metros, { fra: { api: 'http://127.0.0.1:9000', registry: '127.0.0.1:9000' } });
+    const shown = await w.run(['profiles', 'show', '--config', fresh]);
+    assert.match(shown.out, /token: set/);
+    assert.doesNotMatch(shown.out, /ukc_/);
+  });
+});
+
+test('usage errors exit 2 with the usage line', async () => {
+  await withWorld(async (w) => {
+    const r = await w.run(['run']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /give a directory to build, or --image REF/);
+    assert.equal((await w.run(['-o', 'xml', 'instances', 'list'])).code, 2);
+    assert.equal((await w.run(['run', '--image', 'a/b', '-m', 'lots'])).code, 2);
+    assert.equal((await w.run(['run', '--image', 'a/b', '-p', '99999:1'])).code, 2);
+  });
+});
+
+test('run --dry-run shows the request without creating anything', async () => {
+  await withWorld(async (w) => {
+    const r = await w.run(['run', '--dry-run', '--image', 'alice/httpserver', '-p', '443:8080', '--scale-to-zero', 'policy=on,cooldown-time=1000', '-m', '1G']);
+    assert.equal(r.code, 0, r.err);
+    const req = JSON.parse(r.out) as Record<string, unknown>;
+    assert.equal(req.memory_mb, 1024);
+    assert.deepEqual(req.scale_to_zero, { policy: 'on', cooldown_time_ms: 1000 });
+    const services = (req.service_group as { services: { port: number; destination_port: number; handlers: string[] }[] }).services;
+    assert.deepEqual(
+      services.map((s) => [s.port, s.destination_port, [...s.handlers].sort()]).sort((a, b) => Number(a[0]) - Number(b[0])),
+      [
+        [80, 443, ['http', 'redirect']],
+        [443, 8080, ['http', 'tls']],
+      ],
+    );
+    assert.doesNotMatch(r.out, /ukc_/);
+    assert.equal(w.h.driver.runs.length, 0);
+  });
+});

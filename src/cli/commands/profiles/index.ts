@@ -1,0 +1,72 @@
+/** `unikraft profiles list | show [NAME] | use NAME | delete NAME`: the profiles of the CLI config (tokens are never printed). */
+import { UsageError, UserError } from '../../../util/command.js';
+import { configPath, loadConfig, saveConfig } from '../../config.js';
+import { parseCommand, print } from '../../runtime.js';
+import type { CliCommand } from '../../command.js';
+import type { DisplayRecord } from '../../output.js';
+
+const USAGE = 'unikraft profiles list | show [NAME] | use NAME | delete NAME';
+
+export const profilesCommand: CliCommand = {
+  name: 'profiles',
+  summary: 'list, show, switch and delete CLI profiles',
+  async run(args, cli) {
+    const [sub, ...rest] = args;
+    const parsed = parseCommand(cli, rest, {}, USAGE);
+    const path = configPath(cli.env, cli.globals.config);
+    const config = loadConfig(path);
+    const records = (names: string[]): DisplayRecord[] =>
+      names.map((n) => {
+        const p = config.profiles[n]!;
+        return {
+          name: n,
+          current: n === config.currentProfile,
+          account: p.account,
+          controlplane: p.controlplane,
+          registry: p.registry,
+          metro: p.metro,
+          metros: Object.fromEntries(Object.entries(p.metros).map(([m, x]) => [m, x.api])),
+          token: p.token ? 'set' : 'unset',
+        };
+      });
+    const view = (names: string[]) => ({
+      records: records(names),
+      columns: [
+        { header: 'name', path: 'name' },
+        { header: 'current', path: 'current' },
+        { header: 'account', path: 'account' },
+        { header: 'controlplane', path: 'controlplane' },
+        { header: 'metro', path: 'metro' },
+      ],
+      quiet: 'name',
+      empty: `no profiles in ${path}`,
+    });
+    const [name] = parsed.positionals;
+    const must = (n: string | undefined): string => {
+      if (n === undefined) throw new UsageError(`usage: ${USAGE}`);
+      if (!config.profiles[n]) throw new UserError(`no profile "${n}" in ${path}`);
+      return n;
+    };
+    switch (sub) {
+      case 'list':
+      case 'ls':
+        print(cli, view(Object.keys(config.profiles)), 'table');
+        return 0;
+      case 'show':
+        print(cli, view([must(name ?? cli.globals.profile ?? config.currentProfile)]), 'kv');
+        return 0;
+      case 'use':
+        config.currentProfile = must(name);
+        saveConfig(path, config);
+        return 0;
+      case 'delete':
+      case 'rm':
+        delete config.profiles[must(name)];
+        if (config.currentProfile === name) delete config.currentProfile;
+        saveConfig(path, config);
+        return 0;
+      default:
+        throw new UsageError(`unknown profiles subcommand "${sub ?? ''}"\nusage: ${USAGE}`);
+    }
+  },
+};

@@ -1,0 +1,138 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { RegistryClient } from '../client/index.js';
+import { PlatformApiError, PlatformAuthError, PlatformClient } from '../client/platform.js';
+import { digestOf } from '../oci/digest.js';
+import { MediaType } from '../oci/mediatypes.js';
+import { startControlPlane, type ControlPlane } from './index.js';
+
+async function withControlPlane(fn: (cp: ControlPlane, rootToken: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'ukc-cp-'));
+  const cp = await startControlPlane({ dataDir: dir, host: '127.0.0.1', port: 0, registryName: 'index.ukc.test', logError: () => {} });
+  try {
+    await fn(cp, readFileSync(cp.rootTokenFile, 'utf8').trim(), dir);
+  } finally {
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Pushes a tiny image (config + one layer) under `repo:tag` with `token`. */
+async function pushImage(cp: ControlPlane, token: string, repo: string, tag: string, payload: string): Promise<string> {
+  const client = new RegistryClient({ baseUrl: cp.url, credentials: { token } });
+  try {
+    const layer = Buffer.from(payload);
+    const config = Buffer.from(JSON.stringify({ architecture: 'x86_64', os: 'kraftcloud', rootfs: { type: 'layers', diff_ids: [digestOf(layer).text] } }));
+    await client.pushBlob(repo, digestOf(layer), { size: layer.length, open: () => Readable.from([layer]) });
+    await client.pushBlob(repo, digestOf(config), { size: config.length, open: () => Readable.from([config]) });
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: digestOf(config).text, size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer).text, size: layer.length }],
+      }),
+    );
+    await client.putManifest(repo, tag, manifest, MediaType.OciManifest);
+    return digestOf(manifest).text;
+  } finally {
+    client.close();
+  }
+}
+
+test('pushed images appear in GET /v1/images as {owner}/{registry}/{image} with tag digests, and leave it at once on delete', async () => {
+  await withControlPlane(async (cp, root) => {
+    const alice = cp.accounts.createAccount('alice');
+    void alice;
+    const aliceToken = cp.accounts.createToken('alice').text;
+    const d1 = await pushImage(cp, aliceToken, 'alice/httpserver', 'latest', 'one');
+    await pushImage(cp, root, 'official/base-compat', 'latest', 'runtime');
+    const api = new PlatformClient({ baseUrl: cp.url, token: aliceToken });
+    const listed = await api.listCentralImages();
+    assert.deepEqual(
+      listed.map((i) => ({ name: i.name, tags: i.tags })),
+      [
+        { name: 'alice/index.ukc.test/httpserver', tags: [{ name: 'latest', digest: d1 }] },
+        { name: 'official/index.ukc.test/base-compat', tags: [{ name: 'latest', digest: listed[1]!.tags![0]!.digest }] },
+      ],
+    );
+    assert.deepEqual((await api.listCentralImages({ namespace: 'alice', details: false })).map((i) => [i.name, i.tags]), [['alice/index.ukc.test/httpserver', undefined]]);
+    const removed = await api.deleteCentralImages(['alice/httpserver']);
+    assert.deepEqual(removed[0]!.tags, [{ name: 'latest', digest: d1 }]);
+    assert.deepEqual((await api.listCentralImages({ namespace: 'alice' })).length, 0);
+    // The registry agrees: the tag is gone.
+    const reg = new RegistryClient({ baseUrl: cp.url, credentials: { token: aliceToken } });
+    try {
+      assert.equal(await reg.headManifest('alice/httpserver', 'latest'), undefined);
+    } finally {
+      reg.close();
+    }
+    await assert.rejects(api.deleteCentralImages(['alice/httpserver']), (e: unknown) => e instanceof PlatformApiError && e.errno === 2);
+  });
+});
+
+test('tenants: another account neither sees nor deletes alice\'s image (ENOENT, as if missing); official images are listed to all', async () => {
+  await withControlPlane(async (cp, root) => {
+    cp.accounts.createAccount('alice');
+    cp.accounts.createAccount('bob');
+    const aliceToken = cp.accounts.createToken('alice').text;
+    const bobToken = cp.accounts.createToken('bob').text;
+    await pushImage(cp, aliceToken, 'alice/secret', 'v1', 'a');
+    await pushImage(cp, root, 'official/base-compat', 'latest', 'r');
+    const bob = new PlatformClient({ baseUrl: cp.url, token: bobToken });
+    assert.deepEqual((await bob.listCentralImages()).map((i) => i.name), ['official/index.ukc.test/base-compat']);
+    await assert.rejects(bob.deleteCentralImages(['alice/secret:v1']), (e: unknown) => e instanceof PlatformApiError && e.errno === 2 && e.status === 404);
+    await assert.rejects(bob.deleteCentralImages(['official/base-compat']), (e: unknown) => e instanceof PlatformApiError && e.status === 403);
+    const rootApi = new PlatformClient({ baseUrl: cp.url, token: root });
+    assert.equal((await rootApi.listCentralImages()).length, 2);
+  });
+});
+
+test('a bad token is refused with 401 on /v1 and on registry pushes; healthz needs none', async () => {
+  await withControlPlane(async (cp) => {
+    const bad = new PlatformClient({ baseUrl: cp.url, token: 'ukc_' + '0'.repeat(32) + '_' + 'A'.repeat(43) });
+    await assert.rejects(bad.listCentralImages(), PlatformAuthError);
+    await assert.rejects(bad.whoami(), /token was rejected/);
+    await new PlatformClient({ baseUrl: cp.url }).call('GET', '/v1/healthz');
+    await assert.rejects(pushImage(cp, 'ukc_' + '1'.repeat(32) + '_' + 'B'.repeat(43), 'alice/x', 'latest', 'x'), /401|UNAUTHORIZED|unauthori/i);
+  });
+});
+
+test('nodes register (root only), report health, and make up metros', async () => {
+  await withControlPlane(async (cp, root) => {
+    const api = new PlatformClient({ baseUrl: cp.url, token: root });
+    assert.deepEqual(await api.whoami().then((w) => [w.account, w.role]), ['root', 'root']);
+    const [node] = await api.registerNode({ name: 'node1', metro: 'dev', api: 'http://127.0.0.1:9999/', registry: '127.0.0.1:9999' });
+    assert.equal(node!.state, 'healthy');
+    const again = await api.registerNode({ name: 'node1', metro: 'dev', api: 'http://127.0.0.1:9998' });
+    assert.equal(again[0]!.uuid, node!.uuid);
+    const [metro] = await api.listMetros();
+    assert.deepEqual([metro!.name, metro!.api, metro!.nodes], ['dev', 'http://127.0.0.1:9998', 1]);
+    const [sick] = await api.reportNodeHealth(node!.uuid, { healthy: false, instances: 3 });
+    assert.equal(sick!.state, 'unhealthy');
+    assert.equal((await api.listMetros())[0]!.api, undefined);
+    assert.equal((await api.listNodes())[0]!.instances, 3);
+    cp.accounts.createAccount('carol');
+    const carol = new PlatformClient({ baseUrl: cp.url, token: cp.accounts.createToken('carol').text });
+    await assert.rejects(carol.registerNode({ name: 'evil', metro: 'dev', api: 'http://10.0.0.1' }), (e: unknown) => e instanceof PlatformAuthError && e.status === 403);
+    assert.deepEqual(await carol.listNodes(), []);
+    await assert.rejects(api.registerNode({ name: 'Bad Name', metro: 'dev', api: 'http://x' }), /DNS label/);
+    await assert.rejects(api.call('POST', '/v1/nodes', { name: 'n2', metro: 'dev', api: 'http://x', extra: 1 }), /unknown field "extra"/);
+    await assert.rejects(api.call('POST', '/v1/nodes', { name: 'n2', metro: 'dev', api: 'file:///etc/passwd' }), /http\(s\) URL/);
+  });
+});
+
+test('hostile bodies: oversized, not JSON, wrong shapes change nothing', async () => {
+  await withControlPlane(async (cp, root) => {
+    const api = new PlatformClient({ baseUrl: cp.url, token: root });
+    await assert.rejects(api.call('DELETE', '/v1/images', { name: 'x' }), /body must be a list/);
+    await assert.rejects(api.call('DELETE', '/v1/images', [{ name: '../../etc' }]), /invalid image name/);
+    await assert.rejects(api.call('POST', '/v1/nodes', 'x'.repeat(2 * 1024 * 1024)), (e: unknown) => e instanceof PlatformApiError && e.status === 413);
+    await assert.rejects(api.call('GET', '/v1/images?details=maybe'), /true or false/);
+    assert.deepEqual(await api.listNodes(), []);
+  });
+});

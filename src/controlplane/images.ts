@@ -1,0 +1,128 @@
+/**
+ * The central image list (`GET /v1/images`) and image removal, read straight
+ * from the registry's metadata store, so a removed image leaves the list at
+ * once (upstream may lag minutes; we do not).
+ *
+ * Names are `{owner}/{registry}/{image}`: the repository's first path
+ * component is the owner (account, or `official`), `registry` is this
+ * registry's public host, `image` is the rest of the path. A repository whose
+ * every tag is gone is not listed.
+ */
+import type { MetadataStore } from '../store/types.js';
+import { namespaceOf } from '../auth/index.js';
+
+export interface CentralImageEntry {
+  name: string;
+  /** Repository path inside the registry, e.g. `alice/httpserver`. */
+  repository: string;
+  owner: string;
+  tags: { name: string; digest: string }[];
+}
+
+export interface CentralImagesOptions {
+  metadata: MetadataStore;
+  /** Host shown as `{registry}` in names. */
+  registryName: string;
+  /** Repositories read per page while listing. */
+  pageSize?: number;
+  /** Repositories listed at most (a bound on one answer). */
+  maxRepositories?: number;
+}
+
+export const DEFAULT_CENTRAL_IMAGE_LIMITS = { pageSize: 500, maxRepositories: 100_000 };
+
+export class ImageNameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageNameError';
+  }
+}
+
+export class CentralImages {
+  private readonly pageSize: number;
+  private readonly maxRepositories: number;
+
+  constructor(private readonly options: CentralImagesOptions) {
+    this.pageSize = options.pageSize ?? DEFAULT_CENTRAL_IMAGE_LIMITS.pageSize;
+    this.maxRepositories = options.maxRepositories ?? DEFAULT_CENTRAL_IMAGE_LIMITS.maxRepositories;
+  }
+
+  nameOf(repository: string): string {
+    const owner = namespaceOf(repository);
+    const rest = repository.slice(owner.length + 1) || owner;
+    return `${owner}/${this.options.registryName}/${rest}`;
+  }
+
+  /** Every repository with at least one tag, optionally only those of one namespace (owner). */
+  async list(filter: { namespace?: string } = {}): Promise<CentralImageEntry[]> {
+    const out: CentralImageEntry[] = [];
+    let last: string | undefined;
+    for (let seen = 0; seen < this.maxRepositories; ) {
+      const page = await this.options.metadata.listRepositories(last === undefined ? { n: this.pageSize } : { n: this.pageSize, last });
+      if (page.length === 0) break;
+      seen += page.length;
+      last = page[page.length - 1];
+      for (const repository of page) {
+        const owner = namespaceOf(repository);
+        if (filter.namespace !== undefined && owner !== filter.namespace) continue;
+        const tagNames = (await this.options.metadata.listTags(repository)) ?? [];
+        const tags: { name: string; digest: string }[] = [];
+        for (const tag of tagNames) {
+          const digest = await this.options.metadata.resolveTag(repository, tag);
+          if (digest !== undefined) tags.push({ name: tag, digest });
+        }
+        if (tags.length > 0) out.push({ name: this.nameOf(repository), repository, owner, tags });
+      }
+      if (page.length < this.pageSize) break;
+    }
+    return out;
+  }
+
+  /**
+   * Parses what a user may call an image: `owner/image[:tag]`, the listed
+   * `{owner}/{registry}/{image}[:tag]`, or `{registry}/owner/image[:tag]`.
+   */
+  parseName(text: string): { repository: string; tag?: string } {
+    if (text.length > 512) throw new ImageNameError('image name too long');
+    let rest = text;
+    let tag: string | undefined;
+    const lastSlash = rest.lastIndexOf('/');
+    const colon = rest.indexOf(':', lastSlash + 1);
+    if (colon !== -1) {
+      tag = rest.slice(colon + 1);
+      rest = rest.slice(0, colon);
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new ImageNameError(`invalid tag "${tag}"`);
+    }
+    const reg = this.options.registryName;
+    const parts = rest.split('/');
+    if (parts.length >= 3 && parts[1] === reg) rest = [parts[0], ...parts.slice(2)].join('/');
+    else if (parts.length >= 3 && parts[0] === reg) rest = parts.slice(1).join('/');
+    if (!/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)+$/.test(rest)) {
+      throw new ImageNameError(`invalid image name "${text}": want owner/image[:tag]`);
+    }
+    return tag === undefined ? { repository: rest } : { repository: rest, tag };
+  }
+
+  /**
+   * Removes one tag (`owner/image:tag`: the tag, and its manifest when no other
+   * tag points at it), or with no tag every manifest of the repository (all
+   * tags). Answers the tags removed; none means the image did not exist.
+   */
+  async remove(repository: string, tag?: string): Promise<{ name: string; digest: string }[]> {
+    const md = this.options.metadata;
+    const removed: { name: string; digest: string }[] = [];
+    if (tag !== undefined) {
+      const digest = await md.resolveTag(repository, tag);
+      if (digest === undefined) return removed;
+      await md.deleteTag(repository, tag);
+      removed.push({ name: tag, digest });
+      if ((await md.tagsOf(repository, digest)).length === 0) await md.deleteManifest(repository, digest);
+      return removed;
+    }
+    for (const m of await md.listManifests(repository)) {
+      for (const t of await md.tagsOf(repository, m.digest)) removed.push({ name: t, digest: m.digest });
+      await md.deleteManifest(repository, m.digest);
+    }
+    return removed;
+  }
+}

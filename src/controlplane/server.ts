@@ -1,0 +1,191 @@
+/**
+ * The control plane as one node:http server: the central registry on /v2
+ * (OCI Distribution, token auth against the platform's accounts) and the
+ * control plane API on /v1.
+ *
+ * Layout of `dataDir`:
+ *   registry/                  blobs + registry.db of the central registry
+ *   auth.db                    accounts and API tokens
+ *   root-token                 the root account's first token (0600, written once)
+ *   registry-signing-key.pem   signs registry tokens (0600)
+ *   controlplane.db            nodes
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AccountStore,
+  AuthError,
+  AuthInputError,
+  createPlatformAuthenticator,
+  createRegistryAuthenticator,
+  loadOrCreateSigningKey,
+  Policy,
+  type RegistryAuthenticator,
+} from '../auth/index.js';
+import { createRegistry, openStores, RegistryError, type Authorizer, type Registry, type RequestLogEntry } from '../registry/index.js';
+import { createControlPlaneApi } from './api.js';
+import { CentralImages } from './images.js';
+import { NodeDirectory } from './nodes.js';
+
+export interface ControlPlaneLimits {
+  maxBodyBytes: number;
+  maxBatchItems: number;
+  /** A node silent this long is `offline`. */
+  nodeOfflineAfterMs: number;
+}
+
+export const DEFAULT_CONTROL_PLANE_LIMITS: ControlPlaneLimits = {
+  maxBodyBytes: 1024 * 1024,
+  maxBatchItems: 1000,
+  nodeOfflineAfterMs: 60_000,
+};
+
+export interface ControlPlaneOptions {
+  dataDir: string;
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+  /** Host shown in image names (`{owner}/{registry}/{image}`); default: the listening host:port. */
+  registryName?: string;
+  /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
+  anonymousPullOfficial?: boolean;
+  limits?: Partial<ControlPlaneLimits>;
+  /** Called for every finished registry request (metrics, tests). */
+  onRegistryRequest?: (entry: RequestLogEntry) => void;
+  logError?: (err: unknown) => void;
+}
+
+export interface ControlPlane {
+  /** `http://host:port`: the API and the registry. */
+  url: string;
+  /** `host:port` of the central registry. */
+  registryHost: string;
+  /** The first root token, when this start created it (else undefined: see `rootTokenFile`). */
+  rootTokenFile: string;
+  accounts: AccountStore;
+  registry: Registry;
+  images: CentralImages;
+  nodes: NodeDirectory;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Adapts auth's registry authenticator to the registry's hook, mapping its errors to registry errors. */
+function registryAuthorizer(auth: RegistryAuthenticator): Authorizer {
+  return async (req, access) => {
+    try {
+      const p =
+        access.repository === undefined
+          ? await auth.authorizeBase(req)
+          : await auth.authorize(req, { repository: access.repository, actions: access.actions });
+      if (access.catalog && !auth.mayListCatalog(p)) throw new RegistryError('DENIED');
+      const name = p.kind === 'account' ? p.name : p.kind === 'grant' ? p.name : 'anonymous';
+      return { name, anonymous: p.kind === 'anonymous' };
+    } catch (err) {
+      if (err instanceof AuthError) {
+        const headers: Record<string, string> = {};
+        if (err.challenge) headers['WWW-Authenticate'] = err.challenge;
+        if (err.retryAfterSeconds) headers['Retry-After'] = String(err.retryAfterSeconds);
+        if (err.code === 'UNAUTHORIZED') throw new RegistryError('UNAUTHORIZED', { message: err.message, headers });
+        if (err.code === 'TOOMANYREQUESTS') throw new RegistryError('TOOMANYREQUESTS', { headers });
+        throw new RegistryError('DENIED', { message: err.message });
+      }
+      if (err instanceof AuthInputError) throw new RegistryError('UNAUTHORIZED', { message: err.message, headers: { 'WWW-Authenticate': auth.challenge() } });
+      throw err;
+    }
+  };
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const limits = { ...DEFAULT_CONTROL_PLANE_LIMITS, ...options.limits };
+  const logError = options.logError ?? ((err: unknown) => console.error('controlplane: internal error:', err));
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const registryHost = `${hostText}:${addr.port}`;
+  const url = `http://${registryHost}`;
+
+  const accounts = new AccountStore({ path: join(options.dataDir, 'auth.db') });
+  const rootTokenFile = join(options.dataDir, 'root-token');
+  accounts.ensureRootAccount(rootTokenFile);
+  const policy = new Policy({ anonymousPullOfficial: options.anonymousPullOfficial ?? true });
+  const { blobs, metadata } = openStores(join(options.dataDir, 'registry'));
+  const registryAuth = createRegistryAuthenticator({
+    realm: `${url}/v2/token`,
+    service: 'ukc-registry',
+    issuer: 'ukc',
+    policy,
+    accounts,
+    signingKey: loadOrCreateSigningKey(join(options.dataDir, 'registry-signing-key.pem')),
+    rateLimiter: false,
+  });
+  const registry = createRegistry({
+    blobs,
+    metadata,
+    authorizer: registryAuthorizer(registryAuth),
+    logError,
+    ...(options.onRegistryRequest ? { onRequest: options.onRegistryRequest } : {}),
+  });
+  const images = new CentralImages({ metadata, registryName: options.registryName ?? registryHost });
+  const nodes = new NodeDirectory({ path: join(options.dataDir, 'controlplane.db'), offlineAfterMs: limits.nodeOfflineAfterMs });
+  const api = createControlPlaneApi({
+    images,
+    nodes,
+    policy,
+    authenticator: createPlatformAuthenticator({ accounts }),
+    maxBodyBytes: limits.maxBodyBytes,
+    maxBatchItems: limits.maxBatchItems,
+    logError,
+  });
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/v2/token') {
+      registryAuth.tokenEndpoint(req, res).catch((err: unknown) => {
+        logError(err);
+        res.destroy();
+      });
+    } else if (path === '/v2' || path.startsWith('/v2/')) {
+      registry.handler(req, res);
+    } else {
+      api(req, res).catch((err: unknown) => {
+        logError(err);
+        res.destroy();
+      });
+    }
+  });
+
+  let closed = false;
+  return {
+    url,
+    registryHost,
+    rootTokenFile,
+    accounts,
+    registry,
+    images,
+    nodes,
+    server,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await registry.close();
+      await metadata.close();
+      nodes.close();
+      accounts.close();
+    },
+  };
+}

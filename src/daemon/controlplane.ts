@@ -1,0 +1,48 @@
+/**
+ * `ukcd controlplane --listen 127.0.0.1:7000 --data DIR [--registry-name HOST]`:
+ * the central registry (/v2) and the control plane API (/v1 images, metros,
+ * nodes, auth). The root token is written to DIR/root-token on first start.
+ */
+import { parseArgs } from 'node:util';
+import { UsageError, type Command } from '../util/command.js';
+import { parseListen } from '../registry/index.js';
+import { startControlPlane } from '../controlplane/index.js';
+
+export const controlplaneCommand: Command = {
+  name: 'controlplane',
+  summary: 'run the control plane: central registry (/v2) and /v1 images, metros, nodes',
+  async run(args, ctx) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args,
+        options: { listen: { type: 'string', default: '127.0.0.1:7000' }, data: { type: 'string' }, 'registry-name': { type: 'string' } },
+        strict: true,
+      }));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (!values.data) throw new UsageError('--data DIR is required');
+    let listen;
+    try {
+      listen = parseListen(values.listen);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const cp = await startControlPlane({
+      dataDir: values.data,
+      host: listen.host,
+      port: listen.port,
+      ...(values['registry-name'] ? { registryName: values['registry-name'] } : {}),
+      logError: (err) => ctx.stderr.write(`controlplane: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+    });
+    ctx.stdout.write(`control plane listening on ${cp.url} (registry ${cp.registryHost}); root token in ${cp.rootTokenFile}\n`);
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await cp.close();
+    ctx.stdout.write('control plane stopped\n');
+    return 0;
+  },
+};

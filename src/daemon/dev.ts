@@ -1,0 +1,168 @@
+/**
+ * `ukcd dev [--home DIR] [--host 127.0.0.1] [--controlplane-port 0] [--node-port 0]
+ *           [--gateway-port-offset N] [--metro dev] [--no-gateway] [--central-access-log FILE]`
+ *
+ * The whole platform on one machine in one process: the control plane with the
+ * central registry, and one node (local registry, API, micro runtime, network,
+ * gateway). Data lives under one directory (UKC_HOME, default
+ * ~/.local/share/ukc):
+ *   controlplane/   central registry, accounts, nodes
+ *   node/           the node's local registry, instances, rootfs cache, TLS
+ * At start it publishes the official runtimes (to the central registry, and
+ * into the node's local registry so builds pushed there resolve runtimes
+ * locally), registers the node, creates the `dev` account, writes the CLI
+ * profile `dev` (UNIKRAFT_CONFIG, default ~/.config/unikraft/config.yaml) and
+ * prints the addresses. Ctrl-C stops everything cleanly.
+ */
+import { join } from 'node:path';
+import { homedir } from 'node:os';
+import { appendFileSync, readFileSync } from 'node:fs';
+import type { RequestLogEntry } from '../registry/index.js';
+import { parseArgs } from 'node:util';
+import { UsageError, type Command, type CommandContext } from '../util/command.js';
+import { startControlPlane } from '../controlplane/index.js';
+import { startNodeServer } from '../node/server.js';
+import { RegistryClient } from '../client/index.js';
+import { PlatformClient } from '../client/platform.js';
+import { publishOfficialRuntimes } from '../build/package/official.js';
+import { configPath, loadConfig, saveConfig } from '../cli/config.js';
+
+/** How often the node reports its health to the control plane. */
+export const DEV_HEARTBEAT_INTERVAL_MS = 10_000;
+export const DEV_ACCOUNT = 'dev';
+
+export function ukcHome(env: NodeJS.ProcessEnv): string {
+  if (env.UKC_HOME) return env.UKC_HOME;
+  return join(env.XDG_DATA_HOME ?? join(env.HOME ?? homedir(), '.local', 'share'), 'ukc');
+}
+
+function port(text: string, what: string): number {
+  const n = Number(text);
+  if (!/^\d{1,5}$/.test(text) || n > 65535) throw new UsageError(`${what} must be a port number`);
+  return n;
+}
+
+async function run(args: string[], ctx: CommandContext): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        home: { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        'controlplane-port': { type: 'string', default: '0' },
+        'node-port': { type: 'string', default: '0' },
+        'gateway-port-offset': { type: 'string', default: '8000' },
+        metro: { type: 'string', default: 'dev' },
+        'no-gateway': { type: 'boolean', default: false },
+        bridge: { type: 'string' },
+        subnet: { type: 'string' },
+        'central-access-log': { type: 'string' },
+        'cgroup-parent': { type: 'string' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const home = values.home ?? ukcHome(ctx.env);
+  const host = values.host;
+  const offset = port(values['gateway-port-offset'], '--gateway-port-offset');
+  const say = (line: string): void => void ctx.stdout.write(`${line}\n`);
+  const logError = (err: unknown): void => void ctx.stderr.write(`ukcd dev: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+
+  const accessLog = values['central-access-log'];
+  const cp = await startControlPlane({
+    dataDir: join(home, 'controlplane'),
+    host,
+    port: port(values['controlplane-port'], '--controlplane-port'),
+    logError,
+    // One JSON line per central registry request (operators' access log; tests count them).
+    ...(accessLog ? { onRegistryRequest: (entry: RequestLogEntry) => appendFileSync(accessLog, `${JSON.stringify(entry)}\n`) } : {}),
+  });
+  let node: Awaited<ReturnType<typeof startNodeServer>> | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  try {
+    const rootToken = readFileSync(cp.rootTokenFile, 'utf8').trim();
+    const central = new RegistryClient({ baseUrl: cp.url, credentials: { token: rootToken } });
+    try {
+      for (const r of await publishOfficialRuntimes(central)) say(`published ${cp.registryHost}/${r.repository}:${r.tag}@${r.digest}`);
+    } finally {
+      central.close();
+    }
+
+    node = await startNodeServer({
+      host,
+      port: port(values['node-port'], '--node-port'),
+      home: join(home, 'node'),
+      centralUrl: cp.url,
+      ...(values.bridge ? { bridge: values.bridge } : {}),
+      ...(values.subnet ? { subnet: values.subnet } : {}),
+      ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
+      ...(values['no-gateway']
+        ? {}
+        : { gateway: { metro: values.metro, domain: 'localhost', listenAddress: (p: number) => ({ host, port: p + offset }), log: (m: string) => void ctx.stderr.write(`gateway: ${m}\n`) } }),
+    });
+    const nodeHost = new URL(node.url).host;
+    const local = new RegistryClient({ baseUrl: node.url });
+    try {
+      await publishOfficialRuntimes(local);
+    } finally {
+      local.close();
+    }
+
+    const rootApi = new PlatformClient({ baseUrl: cp.url, token: rootToken });
+    const [registered] = await rootApi.registerNode({ name: 'node1', metro: values.metro, api: node.url, registry: nodeHost });
+    const nodeUrl = node.url;
+    heartbeat = setInterval(() => {
+      new PlatformClient({ baseUrl: nodeUrl })
+        .healthz()
+        .then(() => true, () => false)
+        .then((healthy) => rootApi.reportNodeHealth(registered!.uuid, { healthy }))
+        .catch(logError);
+    }, DEV_HEARTBEAT_INTERVAL_MS);
+    heartbeat.unref();
+
+    // The CLI profile: the dev account and a token (kept while it still authenticates).
+    if (!cp.accounts.getAccount(DEV_ACCOUNT)) cp.accounts.createAccount(DEV_ACCOUNT);
+    const cfgPath = configPath(ctx.env);
+    const config = loadConfig(cfgPath);
+    const previous = config.profiles.dev?.token;
+    const token = previous !== undefined && cp.accounts.authenticateToken(previous)?.account.name === DEV_ACCOUNT ? previous : cp.accounts.createToken(DEV_ACCOUNT, { label: 'ukcd dev profile' }).text;
+    config.profiles.dev = {
+      token,
+      account: DEV_ACCOUNT,
+      controlplane: cp.url,
+      registry: cp.registryHost,
+      metro: values.metro,
+      metros: { [values.metro]: { api: node.url, registry: nodeHost } },
+    };
+    config.currentProfile = 'dev';
+    saveConfig(cfgPath, config);
+
+    say(`control plane  ${cp.url}   (central registry ${cp.registryHost})`);
+    say(`node ${values.metro}       ${node.url}   (local registry ${nodeHost})`);
+    if (node.api.gateway) say(`gateway        https://${host}:${443 + offset}  http://${host}:${80 + offset}  (public port p is served on p+${offset}; FQDNs *.${values.metro}.localhost)`);
+    say(`data           ${home}`);
+    say(`cli profile    dev in ${cfgPath} (account ${DEV_ACCOUNT}); try: unikraft run --image <name> or unikraft run <dir>`);
+    say('ready');
+
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    say('stopping');
+    return 0;
+  } finally {
+    if (heartbeat) clearInterval(heartbeat);
+    await node?.close();
+    await cp.close();
+    say('stopped');
+  }
+}
+
+export const devCommand: Command = {
+  name: 'dev',
+  summary: 'run the whole platform on this machine (control plane + one node + gateway) and write a CLI profile',
+  run,
+};

@@ -1,0 +1,167 @@
+// End to end: the docs' three workflows with the real `unikraft` CLI against a real `ukcd dev`
+// (control plane + node + gateway), then images list/delete and a node-local build that never
+// touches the central registry. Needs root (micro instances are Linux sandboxes).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { cpSync, readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import https from 'node:https';
+import { newEnv, cleanupEnv, busyboxRootfs, REPO_ROOT, UKCD, type TestEnv } from './node-support.js';
+import { pushLayout } from '../../src/cli/commands/run/push.js';
+
+const exec = promisify(execFile);
+const UNIKRAFT = join(REPO_ROOT, 'bin', 'unikraft.js');
+const GATEWAY_OFFSET = 20000 + Math.floor(Math.random() * 20000);
+const notRoot = process.getuid?.() !== 0;
+
+let env: TestEnv;
+let dev: ChildProcess | undefined;
+let devOut = '';
+let cliEnv: NodeJS.ProcessEnv;
+let accessLog: string;
+let centralBase: string;
+let localBase: string;
+
+async function cli(args: string[], timeoutMs = 180_000): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const r = await exec(process.execPath, [UNIKRAFT, ...args], { env: cliEnv, cwd: env.dir, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : 1, out: err.stdout ?? '', err: err.stderr ?? '' };
+  }
+}
+
+function ok(r: { code: number; out: string; err: string }, what: string): string {
+  assert.equal(r.code, 0, `${what} failed:\n${r.err}\n${r.out}`);
+  return r.out;
+}
+
+function httpsGet(fqdn: string, port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, servername: fqdn, path: '/', headers: { host: fqdn }, rejectUnauthorized: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+before(async () => {
+  if (notRoot) return;
+  env = newEnv('dev');
+  accessLog = join(env.dir, 'central-access.log');
+  cliEnv = { PATH: process.env.PATH, HOME: env.dir, UNIKRAFT_CONFIG: join(env.dir, 'config.yaml'), UKC_CACHE_DIR: join(env.dir, 'cache') };
+  dev = spawn(
+    process.execPath,
+    [UKCD, 'dev', '--home', env.dir, '--bridge', env.bridge, '--subnet', env.subnet, '--cgroup-parent', env.cgroupParent, '--gateway-port-offset', String(GATEWAY_OFFSET), '--central-access-log', accessLog],
+    { env: cliEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  dev.stdout!.on('data', (c: Buffer) => (devOut += c.toString()));
+  dev.stderr!.on('data', (c: Buffer) => (devOut += c.toString()));
+  for (let i = 0; i < 600 && !/^ready$/m.test(devOut); i++) {
+    if (dev.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.match(devOut, /^ready$/m, `ukcd dev did not start:\n${devOut}`);
+  // The example's base, offline: the host's static busybox imported as official/busybox into the
+  // central registry and into the node's local registry (for the node-local build).
+  const rootfs = busyboxRootfs(env.dir, 'unused');
+  ok(await cli(['images', 'import', rootfs, '--output', join(env.dir, 'bb-layout')]), 'images import');
+  const rootToken = readFileSync(join(env.dir, 'controlplane', 'root-token'), 'utf8').trim();
+  const registry = /central registry (\S+)\)/.exec(devOut)![1]!;
+  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: registry, repository: 'official/busybox', tag: '1.36-musl', token: rootToken });
+  const nodeRegistry = /local registry (\S+)\)/.exec(devOut)![1]!;
+  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: nodeRegistry, repository: 'official/busybox', tag: '1.36-musl' });
+  centralBase = `BASE=${registry}/official/busybox:1.36-musl`;
+  localBase = `BASE=${nodeRegistry}/official/busybox:1.36-musl`;
+});
+
+after(async () => {
+  if (notRoot) return;
+  if (dev && dev.exitCode === null) {
+    dev.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && dev.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    if (dev.exitCode === null) dev.kill('SIGKILL');
+  }
+  await cleanupEnv(env);
+});
+
+test('ukcd dev prints its addresses, publishes base-compat and writes a working CLI profile', async (t) => {
+  if (notRoot) return t.skip('needs root');
+  assert.match(devOut, /published \S+\/official\/base-compat:latest@sha256:[0-9a-f]{64}/);
+  assert.match(devOut, /control plane +http:\/\/127\.0\.0\.1:\d+/);
+  assert.ok(existsSync(join(env.dir, 'config.yaml')));
+  const metros = ok(await cli(['metros', 'list', '-o', 'json']), 'metros list');
+  assert.equal((JSON.parse(metros) as { name: string }[])[0]!.name, 'dev');
+  const all = ok(await cli(['images', 'list', '--all', '--central', '-o', 'quiet']), 'images list --all');
+  assert.match(all, /official\/base-compat:latest/);
+  const badToken = await exec(process.execPath, [UNIKRAFT, 'images', 'list'], { env: { ...cliEnv, UKC_TOKEN: 'ukc_' + '0'.repeat(32) + '_' + 'A'.repeat(43) } }).then(
+    () => ({ code: 0, err: '' }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, err: e.stderr }),
+  );
+  assert.equal(badToken.code, 3);
+  assert.match(badToken.err, /token was rejected/);
+});
+
+test('the docs\' three workflows, then images list/delete and a node-local build', async (t) => {
+  if (notRoot) return t.skip('needs root');
+  const app = join(env.dir, 'busybox-httpd');
+  cpSync(join(REPO_ROOT, 'examples', 'busybox-httpd'), app, { recursive: true });
+
+  // (1) build, push and run in one step; the instance answers through the gateway.
+  const first = ok(await cli(['run', app, '-p', '443:8080', '--build-arg', centralBase, '-o', 'json']), 'run DIR');
+  const [inst] = JSON.parse(first) as { name: string; state: string; service?: { domains?: string[] } }[];
+  assert.equal(inst!.state, 'running');
+  const fqdn = inst!.service!.domains![0]!;
+  let answer = { status: 0, body: '' };
+  for (let i = 0; i < 100 && answer.status !== 200; i++) {
+    answer = await httpsGet(fqdn, 443 + GATEWAY_OFFSET).catch(() => ({ status: 0, body: '' }));
+    if (answer.status !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body, 'Hello, World!\n');
+
+  // (2) the same image with --replicas 2: three more instances running.
+  const three = ok(await cli(['run', '--image', 'busybox-httpd', '--replicas', '2', '-o', 'quiet']), 'run --replicas 2');
+  assert.equal(three.trim().split('\n').length, 3);
+  // (3) another instance from the existing image, by name.
+  ok(await cli(['run', '--image', 'busybox-httpd', '-n', 'third']), 'run --image -n third');
+  const listed = JSON.parse(ok(await cli(['instances', 'list', '-o', 'json']), 'instances list')) as { name: string; state: string }[];
+  assert.equal(listed.filter((i) => i.state === 'running').length, 5);
+  assert.ok(listed.some((i) => i.name === 'third'));
+
+  // images list shows it (central and node-local); delete removes it from both lists.
+  const images = ok(await cli(['images', 'list', '-o', 'json']), 'images list');
+  const rows = JSON.parse(images) as { ref: string; where: string }[];
+  assert.ok(rows.some((r) => r.where === 'central' && r.ref.endsWith('/dev/busybox-httpd:latest')), images);
+  assert.ok(rows.some((r) => r.where === 'dev' && r.ref.endsWith('dev/busybox-httpd:latest')), images);
+  ok(await cli(['images', 'delete', 'busybox-httpd']), 'images delete');
+  assert.equal(ok(await cli(['images', 'list', '-o', 'quiet']), 'images list after delete'), '');
+
+  // A build pushed to the node's local registry never touches the central registry.
+  const nodeRegistry = /local registry (\S+)\)/.exec(devOut)![1]!;
+  const before = readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).length;
+  ok(await cli(['build', app, '--build-arg', localBase, '--output', `${nodeRegistry}/dev/busybox-httpd:local`]), 'build --output node-local');
+  const afterCount = readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).length;
+  assert.equal(afterCount, before, 'the central registry received requests during a node-local build');
+  const local = ok(await cli(['images', 'list', '--local', '-o', 'quiet']), 'images list --local');
+  assert.match(local, /dev\/busybox-httpd:local/);
+});
+
+test('Ctrl-C stops ukcd dev cleanly', async (t) => {
+  if (notRoot) return t.skip('needs root');
+  const exited = new Promise<number | null>((resolve) => dev!.once('exit', (code) => resolve(code)));
+  dev!.kill('SIGINT');
+  const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
+  assert.equal(code, 0, devOut);
+  assert.match(devOut, /^stopping$/m);
+  assert.match(devOut, /^stopped$/m);
+});
