@@ -192,6 +192,10 @@ async function main(): Promise<void> {
       runc: { boot_us: summary(runc.boot), net_us: summary(runc.net) },
       podman: 'skipped' in podman ? podman : { boot_us: summary(podman.boot), net_us: summary(podman.net) },
     };
+    // UKC_BOOT_TRACE=1 (inherited by the node) makes the node print per-start phase marks; keep them beside the result.
+    if (process.env['UKC_BOOT_TRACE'] === '1') {
+      writeFileSync('/tmp/ukc-boot-trace.txt', node.output().split('\n').filter((l) => l.includes('[boot-trace]')).join('\n') + '\n');
+    }
     const json = JSON.stringify(result, null, 2);
     console.log(json);
     const out = values.out ?? join(process.cwd(), 'bench', 'results', `boot-${result.date.slice(0, 10)}.json`);

@@ -32,6 +32,8 @@ export interface NodeServerOptions {
   /** Bridge name and instance subnet. */
   bridge?: string;
   subnet?: string;
+  /** Network namespaces kept ready for the next starts (default DEFAULT_NETNS_POOL_SIZE). */
+  netnsPoolSize?: number;
   /** Cgroup parent of this node's instances (one per node, so two nodes never mix). */
   cgroupParent?: string;
   limits?: Partial<NodeApiLimits>;
@@ -58,6 +60,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     bridge: options.bridge ?? DEFAULT_NODE_NETWORK.bridge,
     subnet: options.subnet ?? DEFAULT_NODE_NETWORK.subnet,
     stateDir: join(home, 'network'),
+    ...(options.netnsPoolSize !== undefined ? { poolSize: options.netnsPoolSize } : {}),
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
@@ -100,6 +103,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     server.close();
     await registry.close();
     await metadata.close();
+    await network.close();
     throw err;
   }
   server.on('request', (req, res) => {
@@ -126,6 +130,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       images.close();
       await registry.close();
       await metadata.close();
+      await network.close();
     },
   };
 }

@@ -3,7 +3,7 @@
 // only a pipe for events (and stdout/stderr pipes unless they go to a log file fd).
 //
 // Event protocol (one line each, see src/sandbox/native/ukc-sandbox.c):
-//   pid N | stub PATH SEC NSEC | exec NS | error STAGE ERRNO MESSAGE | cleanup ok|incomplete | exit code N | exit signal N
+//   pid N | stub PATH SEC NSEC | mark STAGE NS (with trace) | exec NS | error STAGE ERRNO MESSAGE | cleanup ok|incomplete | exit code N | exit signal N
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -60,6 +60,8 @@ export interface SandboxSpec {
   removeStubs?: boolean;
   /** The launcher's own grace before killing after SIGTERM (stop() may use a shorter one). */
   graceMs?: number;
+  /** Report `mark STAGE NS` event lines for each setup stage (profiling). */
+  trace?: boolean;
   stdin?: 'ignore' | 'pipe';
   stdout?: SandboxOutput;
   stderr?: SandboxOutput;
@@ -140,6 +142,7 @@ export function launcherArgs(spec: SandboxSpec): string[] {
     a.push('--bind', `${b.source}:${b.target}:${b.readonly ? 'ro' : 'rw'}`);
   }
   if (spec.removeStubs) a.push('--remove-stubs');
+  if (spec.trace) a.push('--trace');
   a.push('--grace-ms', String(spec.graceMs ?? DEFAULT_STOP_GRACE_MS));
   a.push('--', ...spec.argv);
   return a;

@@ -215,7 +215,8 @@ export async function cleanupEnv(env: TestEnv): Promise<void> {
   }
   const leases = join(env.dir, 'node', 'network', 'leases.json');
   if (existsSync(leases)) {
-    for (const uuid of Object.keys(JSON.parse(readFileSync(leases, 'utf8')) as object)) await removeInstanceNetwork(`ukc-${uuid}`);
+    const doc = JSON.parse(readFileSync(leases, 'utf8')) as Record<string, { netns?: string }>;
+    for (const [key, lease] of Object.entries(doc)) await removeInstanceNetwork(lease.netns ?? `ukc-${key}`);
   }
   try {
     removeCgroupParent(env.cgroupParent);

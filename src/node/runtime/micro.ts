@@ -102,6 +102,17 @@ export function hasNonLoopbackListener(tcp: string, v6: boolean): boolean {
   return false;
 }
 
+/**
+ * With UKC_BOOT_TRACE=1 in the node's environment, each start prints where its
+ * microseconds went (since start() was called) to stderr: a profiling aid only.
+ */
+const BOOT_TRACE = process.env['UKC_BOOT_TRACE'] === '1';
+
+function bootTracer(uuid: string, t0: bigint): (mark: string) => void {
+  if (!BOOT_TRACE) return () => undefined;
+  return (mark) => process.stderr.write(`[boot-trace] ${uuid.slice(0, 8)} ${mark} +${hrUs(t0, process.hrtime.bigint())}us\n`);
+}
+
 function hrUs(from: bigint, to: bigint): number {
   return Math.max(0, Math.round(Number(to - from) / 1000));
 }
@@ -165,12 +176,17 @@ class MicroRun implements RuntimeHandle {
     this.readConsole();
     const lines = this.readNew(this.eventsPath, 'events');
     for (const line of lines) {
+      if (BOOT_TRACE && line.startsWith('mark ') && this.t0 !== undefined) {
+        const [, stage, ns] = line.split(' ');
+        process.stderr.write(`[boot-trace] ${this.ref.uuid.slice(0, 8)} launcher:${stage} +${hrUs(this.t0, BigInt(ns ?? '0'))}us\n`);
+      }
       const kind = applyEventLine(this.events, line);
       if (kind === 'exec' && !this.startedSent && this.events.execAtNs !== undefined && this.t0 !== undefined) {
         this.startedSent = true;
         const started: { type: 'started'; bootTimeUs: number; privateIp?: string } = { type: 'started', bootTimeUs: hrUs(this.t0, this.events.execAtNs) };
         if (this.ref.ip) started.privateIp = this.ref.ip;
         this.hooks.onEvent(started);
+        if (BOOT_TRACE) process.stderr.write(`[boot-trace] ${this.ref.uuid.slice(0, 8)} exec +${started.bootTimeUs}us (seen +${hrUs(this.t0, process.hrtime.bigint())}us)\n`);
         if (this.ref.netns) this.probeNet(this.t0);
       }
     }
@@ -250,7 +266,9 @@ class MicroRun implements RuntimeHandle {
         return; // the run ended
       }
       if (found) {
-        this.hooks.onEvent({ type: 'listening', netTimeUs: hrUs(t0, process.hrtime.bigint()) });
+        const netTimeUs = hrUs(t0, process.hrtime.bigint());
+        this.hooks.onEvent({ type: 'listening', netTimeUs });
+        if (BOOT_TRACE) process.stderr.write(`[boot-trace] ${this.ref.uuid.slice(0, 8)} listening +${netTimeUs}us\n`);
         return;
       }
       if (Date.now() > deadline) return;
@@ -355,6 +373,7 @@ export class MicroDriver implements RuntimeDriver {
       throw new NodeError(Errno.EINVAL, `the micro runtime cannot run a rootfs of kind ${spec.rootfs.kind}`);
     }
     if (spec.args.length === 0) throw new NodeError(Errno.EINVAL, 'the image has no command and none was given (args)');
+    const trace = bootTracer(spec.uuid, t0);
     const runDir = join(this.options.runsDir, spec.uuid);
     await rm(runDir, { recursive: true, force: true });
     await mkdir(join(runDir, 'upper'), { recursive: true });
@@ -362,9 +381,12 @@ export class MicroDriver implements RuntimeDriver {
     await mkdir(join(runDir, 'root'), { recursive: true });
     let cgroup: Cgroup | undefined;
     let attachment: Awaited<ReturnType<NodeNetwork['attach']>> | undefined;
+    trace('dirs');
     try {
       cgroup = this.openCgroup(spec.uuid, spec);
+      trace('cgroup');
       if (this.options.network) attachment = await this.options.network.attach(spec.uuid, spec.name);
+      trace('network');
       const args = launcherArgs({
         rootfs: join(runDir, 'root'),
         overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work') },
@@ -376,6 +398,7 @@ export class MicroDriver implements RuntimeDriver {
         binds: this.options.network ? [{ source: this.options.network.hostsPath, target: '/etc/hosts', readonly: true }] : [],
         // Stops are timed by the node (stop(graceMs)); the launcher's own grace is only a backstop.
         graceMs: 24 * 3600 * 1000,
+        trace: BOOT_TRACE,
       });
       const consoleFd = openSync(join(runDir, 'console'), 'a', 0o600);
       const eventsFd = openSync(join(runDir, 'events'), 'a', 0o600);
@@ -391,6 +414,7 @@ export class MicroDriver implements RuntimeDriver {
         closeSync(consoleFd);
         closeSync(eventsFd);
       }
+      trace('spawned');
       const pid = child.pid;
       if (pid === undefined) throw new NodeError(Errno.EIO, 'the sandbox launcher could not be started');
       const start = processStartTime(pid) ?? '0';
@@ -402,6 +426,7 @@ export class MicroDriver implements RuntimeDriver {
       child.on('error', () => run.gone());
       child.unref();
       run.follow(false);
+      trace('returned');
       return run;
     } catch (err) {
       if (cgroup) await cgroup.destroy().catch(() => undefined);

@@ -20,6 +20,7 @@
  * long as lines are tiny; if the reader is gone we keep supervising):
  *   pid <host pid of init>
  *   stub <path inside root> <parent mtime sec> <parent mtime nsec>   (mount point we created)
+ *   mark <stage> <CLOCK_MONOTONIC ns>                                 (with --trace: setup stage done)
  *   exec <CLOCK_MONOTONIC ns taken right before the successful execve>
  *   error <stage> <errno> <message>                                  (setup or exec failed)
  *   cleanup ok | cleanup incomplete          (only with --remove-stubs: were the stubs removed?)
@@ -85,12 +86,12 @@ static struct {
 	struct bind binds[MAX_LIST]; int nbinds;
 	gid_t groups[MAX_LIST]; int ngroups;
 	uid_t uid; gid_t gid;
-	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms;
+	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms, trace;
 	char **argv;
 } spec = { .event_fd = 3, .grace_ms = 10000 };
 
 /* Messages from init/app to the supervisor over the exec pipe (atomic: < PIPE_BUF). */
-enum { MSG_EXEC = 1, MSG_ERROR, MSG_STUB };
+enum { MSG_EXEC = 1, MSG_ERROR, MSG_STUB, MSG_MARK };
 struct msg { int32_t kind, err; int64_t a, b; char text[256]; };
 
 static int exec_pipe[2] = { -1, -1 }, status_pipe[2] = { -1, -1 };
@@ -103,11 +104,18 @@ static void die_usage(const char *m) {
 	exit(125);
 }
 
+static int64_t now_ns(void);
+
 static void send_msg(int kind, int err, int64_t a, int64_t b, const char *text) {
 	struct msg m = { .kind = kind, .err = err, .a = a, .b = b };
 	if (text) snprintf(m.text, sizeof m.text, "%s", text);
 	ssize_t r;
 	do r = write(exec_pipe[1], &m, sizeof m); while (r < 0 && errno == EINTR);
+}
+
+/* With --trace: a named CLOCK_MONOTONIC timestamp of a setup stage (profiling aid). */
+static void mark(const char *stage) {
+	if (spec.trace) send_msg(MSG_MARK, 0, now_ns(), 0, stage);
 }
 
 /* Report a setup failure with its stage and errno, then leave with 125. */
@@ -161,6 +169,7 @@ static void parse_args(int argc, char **argv) {
 		else if (!strcmp(a, "--dev")) spec.dev = 1;
 		else if (!strcmp(a, "--devpts")) spec.devpts = 1;
 		else if (!strcmp(a, "--remove-stubs")) spec.remove_stubs = 1;
+		else if (!strcmp(a, "--trace")) spec.trace = 1;
 		else if (!strcmp(a, "--event-fd")) { TAKE(); spec.event_fd = (int)strtol(v, NULL, 10); }
 		else if (!strcmp(a, "--grace-ms")) { TAKE(); spec.grace_ms = (int)parse_num(v); }
 		else if (!strcmp(a, "--bind")) {
@@ -429,9 +438,11 @@ static int init_main(void *unused) {
 	/* If the supervisor died before PDEATHSIG was set, nobody reads status_pipe any more. */
 	struct pollfd pfd = { status_pipe[1], POLLOUT, 0 };
 	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR)) _exit(125);
+	mark("init");
 
 	join_cgroups();
 	if (unshare(CLONE_NEWCGROUP) < 0) fail("unshare", "cgroup");
+	mark("cgroup");
 	if (spec.netns) {
 		int fd = open(spec.netns, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) fail("netns", spec.netns);
@@ -439,6 +450,7 @@ static int init_main(void *unused) {
 	}
 	if (spec.new_netns) lo_up();
 	if (spec.hostname && sethostname(spec.hostname, strlen(spec.hostname)) < 0) fail("hostname", spec.hostname);
+	mark("netns");
 
 	/* Nothing we mount may leak back to the host, nor host mounts change under us. */
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
@@ -451,6 +463,7 @@ static int init_main(void *unused) {
 	} else {
 		do_mount(spec.rootfs, spec.rootfs, NULL, MS_BIND | MS_REC, NULL); /* pivot_root needs a mount point */
 	}
+	mark("rootfs");
 	/* Capture bind sources (host paths) as detached mounts before the host disappears. */
 	for (int i = 0; i < spec.nbinds; i++) {
 		spec.binds[i].fd = (int)syscall(SYS_open_tree, AT_FDCWD, spec.binds[i].src, OPEN_TREE_CLONE | O_CLOEXEC);
@@ -461,14 +474,18 @@ static int init_main(void *unused) {
 	if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot_root", spec.rootfs);
 	if (umount2(".", MNT_DETACH) < 0) fail("umount", "old root");
 	if (chdir("/") < 0) fail("chdir", "/");
+	mark("pivot");
 
 	if (spec.proc) {
 		make_path("/proc", 0);
 		note_mount("/proc");
 		do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	}
+	mark("proc");
 	if (spec.dev) setup_dev();
+	mark("dev");
 	if (spec.proc) harden_proc();
+	mark("harden");
 	for (int i = 0; i < spec.ntmpfs; i++) {
 		make_path(spec.tmpfs[i], 0);
 		note_mount(spec.tmpfs[i]);
@@ -485,6 +502,7 @@ static int init_main(void *unused) {
 		if (spec.binds[i].ro) remount_ro(spec.binds[i].dst, MS_NOSUID | MS_NODEV);
 	}
 	if (spec.readonly_root) remount_ro("/", 0);
+	mark("binds");
 
 	/* Block signals until the app's pid is known, so forwarding cannot race the fork. */
 	sigset_t all, old;
@@ -573,7 +591,9 @@ static void clean_text(char *s) { for (; *s; s++) if (*s == '\n' || *s == '\r') 
 int main(int argc, char **argv) {
 	main_argc = argc;
 	main_argv = argv;
+	int64_t main_at = now_ns();
 	parse_args(argc, argv);
+	if (spec.trace) event("mark main %lld\n", (long long)main_at);
 	signal(SIGPIPE, SIG_IGN);
 	if (spec.event_fd >= 0 && fcntl(spec.event_fd, F_SETFD, FD_CLOEXEC) < 0) spec.event_fd = -1;
 	if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) { perror("pipe"); return 125; }
@@ -589,6 +609,7 @@ int main(int argc, char **argv) {
 	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (spec.new_netns ? CLONE_NEWNET : 0);
 	/* The child runs on this stack until it forks; 256 KiB is plenty for init's few frames. */
 	static char stack[256 * 1024] __attribute__((aligned(16)));
+	if (spec.trace) event("mark clone %lld\n", (long long)now_ns());
 	pid_t pid = clone(init_main, stack + sizeof stack, flags | SIGCHLD, NULL);
 	if (pid < 0) {
 		int e = errno;
@@ -612,6 +633,7 @@ int main(int argc, char **argv) {
 		m.text[sizeof m.text - 1] = 0;
 		clean_text(m.text);
 		if (m.kind == MSG_EXEC) exec_at = m.a;
+		else if (m.kind == MSG_MARK) event("mark %s %lld\n", m.text, (long long)m.a);
 		else if (m.kind == MSG_STUB) event("stub %s %lld %lld\n", m.text, (long long)m.a, (long long)m.b);
 		else if (m.kind == MSG_ERROR) {
 			failed = 1;
