@@ -9,6 +9,7 @@
  *   rootfs/             prepared root filesystems (EROFS image + mount, or extracted CPIO), per layer digest
  *   api/                instances.db and console logs
  *   runs/<uuid>/        the live run of an instance (console, events, overlay upper/work)
+ *   runs/pool-<id>/     a pre-started launcher waiting to become a run (renamed to runs/<uuid>)
  *   network/            leases.json and the hosts file bound into instances
  */
 import { createServer, type Server } from 'node:http';
@@ -92,6 +93,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   let api: NodeApi;
   try {
+    await driver.init();
     api = await createNodeApi({
       dataDir: join(home, 'api'),
       runtime: driver,
@@ -103,6 +105,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     server.close();
     await registry.close();
     await metadata.close();
+    await driver.close();
     await network.close();
     throw err;
   }
@@ -130,6 +133,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       images.close();
       await registry.close();
       await metadata.close();
+      await driver.close();
       await network.close();
     },
   };

@@ -17,6 +17,8 @@
  * replaces it; only an empty pool makes a start build its netns on demand.
  *
  * Invariants:
+ *  - Leases live in leases.json (snapshot) + leases.log (changes since), see
+ *    setLease for why.
  *  - A lease maps an instance uuid (or a `pool:<netns>` slot) to one host index
  *    in the subnet and names the netns that holds that address; leases are
  *    persisted (atomic write) so addresses survive a restart of the node process
@@ -29,7 +31,7 @@
  *    every instance sees it through a read-only bind mount of that inode.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, ftruncateSync, writeFileSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressInSubnet, createInstanceNetwork, ensureBridge, parseCidr, removeBridge, removeInstanceNetwork } from '../../sandbox/index.js';
 
@@ -42,11 +44,15 @@ export interface NodeNetworkOptions {
   stateDir: string;
   /** Namespaces kept ready for the next starts (0 = build each on demand). */
   poolSize?: number;
+  /** Lease changes appended to leases.log before the snapshot is rewritten. */
+  leaseLogMaxLines?: number;
 }
 
 export const DEFAULT_NODE_NETWORK = { bridge: 'ukcbr0', subnet: '10.88.0.0/16' } as const;
 /** Default number of ready namespaces: covers a burst of starts while the refill catches up. */
 export const DEFAULT_NETNS_POOL_SIZE = 8;
+
+export const DEFAULT_LEASE_LOG_MAX_LINES = 10_000;
 
 const POOL_PREFIX = 'pool:';
 
@@ -74,10 +80,54 @@ function freshNetnsName(): string {
   return `ukcn-${randomBytes(8).toString('hex')}`;
 }
 
+function parseLease(l: unknown): Lease | undefined {
+  if (typeof l !== 'object' || l === null) return undefined;
+  const { index, name, netns } = l as Record<string, unknown>;
+  if (!Number.isInteger(index) || typeof name !== 'string') return undefined;
+  const lease: Lease = { index: index as number, name };
+  if (typeof netns === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) lease.netns = netns;
+  return lease;
+}
+
+/**
+ * The leases a node's network state directory holds: the leases.json snapshot
+ * with the changes of leases.log applied (a torn last line is ignored). Keys are
+ * instance uuids or `pool:<netns>` slots; `netns` names the namespace.
+ */
+export function readLeases(stateDir: string): Map<string, { index: number; name: string; netns?: string }> {
+  const out = new Map<string, Lease>();
+  const snapshot = join(stateDir, 'leases.json');
+  if (existsSync(snapshot)) {
+    const doc = JSON.parse(readFileSync(snapshot, 'utf8')) as Record<string, unknown>;
+    for (const [key, l] of Object.entries(doc)) {
+      const lease = parseLease(l);
+      if (lease) out.set(key, lease);
+    }
+  }
+  const log = join(stateDir, 'leases.log');
+  if (existsSync(log)) {
+    for (const line of readFileSync(log, 'utf8').split('\n')) {
+      let entry: { k?: unknown; l?: unknown };
+      try {
+        entry = JSON.parse(line) as { k?: unknown; l?: unknown };
+      } catch {
+        continue; // empty or torn line
+      }
+      if (typeof entry.k !== 'string') continue;
+      const lease = parseLease(entry.l);
+      if (lease) out.set(entry.k, lease);
+      else if (entry.l === null) out.delete(entry.k);
+    }
+  }
+  return out;
+}
+
 export class NodeNetwork {
   readonly hostsPath: string;
   readonly poolSize: number;
   private readonly leasesPath: string;
+  private readonly logPath: string;
+  private logLines = 0;
   private readonly leases = new Map<string, Lease>();
   private readonly size: number;
   private readonly gateway: string;
@@ -97,15 +147,9 @@ export class NodeNetwork {
     mkdirSync(options.stateDir, { recursive: true });
     this.hostsPath = join(options.stateDir, 'hosts');
     this.leasesPath = join(options.stateDir, 'leases.json');
-    if (existsSync(this.leasesPath)) {
-      const doc = JSON.parse(readFileSync(this.leasesPath, 'utf8')) as Record<string, Lease>;
-      for (const [key, l] of Object.entries(doc)) {
-        if (!Number.isInteger(l.index) || typeof l.name !== 'string') continue;
-        const lease: Lease = { index: l.index, name: l.name };
-        if (typeof l.netns === 'string') lease.netns = l.netns;
-        this.leases.set(key, lease);
-      }
-    }
+    this.logPath = join(options.stateDir, 'leases.log');
+    for (const [key, lease] of readLeases(options.stateDir)) this.leases.set(key, lease);
+    this.compact();
     this.writeHosts();
   }
 
@@ -125,9 +169,8 @@ export class NodeNetwork {
     const stale = [...this.leases.keys()].filter((k) => k.startsWith(POOL_PREFIX));
     for (const key of stale) {
       await removeInstanceNetwork(key.slice(POOL_PREFIX.length));
-      this.leases.delete(key);
+      this.setLease(key, undefined);
     }
-    if (stale.length > 0) this.saveLeases();
     this.refill();
   }
 
@@ -143,9 +186,8 @@ export class NodeNetwork {
     const slots = this.pool.splice(0);
     for (const key of slots) {
       await removeInstanceNetwork(key.slice(POOL_PREFIX.length));
-      this.leases.delete(key);
+      this.setLease(key, undefined);
     }
-    if (slots.length > 0) this.saveLeases();
   }
 
   /** Removes the bridge (tests, decommissioning). */
@@ -159,27 +201,25 @@ export class NodeNetwork {
     if (old) {
       // A netns left by a run that died with a previous node process goes first.
       await removeInstanceNetwork(old.netns ?? netnsNameFor(uuid));
-      this.leases.delete(uuid);
+      this.setLease(uuid, undefined);
     }
     const slot = this.pool.shift();
     let lease: Lease;
     if (slot) {
       const pooled = this.leases.get(slot) as Lease;
-      this.leases.delete(slot);
       lease = { index: pooled.index, name, netns: pooled.netns as string };
-      this.leases.set(uuid, lease);
-      this.saveLeases();
+      // The instance's lease is recorded before the slot's is dropped: a crash in between leaves both, never neither.
+      this.setLease(uuid, lease);
+      this.setLease(slot, undefined);
       this.writeHosts();
     } else {
       lease = { index: this.freeIndex(), name, netns: freshNetnsName() };
-      this.leases.set(uuid, lease);
-      this.saveLeases();
+      this.setLease(uuid, lease);
       this.writeHosts();
       try {
         await this.build(lease);
       } catch (err) {
-        this.leases.delete(uuid);
-        this.saveLeases();
+        this.setLease(uuid, undefined);
         this.writeHosts();
         throw err;
       }
@@ -194,8 +234,7 @@ export class NodeNetwork {
     const lease = this.leases.get(uuid);
     await removeInstanceNetwork(lease?.netns ?? netnsNameFor(uuid));
     if (lease && this.leases.get(uuid) === lease) {
-      this.leases.delete(uuid);
-      this.saveLeases();
+      this.setLease(uuid, undefined);
       this.writeHosts();
     }
   }
@@ -219,6 +258,8 @@ export class NodeNetwork {
   private refill(): void {
     if (this.refilling || this.closed || this.pool.length >= this.poolSize) return;
     this.refilling = (async () => {
+      // Never inside the attach that triggered it: spawning `ip` from Node costs ms, and that start is timed.
+      await new Promise((r) => setImmediate(r));
       while (!this.closed && this.pool.length < this.poolSize) {
         const netns = freshNetnsName();
         const key = POOL_PREFIX + netns;
@@ -230,14 +271,12 @@ export class NodeNetwork {
           return;
         }
         // The lease is recorded before the build so a crash mid-build leaves a slot init() can clean.
-        this.leases.set(key, lease);
-        this.saveLeases();
+        this.setLease(key, lease);
         try {
           await this.build(lease);
         } catch (err) {
           this.lastPoolError = err as Error;
-          this.leases.delete(key);
-          this.saveLeases();
+          this.setLease(key, undefined);
           return;
         }
         this.pool.push(key);
@@ -248,12 +287,24 @@ export class NodeNetwork {
   }
 
   /**
-   * Atomic (temp file + rename) but not fsynced, on purpose: leases describe
-   * namespaces that live in the kernel, so they only need to survive the node
-   * process dying (the page cache keeps the file), not the machine — after a
-   * reboot no netns is left to describe. An fsync here cost 3–20 ms per start.
+   * Records a lease change: in memory, then one appended line in leases.log.
+   * An append is cheap; replacing leases.json by rename is not (ext4 flushes
+   * the new file's data on a rename-over, 3–15 ms on a busy disk), so the
+   * snapshot is only rewritten by compact() — at construction and every
+   * `leaseLogMaxLines` changes. Not fsynced, on purpose: leases describe
+   * namespaces that live in the kernel, so they must survive the node process
+   * dying (the page cache keeps them), not the machine (after a reboot no netns
+   * is left to describe).
    */
-  private saveLeases(): void {
+  private setLease(key: string, lease: Lease | undefined): void {
+    if (lease) this.leases.set(key, lease);
+    else this.leases.delete(key);
+    appendFileSync(this.logPath, JSON.stringify({ k: key, l: lease ?? null }) + '\n', { mode: 0o600 });
+    if (++this.logLines >= (this.options.leaseLogMaxLines ?? DEFAULT_LEASE_LOG_MAX_LINES)) this.compact();
+  }
+
+  /** Writes the whole lease table to leases.json (temp file + rename) and empties the log. */
+  private compact(): void {
     const tmp = `${this.leasesPath}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
@@ -262,6 +313,9 @@ export class NodeNetwork {
       closeSync(fd);
     }
     renameSync(tmp, this.leasesPath);
+    // The snapshot holds everything the log said; a crash before this cut only replays changes already in it.
+    writeFileSync(this.logPath, '', { mode: 0o600 });
+    this.logLines = 0;
   }
 
   private writeHosts(): void {
