@@ -9,6 +9,7 @@
  *   rootfs/             prepared root filesystems (EROFS image + mount, or extracted CPIO), per layer digest
  *   api/                instances.db and console logs
  *   runs/<uuid>/        the live run of an instance (console, events, overlay upper/work)
+ *   runs/pool-<id>/     a pre-started launcher waiting to become a run (renamed to runs/<uuid>)
  *   network/            leases.json and the hosts file bound into instances
  *   api/tls/            the gateway's generated CA and wildcard certificate (keys 0600)
  *   api/services.db, api/certificates.db   service groups and user certificates
@@ -34,6 +35,8 @@ export interface NodeServerOptions {
   /** Bridge name and instance subnet. */
   bridge?: string;
   subnet?: string;
+  /** Network namespaces kept ready for the next starts (default DEFAULT_NETNS_POOL_SIZE). */
+  netnsPoolSize?: number;
   /** Cgroup parent of this node's instances (one per node, so two nodes never mix). */
   cgroupParent?: string;
   limits?: Partial<NodeApiLimits>;
@@ -62,6 +65,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     bridge: options.bridge ?? DEFAULT_NODE_NETWORK.bridge,
     subnet: options.subnet ?? DEFAULT_NODE_NETWORK.subnet,
     stateDir: join(home, 'network'),
+    ...(options.netnsPoolSize !== undefined ? { poolSize: options.netnsPoolSize } : {}),
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
@@ -93,6 +97,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   let api: NodeApi;
   try {
+    await driver.init();
     api = await createNodeApi({
       dataDir: join(home, 'api'),
       runtime: driver,
@@ -105,6 +110,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     server.close();
     await registry.close();
     await metadata.close();
+    await driver.close();
+    await network.close();
     throw err;
   }
   server.on('request', (req, res) => {
@@ -131,6 +138,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       images.close();
       await registry.close();
       await metadata.close();
+      await driver.close();
+      await network.close();
     },
   };
 }

@@ -12,6 +12,8 @@
 //     Each sandbox: own mount, pid, uts, ipc, cgroup namespaces (+ net unless 'host'), pivot_root into rootfs
 //     (no host path visible), /proc with /proc/sys read-only, tmpfs /dev, no_new_privs, a reduced capability
 //     set for uid 0, explicit env only. The app runs as PID 2 under a tiny init; when it exits the sandbox ends.
+//     Pre-started launchers (a node's warm pool): spawn with warmLauncherArgs({cgroup, graceMs, trace}) and
+//     stdin 'pipe'; it reports a `ready` event line once in its cgroup; write specPayload(spec) to its stdin.
 //     boot time for boot_time_us: started.bootNs (launcher spawn → right before the app's execve).
 //     Exit codes: 127 not found (error.stage 'exec', code ENOENT), 126 not executable, 125 setup failed.
 //     Logs for many instances: pass stdout/stderr as an open file descriptor so Node holds no pipes.
@@ -35,6 +37,8 @@ export {
   spawnSandbox,
   SandboxProcess,
   launcherArgs,
+  warmLauncherArgs,
+  specPayload,
   applyEventLine,
   DEFAULT_LAUNCHER_PATH,
   DEFAULT_STOP_GRACE_MS,
@@ -46,6 +50,7 @@ export {
   type SandboxOutput,
   type BindMount,
   type LauncherEvents,
+  type WarmLauncherOptions,
 } from './launcher.js';
 export {
   Cgroup,

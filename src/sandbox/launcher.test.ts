@@ -42,3 +42,14 @@ test('applyEventLine parses every event kind', () => {
   applyEventLine(s, 'exit code 3');
   assert.deepEqual(s.exit, { code: 3, signal: null });
 });
+
+test('a warm launcher gets its supervisor options on the command line and the rest as NUL-terminated stdin', async () => {
+  const { specPayload, warmLauncherArgs } = await import('./launcher.js');
+  assert.deepEqual(warmLauncherArgs({ graceMs: 7, trace: true }), ['--spec-stdin', '--grace-ms', '7', '--trace']);
+  const payload = specPayload({ rootfs: '/r', argv: ['sh', '-c', 'echo hi'], env: ['A=1'], network: 'new' });
+  const parts = payload.toString('utf8').split('\0');
+  assert.equal(parts.pop(), '', 'every argument is NUL-terminated');
+  assert.deepEqual(parts, ['--rootfs', '/r', '--new-netns', '--env', 'A=1', '--proc', '--dev', '--', 'sh', '-c', 'echo hi']);
+  assert.throws(() => specPayload({ rootfs: '/r', argv: ['x'], graceMs: 5 }), /warmLauncherArgs/);
+  assert.throws(() => specPayload({ rootfs: '/r', argv: ['a\0b'] }), /NUL/);
+});

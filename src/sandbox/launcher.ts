@@ -3,7 +3,7 @@
 // only a pipe for events (and stdout/stderr pipes unless they go to a log file fd).
 //
 // Event protocol (one line each, see src/sandbox/native/ukc-sandbox.c):
-//   pid N | stub PATH SEC NSEC | exec NS | error STAGE ERRNO MESSAGE | cleanup ok|incomplete | exit code N | exit signal N
+//   pid N | ready | stub PATH SEC NSEC | mark STAGE NS (with trace) | exec NS | error STAGE ERRNO MESSAGE | cleanup ok|incomplete | exit code N | exit signal N
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
@@ -60,6 +60,8 @@ export interface SandboxSpec {
   removeStubs?: boolean;
   /** The launcher's own grace before killing after SIGTERM (stop() may use a shorter one). */
   graceMs?: number;
+  /** Report `mark STAGE NS` event lines for each setup stage (profiling). */
+  trace?: boolean;
   stdin?: 'ignore' | 'pipe';
   stdout?: SandboxOutput;
   stderr?: SandboxOutput;
@@ -140,14 +142,54 @@ export function launcherArgs(spec: SandboxSpec): string[] {
     a.push('--bind', `${b.source}:${b.target}:${b.readonly ? 'ro' : 'rw'}`);
   }
   if (spec.removeStubs) a.push('--remove-stubs');
+  if (spec.trace) a.push('--trace');
   a.push('--grace-ms', String(spec.graceMs ?? DEFAULT_STOP_GRACE_MS));
   a.push('--', ...spec.argv);
   return a;
 }
 
+/** Options of a pre-started launcher (`--spec-stdin`): what it needs before its spec arrives. */
+export interface WarmLauncherOptions {
+  /** Cgroup joined right away (the slow step a warm launcher takes off the start path). */
+  cgroup?: Cgroup;
+  graceMs?: number;
+  trace?: boolean;
+}
+
+/**
+ * Command line of a pre-started launcher: it joins the cgroup, reports `ready`,
+ * and waits for `specPayload(spec)` on its stdin (EOF without one ends it).
+ */
+export function warmLauncherArgs(opts: WarmLauncherOptions): string[] {
+  const a = ['--spec-stdin'];
+  for (const dir of opts.cgroup?.joinDirs ?? []) a.push('--cgroup', dir);
+  a.push('--grace-ms', String(opts.graceMs ?? DEFAULT_STOP_GRACE_MS));
+  if (opts.trace) a.push('--trace');
+  return a;
+}
+
+/**
+ * The stdin payload for a pre-started launcher: the spec's arguments, each
+ * NUL-terminated. The supervisor-level parts (cgroup, grace, trace, removeStubs)
+ * were fixed at pre-start and must not be given here.
+ */
+export function specPayload(spec: SandboxSpec): Buffer {
+  if (spec.cgroup || spec.removeStubs || spec.trace || spec.graceMs !== undefined) {
+    throw new TypeError('cgroup, removeStubs, trace and graceMs belong to warmLauncherArgs');
+  }
+  const args = launcherArgs(spec);
+  // launcherArgs always names the grace; the warm launcher already has it.
+  const g = args.indexOf('--grace-ms');
+  args.splice(g, 2);
+  for (const arg of args) if (arg.includes('\0')) throw new TypeError('launcher arguments must not contain NUL');
+  return Buffer.from(args.map((x) => `${x}\0`).join(''));
+}
+
 /** Parsed state of the launcher's event stream. */
 export interface LauncherEvents {
   pid?: number;
+  /** A pre-started launcher joined its cgroup and waits for its spec. */
+  ready?: boolean;
   execAtNs?: bigint;
   error?: SandboxError;
   stubs: string[];
@@ -161,6 +203,9 @@ export function applyEventLine(state: LauncherEvents, line: string): string | un
   switch (kind) {
     case 'pid':
       state.pid = Number(rest[0]);
+      return kind;
+    case 'ready':
+      state.ready = true;
       return kind;
     case 'exec':
       state.execAtNs = BigInt(rest[0] ?? '0');

@@ -4,8 +4,8 @@
 // enslaved to the bridge.
 //
 // Cost: three `ip` processes per instance (netns add, one host-side batch, one netns-side
-// batch), a few ms in total — paid when the instance's network is prepared, which the node can
-// do ahead of the boot it measures. Every function takes `inNetns` so tests (or a node that
+// batch), 20–40 ms on a busy machine — which is why the node builds them ahead of time in a warm
+// pool (src/node/network) and only builds one during a start when that pool is empty. Every function takes `inNetns` so tests (or a node that
 // keeps instances off the host's own stack) can put the bridge inside a namespace of its own.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

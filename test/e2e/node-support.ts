@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes, randomInt } from 'node:crypto';
 import { BlobDir, packageImage } from '../../src/build/package/index.js';
 import { RegistryClient, pushImage } from '../../src/client/index.js';
+import { readLeases } from '../../src/node/network/index.js';
 import { detectCgroupLayout, mountsUnder, unmount, removeBridge, removeCgroupParent, removeInstanceNetwork } from '../../src/sandbox/index.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -213,9 +214,9 @@ export async function cleanupEnv(env: TestEnv): Promise<void> {
     if (left === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const leases = join(env.dir, 'node', 'network', 'leases.json');
-  if (existsSync(leases)) {
-    for (const uuid of Object.keys(JSON.parse(readFileSync(leases, 'utf8')) as object)) await removeInstanceNetwork(`ukc-${uuid}`);
+  const networkState = join(env.dir, 'node', 'network');
+  if (existsSync(networkState)) {
+    for (const [key, lease] of readLeases(networkState)) await removeInstanceNetwork(lease.netns ?? `ukc-${key}`);
   }
   try {
     removeCgroupParent(env.cgroupParent);

@@ -9,14 +9,29 @@
  * routed or NATed beyond the bridge: the node adds no forwarding or iptables
  * rule, so an instance cannot reach the host's other networks.
  *
+ * Warm pool (why: building a netns costs three `ip` processes, 20–40 ms on a
+ * busy node, which would otherwise sit inside every instance's boot): the
+ * node keeps `poolSize` namespaces ready — veth on the bridge, address and
+ * default route set — each holding a lease under a `pool:` key. `attach` takes
+ * one synchronously (the address comes with it) and a background refill
+ * replaces it; only an empty pool makes a start build its netns on demand.
+ *
  * Invariants:
- *  - A lease maps an instance uuid to one host index in the subnet; leases are
- *    persisted (atomic write) so addresses survive a restart of the node and an
- *    adopted instance keeps its IP. One uuid holds at most one lease.
+ *  - Leases live in leases.json (snapshot) + leases.log (changes since), see
+ *    setLease for why.
+ *  - A lease maps an instance uuid (or a `pool:<netns>` slot) to one host index
+ *    in the subnet and names the netns that holds that address; leases are
+ *    persisted (atomic write) so addresses survive a restart of the node process
+ *    and an adopted instance keeps its IP. One key holds at most one lease.
+ *  - Pool slots never outlive the node process: `init` removes slots a previous
+ *    process left, `close` removes the current ones; instances' netns stay.
+ *  - Netns names are unique per build (never reused), so a netns being removed
+ *    and one being built can never be confused, and no node-wide lock is needed.
  *  - The hosts file is rewritten in place (same inode: truncate + write), because
  *    every instance sees it through a read-only bind mount of that inode.
  */
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, closeSync, existsSync, ftruncateSync, writeFileSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressInSubnet, createInstanceNetwork, ensureBridge, parseCidr, removeBridge, removeInstanceNetwork } from '../../sandbox/index.js';
 
@@ -27,13 +42,25 @@ export interface NodeNetworkOptions {
   subnet: string;
   /** Where leases.json and hosts live. */
   stateDir: string;
+  /** Namespaces kept ready for the next starts (0 = build each on demand). */
+  poolSize?: number;
+  /** Lease changes appended to leases.log before the snapshot is rewritten. */
+  leaseLogMaxLines?: number;
 }
 
 export const DEFAULT_NODE_NETWORK = { bridge: 'ukcbr0', subnet: '10.88.0.0/16' } as const;
+/** Default number of ready namespaces: covers a burst of starts while the refill catches up. */
+export const DEFAULT_NETNS_POOL_SIZE = 8;
+
+export const DEFAULT_LEASE_LOG_MAX_LINES = 10_000;
+
+const POOL_PREFIX = 'pool:';
 
 interface Lease {
   index: number;
   name: string;
+  /** The netns holding the address (absent in leases written before the pool existed). */
+  netns?: string;
 }
 
 export interface Attachment {
@@ -43,39 +70,86 @@ export interface Attachment {
   ip: string;
 }
 
-/** The netns name of an instance: stable per uuid, valid for `ip netns`. */
+/** The netns name an instance had before netns names became per-build (old leases without `netns`). */
 export function netnsNameFor(uuid: string): string {
   return `ukc-${uuid}`;
 }
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+/** A fresh, never reused netns name (valid for `ip netns`; its veth name is derived from it). */
+function freshNetnsName(): string {
+  return `ukcn-${randomBytes(8).toString('hex')}`;
+}
+
+function parseLease(l: unknown): Lease | undefined {
+  if (typeof l !== 'object' || l === null) return undefined;
+  const { index, name, netns } = l as Record<string, unknown>;
+  if (!Number.isInteger(index) || typeof name !== 'string') return undefined;
+  const lease: Lease = { index: index as number, name };
+  if (typeof netns === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) lease.netns = netns;
+  return lease;
+}
+
+/**
+ * The leases a node's network state directory holds: the leases.json snapshot
+ * with the changes of leases.log applied (a torn last line is ignored). Keys are
+ * instance uuids or `pool:<netns>` slots; `netns` names the namespace.
+ */
+export function readLeases(stateDir: string): Map<string, { index: number; name: string; netns?: string }> {
+  const out = new Map<string, Lease>();
+  const snapshot = join(stateDir, 'leases.json');
+  if (existsSync(snapshot)) {
+    const doc = JSON.parse(readFileSync(snapshot, 'utf8')) as Record<string, unknown>;
+    for (const [key, l] of Object.entries(doc)) {
+      const lease = parseLease(l);
+      if (lease) out.set(key, lease);
+    }
   }
+  const log = join(stateDir, 'leases.log');
+  if (existsSync(log)) {
+    for (const line of readFileSync(log, 'utf8').split('\n')) {
+      let entry: { k?: unknown; l?: unknown };
+      try {
+        entry = JSON.parse(line) as { k?: unknown; l?: unknown };
+      } catch {
+        continue; // empty or torn line
+      }
+      if (typeof entry.k !== 'string') continue;
+      const lease = parseLease(entry.l);
+      if (lease) out.set(entry.k, lease);
+      else if (entry.l === null) out.delete(entry.k);
+    }
+  }
+  return out;
 }
 
 export class NodeNetwork {
   readonly hostsPath: string;
+  readonly poolSize: number;
   private readonly leasesPath: string;
+  private readonly logPath: string;
+  private logLines = 0;
   private readonly leases = new Map<string, Lease>();
   private readonly size: number;
   private readonly gateway: string;
-  private chain: Promise<unknown> = Promise.resolve();
+  /** Ready slots (lease keys `pool:<netns>`), oldest first. */
+  private readonly pool: string[] = [];
+  private refilling: Promise<void> | undefined;
+  private closed = false;
+  /** Last refill failure, kept for diagnostics (the pool retries on the next take). */
+  lastPoolError: Error | undefined;
 
   constructor(readonly options: NodeNetworkOptions) {
     const { prefix } = parseCidr(options.subnet);
     this.size = 2 ** (32 - prefix);
     this.gateway = addressInSubnet(options.subnet, 1).split('/')[0] as string;
+    this.poolSize = options.poolSize ?? DEFAULT_NETNS_POOL_SIZE;
+    if (!Number.isInteger(this.poolSize) || this.poolSize < 0) throw new RangeError('poolSize must be a non-negative integer');
     mkdirSync(options.stateDir, { recursive: true });
     this.hostsPath = join(options.stateDir, 'hosts');
     this.leasesPath = join(options.stateDir, 'leases.json');
-    if (existsSync(this.leasesPath)) {
-      const doc = JSON.parse(readFileSync(this.leasesPath, 'utf8')) as Record<string, Lease>;
-      for (const [uuid, l] of Object.entries(doc)) if (Number.isInteger(l.index) && typeof l.name === 'string') this.leases.set(uuid, l);
-    }
+    this.logPath = join(options.stateDir, 'leases.log');
+    for (const [key, lease] of readLeases(options.stateDir)) this.leases.set(key, lease);
+    this.compact();
     this.writeHosts();
   }
 
@@ -84,8 +158,36 @@ export class NodeNetwork {
     return this.gateway;
   }
 
+  /** Ready namespaces right now (tests, diagnostics). */
+  get poolReady(): number {
+    return this.pool.length;
+  }
+
+  /** Creates the bridge, drops pool slots a previous node process left, and starts filling the pool. */
   async init(): Promise<void> {
     await ensureBridge({ name: this.options.bridge, address: addressInSubnet(this.options.subnet, 1) });
+    const stale = [...this.leases.keys()].filter((k) => k.startsWith(POOL_PREFIX));
+    for (const key of stale) {
+      await removeInstanceNetwork(key.slice(POOL_PREFIX.length));
+      this.setLease(key, undefined);
+    }
+    this.refill();
+  }
+
+  /** Resolves once the pool is full (or a refill failed); tests and benches use it to start from a warm node. */
+  async poolFilled(): Promise<void> {
+    while (this.refilling) await this.refilling;
+  }
+
+  /** Stops refilling and removes every pool slot; instances' namespaces are left alone. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.poolFilled();
+    const slots = this.pool.splice(0);
+    for (const key of slots) {
+      await removeInstanceNetwork(key.slice(POOL_PREFIX.length));
+      this.setLease(key, undefined);
+    }
   }
 
   /** Removes the bridge (tests, decommissioning). */
@@ -93,62 +195,133 @@ export class NodeNetwork {
     await removeBridge(this.options.bridge);
   }
 
-  /** Leases an address for `uuid` (or reuses its lease) and builds its netns on the bridge. */
-  attach(uuid: string, name: string): Promise<Attachment> {
-    return this.serial(async () => {
-      let lease = this.leases.get(uuid);
-      if (!lease) {
-        const used = new Set([...this.leases.values()].map((l) => l.index));
-        let index = 2;
-        while (used.has(index) && index < this.size - 2) index++;
-        if (used.has(index)) throw new Error('no free address in the instance subnet');
-        lease = { index, name };
-        this.leases.set(uuid, lease);
-      } else lease.name = name;
-      this.saveLeases();
+  /** Gives `uuid` an address and a netns on the bridge: a ready pool slot when there is one, else built now. */
+  async attach(uuid: string, name: string): Promise<Attachment> {
+    const old = this.leases.get(uuid);
+    if (old) {
+      // A netns left by a run that died with a previous node process goes first.
+      await removeInstanceNetwork(old.netns ?? netnsNameFor(uuid));
+      this.setLease(uuid, undefined);
+    }
+    const slot = this.pool.shift();
+    let lease: Lease;
+    if (slot) {
+      const pooled = this.leases.get(slot) as Lease;
+      lease = { index: pooled.index, name, netns: pooled.netns as string };
+      // The instance's lease is recorded before the slot's is dropped: a crash in between leaves both, never neither.
+      this.setLease(uuid, lease);
+      this.setLease(slot, undefined);
       this.writeHosts();
-      const cidr = addressInSubnet(this.options.subnet, lease.index);
-      const netnsName = netnsNameFor(uuid);
-      // A stale netns from a run that died with a previous node goes first.
-      if (existsSync(`/run/netns/${netnsName}`)) await removeInstanceNetwork(netnsName);
-      const net = await createInstanceNetwork({ name: netnsName, bridge: this.options.bridge, address: cidr, gateway: this.gateway });
-      return { netnsPath: net.netnsPath, netnsName, ip: cidr.split('/')[0] as string };
-    });
-  }
-
-  /** Removes the netns and gives the address back. */
-  detach(uuid: string): Promise<void> {
-    return this.serial(async () => {
-      await removeInstanceNetwork(netnsNameFor(uuid));
-      if (this.leases.delete(uuid)) {
-        this.saveLeases();
+    } else {
+      lease = { index: this.freeIndex(), name, netns: freshNetnsName() };
+      this.setLease(uuid, lease);
+      this.writeHosts();
+      try {
+        await this.build(lease);
+      } catch (err) {
+        this.setLease(uuid, undefined);
         this.writeHosts();
+        throw err;
       }
+    }
+    this.refill();
+    const netnsName = lease.netns as string;
+    return { netnsPath: `/run/netns/${netnsName}`, netnsName, ip: addressInSubnet(this.options.subnet, lease.index).split('/')[0] as string };
+  }
+
+  /** Removes the instance's netns and gives the address back. */
+  async detach(uuid: string): Promise<void> {
+    const lease = this.leases.get(uuid);
+    await removeInstanceNetwork(lease?.netns ?? netnsNameFor(uuid));
+    if (lease && this.leases.get(uuid) === lease) {
+      this.setLease(uuid, undefined);
+      this.writeHosts();
+    }
+  }
+
+  private freeIndex(): number {
+    const used = new Set([...this.leases.values()].map((l) => l.index));
+    for (let index = 2; index <= this.size - 2; index++) if (!used.has(index)) return index;
+    throw new Error('no free address in the instance subnet');
+  }
+
+  private async build(lease: Lease): Promise<void> {
+    await createInstanceNetwork({
+      name: lease.netns as string,
+      bridge: this.options.bridge,
+      address: addressInSubnet(this.options.subnet, lease.index),
+      gateway: this.gateway,
     });
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn, fn);
-    this.chain = next.catch(() => undefined);
-    return next;
+  /** Tops the pool up in the background, one slot at a time (never more than one refill loop). */
+  private refill(): void {
+    if (this.refilling || this.closed || this.pool.length >= this.poolSize) return;
+    this.refilling = (async () => {
+      // Never inside the attach that triggered it: spawning `ip` from Node costs ms, and that start is timed.
+      await new Promise((r) => setImmediate(r));
+      while (!this.closed && this.pool.length < this.poolSize) {
+        const netns = freshNetnsName();
+        const key = POOL_PREFIX + netns;
+        let lease: Lease;
+        try {
+          lease = { index: this.freeIndex(), name: '', netns };
+        } catch (err) {
+          this.lastPoolError = err as Error;
+          return;
+        }
+        // The lease is recorded before the build so a crash mid-build leaves a slot init() can clean.
+        this.setLease(key, lease);
+        try {
+          await this.build(lease);
+        } catch (err) {
+          this.lastPoolError = err as Error;
+          this.setLease(key, undefined);
+          return;
+        }
+        this.pool.push(key);
+      }
+    })().finally(() => {
+      this.refilling = undefined;
+    });
   }
 
-  private saveLeases(): void {
+  /**
+   * Records a lease change: in memory, then one appended line in leases.log.
+   * An append is cheap; replacing leases.json by rename is not (ext4 flushes
+   * the new file's data on a rename-over, 3–15 ms on a busy disk), so the
+   * snapshot is only rewritten by compact() — at construction and every
+   * `leaseLogMaxLines` changes. Not fsynced, on purpose: leases describe
+   * namespaces that live in the kernel, so they must survive the node process
+   * dying (the page cache keeps them), not the machine (after a reboot no netns
+   * is left to describe).
+   */
+  private setLease(key: string, lease: Lease | undefined): void {
+    if (lease) this.leases.set(key, lease);
+    else this.leases.delete(key);
+    appendFileSync(this.logPath, JSON.stringify({ k: key, l: lease ?? null }) + '\n', { mode: 0o600 });
+    if (++this.logLines >= (this.options.leaseLogMaxLines ?? DEFAULT_LEASE_LOG_MAX_LINES)) this.compact();
+  }
+
+  /** Writes the whole lease table to leases.json (temp file + rename) and empties the log. */
+  private compact(): void {
     const tmp = `${this.leasesPath}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
       writeSync(fd, JSON.stringify(Object.fromEntries(this.leases)));
-      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, this.leasesPath);
-    fsyncDir(this.options.stateDir);
+    // The snapshot holds everything the log said; a crash before this cut only replays changes already in it.
+    writeFileSync(this.logPath, '', { mode: 0o600 });
+    this.logLines = 0;
   }
 
   private writeHosts(): void {
     const lines = ['127.0.0.1\tlocalhost', `${this.gateway}\tnode.internal`];
-    for (const l of this.leases.values()) {
+    for (const [key, l] of this.leases) {
+      if (key.startsWith(POOL_PREFIX)) continue;
       lines.push(`${addressInSubnet(this.options.subnet, l.index).split('/')[0]}\t${l.name}.internal`);
     }
     const fd = openSync(this.hostsPath, existsSync(this.hostsPath) ? 'r+' : 'w', 0o644);

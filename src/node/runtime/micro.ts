@@ -13,20 +13,43 @@
  * recycled pid is never mistaken for the run), runDir, cgroup, netns, ip}.
  * `adopt` checks the pid and its start time, then tails the same files.
  *
+ * Warm launchers (why: on cgroup v1 moving a process into a cgroup waits for an
+ * RCU grace period, ~10 ms, and spawning from a large Node process costs a few
+ * ms more): the driver keeps `launcherPoolSize` launchers pre-started with
+ * `--spec-stdin`, each already in a fresh cgroup `p-<id>` (no limits yet) with
+ * its files in `<runsDir>/pool-<id>`. `start` takes one, renames its directory
+ * to the run's, writes the instance's limits, and sends the spec on its stdin;
+ * a background refill replaces it. With the pool empty, `start` spawns as before.
+ *
  * Invariants:
+ *  - Pre-started launchers never outlive the node process: their stdin is a
+ *    pipe from the node, and EOF without a spec ends them; `init` removes what
+ *    a previous process left in `pool-*`, `close` ends the current ones.
  *  - One run per instance uuid at a time; its directory is `<runsDir>/<uuid>`
  *    and is removed (with cgroup, netns and lease) once the run ended.
  *  - `exited` fires exactly once per run (after cleanup), `started` before it.
- *  - boot_time_us counts from `start()` being called (network, cgroup, spawn
- *    included) to right before the app's execve; net_time_us from the same
+ *  - boot_time_us counts from `start()` being called (network, cgroup, spawn or
+ *    spec hand-over included) to right before the app's execve; net_time_us from the same
  *    instant until a TCP socket listens on a non-loopback address in the
  *    instance's netns (seen by polling /proc/<pid>/net/tcp{,6}).
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, watch, type FSWatcher } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { Cgroup, launcherArgs, DEFAULT_LAUNCHER_PATH, type CgroupLayout } from '../../sandbox/index.js';
+import {
+  Cgroup,
+  launcherArgs,
+  specPayload,
+  warmLauncherArgs,
+  DEFAULT_LAUNCHER_PATH,
+  type CgroupLayout,
+  type CgroupLimits,
+  type CgroupOptions,
+  type SandboxSpec,
+} from '../../sandbox/index.js';
 import { applyEventLine, type LauncherEvents } from '../../sandbox/launcher.js';
 import { Errno, NodeError } from '../errors.js';
 import type { NodeNetwork } from '../network/index.js';
@@ -37,18 +60,36 @@ export interface MicroDriverLimits {
   pidsMax: number;
   /** How long net_time_us is probed for after start. */
   netProbeTimeoutMs: number;
+  /** Listener probe interval right after a start… */
+  netProbeFastMs: number;
+  /** …for this long, then the interval grows by half each tick… */
+  netProbeFastWindowMs: number;
+  /** …up to this. */
+  netProbeMaxIntervalMs: number;
   /** How often an adopted run's liveness is checked (its exit line usually arrives first). */
   livenessPollMs: number;
   /** Console bytes kept on disk before the file is cut (the controller keeps its own ring). */
   consoleFileMaxBytes: number;
+  /** Launchers kept pre-started (in a fresh cgroup, waiting for their spec); 0 = spawn each on demand. */
+  launcherPoolSize: number;
+  /** How long a pre-started launcher may take to report `ready` before it is dropped. */
+  launcherReadyTimeoutMs: number;
 }
 
 export const DEFAULT_MICRO_LIMITS: MicroDriverLimits = {
   pidsMax: 512,
   netProbeTimeoutMs: 30_000,
+  netProbeFastMs: 1,
+  netProbeFastWindowMs: 100,
+  netProbeMaxIntervalMs: 50,
   livenessPollMs: 1000,
   consoleFileMaxBytes: 1024 * 1024,
+  launcherPoolSize: 8,
+  launcherReadyTimeoutMs: 5000,
 };
+
+/** The launcher's own stop grace: only a backstop, stops are timed by the node (stop(graceMs)). */
+const STOP_BACKSTOP_MS = 24 * 3600 * 1000;
 
 export interface MicroDriverOptions {
   /** Per-run directories live here. */
@@ -102,6 +143,17 @@ export function hasNonLoopbackListener(tcp: string, v6: boolean): boolean {
   return false;
 }
 
+/**
+ * With UKC_BOOT_TRACE=1 in the node's environment, each start prints where its
+ * microseconds went (since start() was called) to stderr: a profiling aid only.
+ */
+const BOOT_TRACE = process.env['UKC_BOOT_TRACE'] === '1';
+
+function bootTracer(uuid: string, t0: bigint): (mark: string) => void {
+  if (!BOOT_TRACE) return () => undefined;
+  return (mark) => process.stderr.write(`[boot-trace] ${uuid.slice(0, 8)} ${mark} +${hrUs(t0, process.hrtime.bigint())}us\n`);
+}
+
 function hrUs(from: bigint, to: bigint): number {
   return Math.max(0, Math.round(Number(to - from) / 1000));
 }
@@ -116,6 +168,7 @@ class MicroRun implements RuntimeHandle {
   private detached = false;
   private finished = false;
   private startedSent: boolean;
+  private pendingNetTimeUs: number | undefined;
   private killTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -165,13 +218,18 @@ class MicroRun implements RuntimeHandle {
     this.readConsole();
     const lines = this.readNew(this.eventsPath, 'events');
     for (const line of lines) {
+      if (BOOT_TRACE && line.startsWith('mark ') && this.t0 !== undefined) {
+        const [, stage, ns] = line.split(' ');
+        process.stderr.write(`[boot-trace] ${this.ref.uuid.slice(0, 8)} launcher:${stage} +${hrUs(this.t0, BigInt(ns ?? '0'))}us\n`);
+      }
       const kind = applyEventLine(this.events, line);
       if (kind === 'exec' && !this.startedSent && this.events.execAtNs !== undefined && this.t0 !== undefined) {
         this.startedSent = true;
         const started: { type: 'started'; bootTimeUs: number; privateIp?: string } = { type: 'started', bootTimeUs: hrUs(this.t0, this.events.execAtNs) };
         if (this.ref.ip) started.privateIp = this.ref.ip;
         this.hooks.onEvent(started);
-        if (this.ref.netns) this.probeNet(this.t0);
+        if (BOOT_TRACE) process.stderr.write(`[boot-trace] ${this.ref.uuid.slice(0, 8)} exec +${started.bootTimeUs}us (seen +${hrUs(this.t0, process.hrtime.bigint())}us)\n`);
+        this.sendListening();
       }
     }
     if (this.events.exit || this.events.error) {
@@ -236,28 +294,61 @@ class MicroRun implements RuntimeHandle {
     }
   }
 
-  private probeNet(t0: bigint): void {
-    const deadline = Date.now() + this.driver.limits.netProbeTimeoutMs;
-    let delay = 1;
+  /**
+   * Watches for a non-loopback listener from the moment the run is handed over
+   * (not from when the exec line happens to be noticed): every `netProbeFastMs`
+   * during the first `netProbeFastWindowMs`, then backing off to
+   * `netProbeMaxIntervalMs`, for at most `netProbeTimeoutMs`. Each tick first
+   * reads new event lines (so `started` goes out as early as possible), and reads
+   * /proc/<init>/net/tcp{,6} only once init is inside the instance's netns (same
+   * nsfs inode), so a listener of the host can never count.
+   */
+  probeNet(t0: bigint, netnsPath: string): void {
+    let want: string;
+    try {
+      want = `net:[${statSync(netnsPath).ino}]`;
+    } catch {
+      return;
+    }
+    const limits = this.driver.limits;
+    const begin = Date.now();
+    let delay = limits.netProbeFastMs;
     const tick = (): void => {
       if (this.finished || this.detached) return;
-      const pid = this.events.pid ?? this.ref.pid;
-      let found = false;
-      try {
-        found = hasNonLoopbackListener(readFileSync(`/proc/${pid}/net/tcp`, 'utf8'), false) ||
-          hasNonLoopbackListener(readFileSync(`/proc/${pid}/net/tcp6`, 'utf8'), true);
-      } catch {
-        return; // the run ended
+      this.poll();
+      if (this.finished || this.events.error) return;
+      const pid = this.events.pid;
+      if (pid !== undefined) {
+        let found = false;
+        try {
+          if (readlinkSync(`/proc/${pid}/ns/net`) === want) {
+            found = hasNonLoopbackListener(readFileSync(`/proc/${pid}/net/tcp`, 'utf8'), false) ||
+              hasNonLoopbackListener(readFileSync(`/proc/${pid}/net/tcp6`, 'utf8'), true);
+          }
+        } catch {
+          // init is not there yet or already gone; the events tell which
+        }
+        if (found) {
+          this.pendingNetTimeUs = hrUs(t0, process.hrtime.bigint());
+          this.sendListening();
+          return;
+        }
       }
-      if (found) {
-        this.hooks.onEvent({ type: 'listening', netTimeUs: hrUs(t0, process.hrtime.bigint()) });
-        return;
-      }
-      if (Date.now() > deadline) return;
-      delay = Math.min(delay * 1.5, 50);
-      this.later(Math.floor(delay), tick);
+      const elapsed = Date.now() - begin;
+      if (elapsed > limits.netProbeTimeoutMs) return;
+      if (elapsed > limits.netProbeFastWindowMs) delay = Math.min(Math.ceil(delay * 1.5), limits.netProbeMaxIntervalMs);
+      this.later(delay, tick);
     };
     tick();
+  }
+
+  /** `listening` only ever follows `started` (the driver contract); until then it waits here. */
+  private sendListening(): void {
+    if (!this.startedSent || this.pendingNetTimeUs === undefined) return;
+    const netTimeUs = this.pendingNetTimeUs;
+    this.pendingNetTimeUs = undefined;
+    this.hooks.onEvent({ type: 'listening', netTimeUs });
+    if (BOOT_TRACE) process.stderr.write(`[boot-trace] ${this.ref.uuid.slice(0, 8)} listening +${netTimeUs}us\n`);
   }
 
   later(ms: number, fn: () => void): void {
@@ -329,23 +420,164 @@ class MicroRun implements RuntimeHandle {
   }
 }
 
+/** A pre-started launcher: in its own cgroup (joined), waiting on stdin for what to run. */
+interface WarmLauncher {
+  id: string;
+  /** `<runsDir>/pool-<id>`: console, events, upper, work, root; renamed to the instance's run dir when taken. */
+  dir: string;
+  cgroup: Cgroup;
+  child: ChildProcess;
+  pid: number;
+  start: string;
+  /** Set when it ended while still in the pool. */
+  dead: boolean;
+}
+
+const POOL_DIR_PREFIX = 'pool-';
+
 export class MicroDriver implements RuntimeDriver {
   readonly limits: MicroDriverLimits;
+  private readonly warm: WarmLauncher[] = [];
+  private refilling: Promise<void> | undefined;
+  private closed = false;
+  /** Last failure to pre-start a launcher (diagnostics; starts then spawn on demand). */
+  lastPoolError: Error | undefined;
 
   constructor(private readonly options: MicroDriverOptions) {
     this.limits = { ...DEFAULT_MICRO_LIMITS, ...options.limits };
+    if (!Number.isInteger(this.limits.launcherPoolSize) || this.limits.launcherPoolSize < 0) {
+      throw new RangeError('launcherPoolSize must be a non-negative integer');
+    }
   }
 
-  private cgroupName(uuid: string): string {
-    return `i-${uuid}`;
+  private cgroupOptions(): CgroupOptions {
+    return { parent: this.options.cgroupParent, ...(this.options.cgroupLayout ? { layout: this.options.cgroupLayout } : {}) };
   }
 
-  private openCgroup(uuid: string, spec?: InstanceSpec): Cgroup {
-    const limits = spec
-      ? { memoryBytes: spec.memoryMb * 1024 * 1024, vcpus: spec.vcpus, pidsMax: this.limits.pidsMax }
-      : {};
-    const opts = { parent: this.options.cgroupParent, ...(this.options.cgroupLayout ? { layout: this.options.cgroupLayout } : {}) };
-    return Cgroup.create(this.cgroupName(uuid), limits, opts);
+  private instanceLimits(spec: InstanceSpec): CgroupLimits {
+    return { memoryBytes: spec.memoryMb * 1024 * 1024, vcpus: spec.vcpus, pidsMax: this.limits.pidsMax };
+  }
+
+  /** Pre-started launchers ready right now (tests, diagnostics). */
+  get warmReady(): number {
+    return this.warm.filter((w) => !w.dead).length;
+  }
+
+  /** Removes pool leftovers of a previous node process, then starts filling the launcher pool. */
+  async init(): Promise<void> {
+    await mkdir(this.options.runsDir, { recursive: true });
+    for (const entry of await readdir(this.options.runsDir)) {
+      if (!entry.startsWith(POOL_DIR_PREFIX)) continue;
+      const id = entry.slice(POOL_DIR_PREFIX.length);
+      // Their stdin closed with the old node, so they ended; destroy() kills any straggler.
+      if (/^[0-9a-f]{16}$/.test(id)) await Cgroup.create(`p-${id}`, {}, this.cgroupOptions()).destroy().catch(() => undefined);
+      await rm(join(this.options.runsDir, entry), { recursive: true, force: true });
+    }
+    this.refill();
+  }
+
+  /** Resolves once the launcher pool is full (or a refill failed). */
+  async poolFilled(): Promise<void> {
+    while (this.refilling) await this.refilling;
+  }
+
+  /** Stops refilling and ends every pre-started launcher (their cgroups and dirs go too); runs are left alone. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.poolFilled();
+    for (const w of this.warm.splice(0)) await this.discard(w);
+  }
+
+  private refill(): void {
+    if (this.refilling || this.closed || this.warm.length >= this.limits.launcherPoolSize) return;
+    this.refilling = (async () => {
+      // Never inside the start that triggered it: spawning from Node costs ms, and that start is timed.
+      await new Promise((r) => setImmediate(r));
+      while (!this.closed && this.warm.length < this.limits.launcherPoolSize) {
+        try {
+          this.warm.push(await this.prestart());
+        } catch (err) {
+          this.lastPoolError = err as Error;
+          return;
+        }
+      }
+    })().finally(() => {
+      this.refilling = undefined;
+    });
+  }
+
+  /** Spawns one launcher that joins a fresh cgroup and waits for its spec; resolves once it reported `ready`. */
+  private async prestart(): Promise<WarmLauncher> {
+    const id = randomBytes(8).toString('hex');
+    const dir = join(this.options.runsDir, `${POOL_DIR_PREFIX}${id}`);
+    for (const sub of ['upper', 'work', 'root']) await mkdir(join(dir, sub), { recursive: true });
+    const cgroup = Cgroup.create(`p-${id}`, {}, this.cgroupOptions());
+    const consoleFd = openSync(join(dir, 'console'), 'a', 0o600);
+    const eventsFd = openSync(join(dir, 'events'), 'a', 0o600);
+    let child: ChildProcess;
+    try {
+      child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, warmLauncherArgs({ cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE }), {
+        detached: true,
+        stdio: ['pipe', consoleFd, consoleFd, eventsFd],
+        env: {},
+      });
+    } finally {
+      closeSync(consoleFd);
+      closeSync(eventsFd);
+    }
+    const w: WarmLauncher = { id, dir, cgroup, child, pid: child.pid ?? 0, start: '0', dead: false };
+    child.stdin?.on('error', () => undefined); // a launcher that died before its spec: the start sees it exit
+    child.once('exit', () => {
+      w.dead = true;
+      const at = this.warm.indexOf(w);
+      if (at >= 0) {
+        this.warm.splice(at, 1);
+        void this.discard(w);
+        this.refill();
+      }
+    });
+    child.unref();
+    if (child.pid === undefined) {
+      await this.discard(w);
+      throw new Error('a warm launcher could not be started');
+    }
+    w.start = processStartTime(child.pid) ?? '0';
+    // Wait (bounded) for `ready`: the cgroup join is what the pool exists to pay ahead of time.
+    const deadline = Date.now() + this.limits.launcherReadyTimeoutMs;
+    const events = join(dir, 'events');
+    for (;;) {
+      if (w.dead) break;
+      const state: LauncherEvents = { stubs: [] };
+      for (const line of (await readFile(events, 'utf8').catch(() => '')).split('\n')) applyEventLine(state, line);
+      if (state.ready) return w;
+      if (state.error || Date.now() > deadline) break;
+      await sleep(2);
+    }
+    await this.discard(w);
+    throw new Error('a warm launcher did not get ready');
+  }
+
+  /** Ends a pre-started launcher that will not be used, and removes its cgroup and directory. */
+  private async discard(w: WarmLauncher): Promise<void> {
+    w.dead = true;
+    if (w.child.exitCode === null && w.child.signalCode === null) {
+      try {
+        process.kill(w.pid, 'SIGKILL'); // init has PDEATHSIG=SIGKILL
+      } catch {
+        // gone already
+      }
+    }
+    w.child.stdin?.destroy();
+    await w.cgroup.destroy().catch(() => undefined);
+    await rm(w.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  private takeWarm(): WarmLauncher | undefined {
+    for (;;) {
+      const w = this.warm.shift();
+      if (!w) return undefined;
+      if (!w.dead && w.child.exitCode === null && w.child.signalCode === null) return w;
+    }
   }
 
   async start(spec: InstanceSpec, hooks: RuntimeHooks): Promise<RuntimeHandle> {
@@ -355,55 +587,84 @@ export class MicroDriver implements RuntimeDriver {
       throw new NodeError(Errno.EINVAL, `the micro runtime cannot run a rootfs of kind ${spec.rootfs.kind}`);
     }
     if (spec.args.length === 0) throw new NodeError(Errno.EINVAL, 'the image has no command and none was given (args)');
+    const trace = bootTracer(spec.uuid, t0);
     const runDir = join(this.options.runsDir, spec.uuid);
-    await rm(runDir, { recursive: true, force: true });
-    await mkdir(join(runDir, 'upper'), { recursive: true });
-    await mkdir(join(runDir, 'work'), { recursive: true });
-    await mkdir(join(runDir, 'root'), { recursive: true });
+    const warm = this.takeWarm();
+    if (warm) this.refill();
+    // Synchronous on purpose: no await may let background work (a refill's spawn) in before the hand-over.
+    if (existsSync(runDir)) rmSync(runDir, { recursive: true, force: true });
+    if (warm) renameSync(warm.dir, runDir);
+    else for (const sub of ['upper', 'work', 'root']) mkdirSync(join(runDir, sub), { recursive: true });
+    trace(warm ? 'dirs (warm)' : 'dirs');
     let cgroup: Cgroup | undefined;
     let attachment: Awaited<ReturnType<NodeNetwork['attach']>> | undefined;
     try {
-      cgroup = this.openCgroup(spec.uuid, spec);
+      if (warm) {
+        cgroup = warm.cgroup;
+        cgroup.setLimits(this.instanceLimits(spec));
+      } else {
+        cgroup = Cgroup.create(`i-${spec.uuid}`, this.instanceLimits(spec), this.cgroupOptions());
+      }
+      trace('cgroup');
       if (this.options.network) attachment = await this.options.network.attach(spec.uuid, spec.name);
-      const args = launcherArgs({
+      trace('network');
+      const sandbox: SandboxSpec = {
         rootfs: join(runDir, 'root'),
         overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work') },
         argv: spec.args,
         env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         hostname: spec.name.slice(0, 63),
         network: attachment ? { netnsPath: attachment.netnsPath } : 'new',
-        cgroup,
         binds: this.options.network ? [{ source: this.options.network.hostsPath, target: '/etc/hosts', readonly: true }] : [],
-        // Stops are timed by the node (stop(graceMs)); the launcher's own grace is only a backstop.
-        graceMs: 24 * 3600 * 1000,
-      });
-      const consoleFd = openSync(join(runDir, 'console'), 'a', 0o600);
-      const eventsFd = openSync(join(runDir, 'events'), 'a', 0o600);
+      };
       const oomBefore = cgroup.oomKillCount();
-      let child;
-      try {
-        child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, args, {
-          detached: true,
-          stdio: ['ignore', consoleFd, consoleFd, eventsFd],
-          env: {},
-        });
-      } finally {
-        closeSync(consoleFd);
-        closeSync(eventsFd);
+      let child: ChildProcess;
+      let pid: number;
+      let start: string;
+      if (warm) {
+        child = warm.child;
+        pid = warm.pid;
+        start = warm.start;
+        child.stdin?.end(specPayload(sandbox));
+      } else {
+        const consoleFd = openSync(join(runDir, 'console'), 'a', 0o600);
+        const eventsFd = openSync(join(runDir, 'events'), 'a', 0o600);
+        try {
+          // Stops are timed by the node (stop(graceMs)); the launcher's own grace is only a backstop.
+          child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, launcherArgs({ ...sandbox, cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE }), {
+            detached: true,
+            stdio: ['ignore', consoleFd, consoleFd, eventsFd],
+            env: {},
+          });
+        } finally {
+          closeSync(consoleFd);
+          closeSync(eventsFd);
+        }
+        if (child.pid === undefined) throw new NodeError(Errno.EIO, 'the sandbox launcher could not be started');
+        pid = child.pid;
+        start = processStartTime(pid) ?? '0';
       }
-      const pid = child.pid;
-      if (pid === undefined) throw new NodeError(Errno.EIO, 'the sandbox launcher could not be started');
-      const start = processStartTime(pid) ?? '0';
+      trace(warm ? 'spec sent' : 'spawned');
       const ref: RunRef = { v: 1, pid, start, runDir, cgroup: cgroup.name, netns: attachment !== undefined, uuid: spec.uuid, oomBefore };
       if (attachment) ref.ip = attachment.ip;
       await writeFile(join(runDir, 'ref.json'), JSON.stringify(ref));
       const run = new MicroRun(this, ref, cgroup, hooks, t0, false);
+      if (warm && (child.exitCode !== null || child.signalCode !== null)) queueMicrotask(() => run.gone());
       child.on('exit', () => run.gone());
       child.on('error', () => run.gone());
       child.unref();
       run.follow(false);
+      if (attachment) run.probeNet(t0, attachment.netnsPath);
+      trace('returned');
       return run;
     } catch (err) {
+      if (warm) {
+        try {
+          process.kill(warm.pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      }
       if (cgroup) await cgroup.destroy().catch(() => undefined);
       if (attachment) await this.options.network?.detach(spec.uuid).catch(() => undefined);
       await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
@@ -420,7 +681,9 @@ export class MicroDriver implements RuntimeDriver {
     }
     if (ref.v !== 1 || ref.uuid !== request.uuid || !Number.isInteger(ref.pid) || typeof ref.runDir !== 'string') return undefined;
     if (ref.runDir !== join(this.options.runsDir, request.uuid)) return undefined;
-    const cgroup = this.openCgroup(request.uuid);
+    // A run from a warm launcher keeps the pool's cgroup name (p-<id>); older runs used i-<uuid>.
+    const cgroupName = typeof ref.cgroup === 'string' && /^(i-[0-9a-f-]{36}|p-[0-9a-f]{16})$/.test(ref.cgroup) ? ref.cgroup : `i-${request.uuid}`;
+    const cgroup = Cgroup.create(cgroupName, {}, this.cgroupOptions());
     const alive = processStartTime(ref.pid) === ref.start && existsSync(ref.runDir);
     if (!alive) {
       await this.cleanup(ref, cgroup);

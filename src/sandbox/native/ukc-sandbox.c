@@ -19,7 +19,9 @@
  * Events (one line each, on --event-fd, default 3; writes never block us for
  * long as lines are tiny; if the reader is gone we keep supervising):
  *   pid <host pid of init>
+ *   ready                                  (--spec-stdin: cgroups joined, waiting for the spec)
  *   stub <path inside root> <parent mtime sec> <parent mtime nsec>   (mount point we created)
+ *   mark <stage> <CLOCK_MONOTONIC ns>                                 (with --trace: setup stage done)
  *   exec <CLOCK_MONOTONIC ns taken right before the successful execve>
  *   error <stage> <errno> <message>                                  (setup or exec failed)
  *   cleanup ok | cleanup incomplete          (only with --remove-stubs: were the stubs removed?)
@@ -32,6 +34,14 @@
  * everything in the sandbox, then kill after --grace-ms); SIGUSR1 = kill now.
  * "Kill" first asks init to SIGKILL everything else (so --remove-stubs can
  * still run), and SIGKILLs init itself 2 s later if it has not exited.
+ *
+ * Pre-started mode (--spec-stdin), for a node's pool of warm launchers: the
+ * command line holds only --cgroup, --event-fd, --grace-ms, --trace; init joins
+ * the cgroups (on cgroup v1 that waits for an RCU grace period, ~10 ms, the
+ * slowest step of a start), reports `ready`, then reads the rest of the
+ * command line (NUL-terminated arguments, --rootfs ... -- argv) from stdin
+ * until EOF, unshares its mount (and, with --new-netns, net) namespace, and
+ * goes on as usual. EOF without a spec (the node went away) ends the sandbox.
  *
  * Mount targets are created inside the new root after pivot_root, so a hostile
  * rootfs with symlinks (e.g. /etc/resolv.conf -> /etc/shadow) can only point
@@ -85,12 +95,12 @@ static struct {
 	struct bind binds[MAX_LIST]; int nbinds;
 	gid_t groups[MAX_LIST]; int ngroups;
 	uid_t uid; gid_t gid;
-	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms;
+	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms, trace, spec_stdin;
 	char **argv;
 } spec = { .event_fd = 3, .grace_ms = 10000 };
 
 /* Messages from init/app to the supervisor over the exec pipe (atomic: < PIPE_BUF). */
-enum { MSG_EXEC = 1, MSG_ERROR, MSG_STUB };
+enum { MSG_EXEC = 1, MSG_ERROR, MSG_STUB, MSG_MARK, MSG_READY };
 struct msg { int32_t kind, err; int64_t a, b; char text[256]; };
 
 static int exec_pipe[2] = { -1, -1 }, status_pipe[2] = { -1, -1 };
@@ -98,16 +108,27 @@ static int main_argc;
 static char **main_argv;
 static volatile pid_t child_pid = 0; /* supervisor: init's host pid; init: the app's pid */
 
+static int in_init; /* set in init: usage errors in a spec read from stdin are reported as events */
+static void fail(const char *stage, const char *what);
+
 static void die_usage(const char *m) {
+	if (in_init) { errno = EINVAL; fail("spec", m); }
 	fprintf(stderr, "ukc-sandbox: %s\n", m);
 	exit(125);
 }
+
+static int64_t now_ns(void);
 
 static void send_msg(int kind, int err, int64_t a, int64_t b, const char *text) {
 	struct msg m = { .kind = kind, .err = err, .a = a, .b = b };
 	if (text) snprintf(m.text, sizeof m.text, "%s", text);
 	ssize_t r;
 	do r = write(exec_pipe[1], &m, sizeof m); while (r < 0 && errno == EINTR);
+}
+
+/* With --trace: a named CLOCK_MONOTONIC timestamp of a setup stage (profiling aid). */
+static void mark(const char *stage) {
+	if (spec.trace) send_msg(MSG_MARK, 0, now_ns(), 0, stage);
 }
 
 /* Report a setup failure with its stage and errno, then leave with 125. */
@@ -134,7 +155,8 @@ static unsigned long parse_num(const char *s) {
 	return v;
 }
 
-static void parse_args(int argc, char **argv) {
+/* `partial`: the command line of a --spec-stdin launcher, whose rootfs and argv come later. */
+static void parse_args(int argc, char **argv, int partial) {
 	int i;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -161,6 +183,8 @@ static void parse_args(int argc, char **argv) {
 		else if (!strcmp(a, "--dev")) spec.dev = 1;
 		else if (!strcmp(a, "--devpts")) spec.devpts = 1;
 		else if (!strcmp(a, "--remove-stubs")) spec.remove_stubs = 1;
+		else if (!strcmp(a, "--trace")) spec.trace = 1;
+		else if (!strcmp(a, "--spec-stdin")) spec.spec_stdin = 1;
 		else if (!strcmp(a, "--event-fd")) { TAKE(); spec.event_fd = (int)strtol(v, NULL, 10); }
 		else if (!strcmp(a, "--grace-ms")) { TAKE(); spec.grace_ms = (int)parse_num(v); }
 		else if (!strcmp(a, "--bind")) {
@@ -176,6 +200,10 @@ static void parse_args(int argc, char **argv) {
 			if (dst[0] != '/') die_usage("--bind DST must be absolute");
 			spec.binds[spec.nbinds++] = (struct bind){ copy, dst, ro, -1 };
 		} else die_usage("unknown option (see the header of ukc-sandbox.c)");
+	}
+	if (partial) {
+		if (spec.rootfs || i < argc) die_usage("--spec-stdin takes --rootfs and the argv from stdin");
+		return;
 	}
 	if (!spec.rootfs) die_usage("--rootfs is required");
 	if (i >= argc) die_usage("missing -- argv");
@@ -418,6 +446,42 @@ static void init_forward(int sig) {
 	else if (child_pid > 0) kill(child_pid, sig);
 }
 
+/* Most bytes a spec on stdin may have (the whole launcher command line, NUL-separated). */
+#define MAX_SPEC_BYTES (1 << 20)
+
+/* --spec-stdin: read the rest of the command line (NUL-terminated arguments) until EOF. */
+static void read_spec(void) {
+	char *buf = malloc(MAX_SPEC_BYTES);
+	size_t n = 0;
+	if (!buf) fail("spec", "out of memory");
+	for (;;) {
+		ssize_t r = read(0, buf + n, MAX_SPEC_BYTES - n);
+		if (r < 0 && errno == EINTR) continue;
+		if (r < 0) fail("spec", "read");
+		if (r == 0) break;
+		n += (size_t)r;
+		if (n == MAX_SPEC_BYTES) { errno = E2BIG; fail("spec", "too large"); }
+	}
+	if (n == 0) { errno = ENODATA; fail("spec", "none given"); }
+	if (buf[n - 1] != 0) { errno = EINVAL; fail("spec", "not NUL-terminated"); }
+	int count = 0;
+	for (size_t k = 0; k < n; k++) count += buf[k] == 0;
+	char **args = calloc((size_t)count + 2, sizeof *args);
+	if (!args) fail("spec", "out of memory");
+	args[0] = "ukc-sandbox";
+	char *p = buf;
+	for (int k = 1; k <= count; k++) { args[k] = p; p += strlen(p) + 1; }
+	/* What the supervisor or the cgroup join already used must come on the command line. */
+	int ncg = spec.ncgroups, efd = spec.event_fd, grace = spec.grace_ms, rs = spec.remove_stubs, tr = spec.trace;
+	parse_args(count + 1, args, 0);
+	if (spec.ncgroups != ncg || spec.event_fd != efd || spec.grace_ms != grace || spec.remove_stubs != rs || spec.trace != tr)
+		die_usage("--cgroup, --event-fd, --grace-ms, --remove-stubs and --trace belong on the command line");
+	/* The app's stdin is /dev/null, as in the plain mode. */
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul < 0 || dup2(nul, 0) < 0) fail("spec", "/dev/null");
+	close(nul);
+}
+
 /* init: PID 1 of the new pid namespace. */
 static int init_main(void *unused) {
 	(void)unused;
@@ -429,9 +493,20 @@ static int init_main(void *unused) {
 	/* If the supervisor died before PDEATHSIG was set, nobody reads status_pipe any more. */
 	struct pollfd pfd = { status_pipe[1], POLLOUT, 0 };
 	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR)) _exit(125);
+	mark("init");
 
 	join_cgroups();
 	if (unshare(CLONE_NEWCGROUP) < 0) fail("unshare", "cgroup");
+	mark("cgroup");
+	if (spec.spec_stdin) {
+		/* Pre-started: the slow part (joining the cgroups) is done; wait here for what to run. */
+		in_init = 1;
+		send_msg(MSG_READY, 0, 0, 0, NULL);
+		read_spec();
+		mark("spec");
+		/* The mount namespace is copied now, so it sees the host's mounts as they are at start. */
+		if (unshare(CLONE_NEWNS | (spec.new_netns ? CLONE_NEWNET : 0)) < 0) fail("unshare", "mount/net");
+	}
 	if (spec.netns) {
 		int fd = open(spec.netns, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) fail("netns", spec.netns);
@@ -439,6 +514,7 @@ static int init_main(void *unused) {
 	}
 	if (spec.new_netns) lo_up();
 	if (spec.hostname && sethostname(spec.hostname, strlen(spec.hostname)) < 0) fail("hostname", spec.hostname);
+	mark("netns");
 
 	/* Nothing we mount may leak back to the host, nor host mounts change under us. */
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
@@ -451,6 +527,7 @@ static int init_main(void *unused) {
 	} else {
 		do_mount(spec.rootfs, spec.rootfs, NULL, MS_BIND | MS_REC, NULL); /* pivot_root needs a mount point */
 	}
+	mark("rootfs");
 	/* Capture bind sources (host paths) as detached mounts before the host disappears. */
 	for (int i = 0; i < spec.nbinds; i++) {
 		spec.binds[i].fd = (int)syscall(SYS_open_tree, AT_FDCWD, spec.binds[i].src, OPEN_TREE_CLONE | O_CLOEXEC);
@@ -461,14 +538,18 @@ static int init_main(void *unused) {
 	if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot_root", spec.rootfs);
 	if (umount2(".", MNT_DETACH) < 0) fail("umount", "old root");
 	if (chdir("/") < 0) fail("chdir", "/");
+	mark("pivot");
 
 	if (spec.proc) {
 		make_path("/proc", 0);
 		note_mount("/proc");
 		do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	}
+	mark("proc");
 	if (spec.dev) setup_dev();
+	mark("dev");
 	if (spec.proc) harden_proc();
+	mark("harden");
 	for (int i = 0; i < spec.ntmpfs; i++) {
 		make_path(spec.tmpfs[i], 0);
 		note_mount(spec.tmpfs[i]);
@@ -485,6 +566,7 @@ static int init_main(void *unused) {
 		if (spec.binds[i].ro) remount_ro(spec.binds[i].dst, MS_NOSUID | MS_NODEV);
 	}
 	if (spec.readonly_root) remount_ro("/", 0);
+	mark("binds");
 
 	/* Block signals until the app's pid is known, so forwarding cannot race the fork. */
 	sigset_t all, old;
@@ -573,7 +655,10 @@ static void clean_text(char *s) { for (; *s; s++) if (*s == '\n' || *s == '\r') 
 int main(int argc, char **argv) {
 	main_argc = argc;
 	main_argv = argv;
-	parse_args(argc, argv);
+	int64_t main_at = now_ns();
+	for (int k = 1; k < argc; k++) if (!strcmp(argv[k], "--spec-stdin")) spec.spec_stdin = 1;
+	parse_args(argc, argv, spec.spec_stdin);
+	if (spec.trace) event("mark main %lld\n", (long long)main_at);
 	signal(SIGPIPE, SIG_IGN);
 	if (spec.event_fd >= 0 && fcntl(spec.event_fd, F_SETFD, FD_CLOEXEC) < 0) spec.event_fd = -1;
 	if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) { perror("pipe"); return 125; }
@@ -586,9 +671,12 @@ int main(int argc, char **argv) {
 	int handled[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGALRM };
 	for (size_t i = 0; i < sizeof handled / sizeof handled[0]; i++) sigaction(handled[i], &sa, NULL);
 
-	int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | (spec.new_netns ? CLONE_NEWNET : 0);
+	/* With --spec-stdin, init unshares the mount (and net) namespace once the spec arrived. */
+	int flags = CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+	if (!spec.spec_stdin) flags |= CLONE_NEWNS | (spec.new_netns ? CLONE_NEWNET : 0);
 	/* The child runs on this stack until it forks; 256 KiB is plenty for init's few frames. */
 	static char stack[256 * 1024] __attribute__((aligned(16)));
+	if (spec.trace) event("mark clone %lld\n", (long long)now_ns());
 	pid_t pid = clone(init_main, stack + sizeof stack, flags | SIGCHLD, NULL);
 	if (pid < 0) {
 		int e = errno;
@@ -598,6 +686,7 @@ int main(int argc, char **argv) {
 	child_pid = pid;
 	close(exec_pipe[1]);
 	close(status_pipe[1]);
+	if (spec.spec_stdin) { int nul = open("/dev/null", O_RDONLY); if (nul >= 0) { dup2(nul, 0); close(nul); } } /* only init reads the spec */
 	event("pid %d\n", pid);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 
@@ -612,6 +701,8 @@ int main(int argc, char **argv) {
 		m.text[sizeof m.text - 1] = 0;
 		clean_text(m.text);
 		if (m.kind == MSG_EXEC) exec_at = m.a;
+		else if (m.kind == MSG_READY) event("ready\n");
+		else if (m.kind == MSG_MARK) event("mark %s %lld\n", m.text, (long long)m.a);
 		else if (m.kind == MSG_STUB) event("stub %s %lld %lld\n", m.text, (long long)m.a, (long long)m.b);
 		else if (m.kind == MSG_ERROR) {
 			failed = 1;
