@@ -36,6 +36,7 @@ import {
   UploadNotFoundError,
   UploadOffsetError,
 } from './errors.js';
+import { CoalescedSync } from './coalesce.js';
 import { KeyedMutex } from './mutex.js';
 import type {
   AppendOptions,
@@ -138,37 +139,28 @@ function writeFully(fd: number, bufs: Buffer[], position: number, cb: (err?: Err
   });
 }
 
-/** Coalesces concurrent fsyncs of one directory: a waiter joins the next sync not yet started. */
+/** Coalesces concurrent fsyncs of one directory (see CoalescedSync): a waiter joins the next sync not yet started. */
 class DirSyncer {
-  private readonly state = new Map<string, { running?: Promise<void>; queued?: Promise<void> }>();
+  private readonly state = new Map<string, CoalescedSync>();
 
   sync(dir: string): Promise<void> {
     let st = this.state.get(dir);
     if (!st) {
-      st = {};
-      this.state.set(dir, st);
-    }
-    if (st.queued) return st.queued;
-    const entry = st;
-    const prev = entry.running ?? Promise.resolve();
-    const p: Promise<void> = prev
-      .catch(() => undefined)
-      .then(async () => {
-        entry.queued = undefined;
-        entry.running = p;
+      const mine = new CoalescedSync(async () => {
         const fh = await fsp.open(dir, fsc.O_RDONLY);
         try {
           await fh.sync();
         } finally {
           await fh.close();
         }
-      })
-      .finally(() => {
-        if (entry.running === p) entry.running = undefined;
-        if (!entry.running && !entry.queued) this.state.delete(dir);
       });
-    entry.queued = p;
-    return p;
+      st = mine;
+      this.state.set(dir, mine);
+    }
+    const entry = st;
+    return entry.request().finally(() => {
+      if (!entry.busy && this.state.get(dir) === entry) this.state.delete(dir);
+    });
   }
 }
 
