@@ -210,10 +210,12 @@ export class RegistryService {
     finalChunk?: { body: Readable; range?: ByteRange; length?: number },
   ): Promise<{ size: number; appended: number }> {
     return this.busy(id, async () => {
-      await this.session(repo, id);
       let appended = 0;
       if (finalChunk) {
+        // appendChunk checks the session itself.
         appended = (await this.appendChunk(repo, id, finalChunk.body, finalChunk.range, finalChunk.length, false)).appended;
+      } else {
+        await this.session(repo, id);
       }
       let committed;
       try {
