@@ -195,7 +195,9 @@ export class RegistryService {
       const opts: { maxBytes: number; length?: number; durable: boolean } = { maxBytes: this.limits.maxBlobBytes, durable };
       if (expectedLength !== undefined) opts.length = expectedLength;
       const next = await this.blobs.uploads.append(id, size, body, opts);
-      await this.metadata.updateUploadOffset(id, next, this.now());
+      // A non-durable append is the final chunk of a PUT: the commit right after
+      // removes the session row, so updating it would only cost a metadata sync.
+      if (durable) await this.metadata.updateUploadOffset(id, next, this.now());
       return { size: next, appended: next - size };
     });
   }
@@ -208,10 +210,12 @@ export class RegistryService {
     finalChunk?: { body: Readable; range?: ByteRange; length?: number },
   ): Promise<{ size: number; appended: number }> {
     return this.busy(id, async () => {
-      await this.session(repo, id);
       let appended = 0;
       if (finalChunk) {
+        // appendChunk checks the session itself.
         appended = (await this.appendChunk(repo, id, finalChunk.body, finalChunk.range, finalChunk.length, false)).appended;
+      } else {
+        await this.session(repo, id);
       }
       let committed;
       try {

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { digestOf } from '../oci/digest.js';
 import { blobStoreSuite } from './driver-suite.js';
-import { FsBlobStore } from './fs.js';
+import { FsBlobStore, HashingFileWriter } from './fs.js';
 
 blobStoreSuite('filesystem', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ukc-fsstore-'));
@@ -48,6 +49,48 @@ test('filesystem driver: init clears stale temp files, ignores foreign files in 
     for await (const d of again.list()) listed.push(d.text);
     assert.deepEqual(listed, []);
     await assert.rejects(again.uploads.append('../../etc', 0, Readable.from([Buffer.from('x')])), /not found/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('filesystem driver: background fdatasync while receiving; its failure fails the write', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ukc-fsstore-'));
+  try {
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    const body = (): Readable => Readable.from(Array.from({ length: 16 }, () => chunk));
+    const whole = Buffer.concat(Array.from({ length: 16 }, () => chunk));
+
+    // Real fdatasync every 256 KiB: the blob lands intact.
+    const store = new FsBlobStore(dir, { syncEveryBytes: 256 * 1024 });
+    const put = await store.put(body(), { expected: digestOf(whole) });
+    assert.equal(put.size, whole.length);
+    assert.ok((await store.readBytes(put.digest, whole.length)).equals(whole));
+
+    // The writer starts syncs as it goes, and waits for the last before finishing.
+    const fh = await open(join(dir, 'probe'), 'w');
+    try {
+      let inFlight = 0;
+      let maxInFlight = 0;
+      const writer = new HashingFileWriter(fh.fd, 0, undefined, Number.MAX_SAFE_INTEGER, 1024 * 1024, 256 * 1024, async () => {
+        maxInFlight = Math.max(maxInFlight, ++inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+      });
+      await pipeline(body(), writer);
+      assert.ok(writer.backgroundSyncs >= 1 && writer.backgroundSyncs <= 4, `${writer.backgroundSyncs} syncs`);
+      assert.equal(maxInFlight, 1, 'never two syncs at once');
+      assert.equal(inFlight, 0, 'finished only after the last sync');
+
+      // A failing background sync (EIO) fails the stream.
+      const failing = new HashingFileWriter(fh.fd, 0, undefined, Number.MAX_SAFE_INTEGER, 1024 * 1024, 64 * 1024, async () => {
+        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      });
+      await assert.rejects(pipeline(body(), failing), /EIO/);
+    } finally {
+      await fh.close();
+    }
+
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { fdatasync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +92,87 @@ test('sqlite metadata: schema, links, manifests, tags, referrers, GC marking', a
     newer.prepare('UPDATE schema_version SET version = 99').run();
     newer.close();
     assert.throws(() => new SqliteMetadataStore(file), /newer than this program/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite metadata: group commit acknowledges a write only after a WAL sync started after its commit', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ukc-meta-'));
+  try {
+    const file = join(dir, 'meta.db');
+    const observer = new Database(file);
+    observer.pragma('journal_mode = WAL');
+    let release: (() => void) | undefined;
+    const seenAtSyncStart: number[] = [];
+    const m = new SqliteMetadataStore(file, {
+      syncWal: async (fd) => {
+        // What is committed when the sync starts is what this sync makes durable.
+        seenAtSyncStart.push((observer.prepare('SELECT count(*) AS n FROM blob_links').get() as { n: number }).n);
+        await new Promise<void>((r) => (release = r));
+        await new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+      },
+    });
+    try {
+      assert.equal(m.db.pragma('synchronous', { simple: true }), 1, 'NORMAL: commits no longer fsync inside SQLite');
+      let done = false;
+      const first = m.linkBlob('r/one', d('1'), 1).then(() => (done = true));
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(seenAtSyncStart, [1]);
+      assert.equal(done, false, 'not acknowledged while the sync runs');
+      // Seven more writers while the first sync is in flight: they share one later sync.
+      const more = Array.from({ length: 7 }, (_, i) => m.linkBlob('r/one', d(String(i + 2)), 1));
+      release!();
+      await first;
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(seenAtSyncStart, [1, 8], 'the second sync started after all seven commits');
+      release!();
+      await Promise.all(more);
+      assert.equal(m.walSyncs, 2);
+    } finally {
+      await m.close();
+      observer.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite metadata: a failed WAL sync fails the write and every later one', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ukc-meta-'));
+  try {
+    let fail = true;
+    const m = new SqliteMetadataStore(join(dir, 'meta.db'), {
+      syncWal: async () => {
+        if (fail) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      },
+    });
+    try {
+      await assert.rejects(m.linkBlob('r/one', d('1'), 1), /WAL sync failed.*EIO/);
+      fail = false;
+      await assert.rejects(m.createUpload({ id: 'u', repository: 'r/one', principal: 'p', offset: 0, createdAt: 1, updatedAt: 1 }), /WAL sync failed/);
+      // Reads still answer.
+      assert.deepEqual(await m.blobLink('r/one', d('1')), { size: 1 });
+    } finally {
+      await m.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('sqlite metadata: commitSync sqlite keeps synchronous=FULL and no group sync', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ukc-meta-'));
+  try {
+    const m = new SqliteMetadataStore(join(dir, 'meta.db'), { commitSync: 'sqlite' });
+    assert.equal(m.db.pragma('synchronous', { simple: true }), 2);
+    await m.linkBlob('r/one', d('1'), 1);
+    assert.equal(m.walSyncs, 0);
+    await m.close();
+    const g = new SqliteMetadataStore(join(dir, 'meta.db'));
+    await g.linkBlob('r/one', d('2'), 1);
+    assert.equal(g.walSyncs, 1);
+    await g.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -11,10 +11,24 @@
  *  - Digests arriving here were parsed by the caller (see types.ts).
  *
  * better-sqlite3 is synchronous; each call is short (prepared statements,
- * indexed lookups), so the event loop is held only for microseconds, plus one
- * WAL fsync per committed transaction when `synchronous` is FULL.
+ * indexed lookups), so the event loop is held only for microseconds.
+ *
+ * Durability by group commit (`synchronous: 'full'`, the default): SQLite runs
+ * with synchronous=NORMAL, which in WAL mode still syncs around checkpoints
+ * (WAL before copying it back, the database after, the WAL header when it is
+ * reused) but not at each commit. Every write method commits, then awaits an
+ * fdatasync of the -wal file that *started after* its commit, on the libuv
+ * thread pool (CoalescedSync): the promise resolves only when the change is on
+ * disk, concurrent writers share one fdatasync, and the event loop never waits
+ * for the disk. A crash loses at most a suffix of the WAL made only of changes
+ * whose promises had not resolved (the WAL is replayed up to its last intact
+ * commit), so every state seen after recovery is one the store went through.
+ * Readers may see a change just before it is durable, as in any group-commit
+ * database; callers acknowledge only after the write method resolved.
  */
+import { fdatasync, fstatSync, openSync, closeSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { CoalescedSync } from './coalesce.js';
 import { MissingReferencesError } from './errors.js';
 import type { ManifestRecord, ManifestReference, MetadataStore, Page, UploadRecord } from './types.js';
 
@@ -25,8 +39,21 @@ export interface SqliteMetadataStoreOptions {
    * process crash.
    */
   synchronous?: 'full' | 'normal';
+  /**
+   * With `synchronous: 'full'`: how commits reach the disk. 'group' (default)
+   * syncs the WAL off the event loop, one fdatasync shared by concurrent
+   * writers (see the top of this file); 'sqlite' lets SQLite fsync the WAL
+   * inside every commit (synchronous=FULL), holding the event loop meanwhile.
+   */
+  commitSync?: 'group' | 'sqlite';
   /** How long a writer waits for another process's lock (ms, default 5000). */
   busyTimeoutMs?: number;
+  /** Flushes the WAL file (default: fdatasync on the thread pool). Tests wrap it to observe or fail it. */
+  syncWal?: (fd: number) => Promise<void>;
+}
+
+function fdatasyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
 }
 
 export const SCHEMA_VERSION = 1;
@@ -128,14 +155,55 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly db: Database.Database;
   private readonly s: ReturnType<SqliteMetadataStore['prepare']>;
 
+  /** Group commit of the WAL; undefined when SQLite syncs by itself (or durability was waived). */
+  private readonly walSync: CoalescedSync | undefined;
+  private walFd: number | undefined;
+
   constructor(file: string, opts: SqliteMetadataStoreOptions = {}) {
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    const wal = this.db.pragma('journal_mode = WAL', { simple: true }) === 'wal';
+    const full = opts.synchronous !== 'normal';
+    const group = full && wal && (opts.commitSync ?? 'group') === 'group';
+    this.db.pragma(`synchronous = ${full && !group ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     this.migrate();
     this.s = this.prepare();
+    if (group) {
+      // migrate() ran a read transaction, which opens (creating if need be) the -wal file.
+      const walPath = `${this.db.name}-wal`;
+      const fd = openSync(walPath, 'r');
+      const a = fstatSync(fd);
+      const b = statSync(walPath);
+      if (a.ino !== b.ino || a.dev !== b.dev) {
+        closeSync(fd);
+        throw new Error(`${walPath} changed while opening it`);
+      }
+      this.walFd = fd;
+      const sync = opts.syncWal ?? fdatasyncAsync;
+      this.walSync = new CoalescedSync(() => sync(fd));
+    }
+  }
+
+  /** Resolves once every change committed before the call is on disk (a no-op unless group commit is on). */
+  private async durable(): Promise<void> {
+    if (!this.walSync) return;
+    // After a failed fdatasync the kernel may have dropped the dirty pages and a
+    // later fdatasync can report success without them: refuse every later write
+    // (a restart recovers from what is on disk), as databases do.
+    if (this.walSyncError) throw this.walSyncError;
+    try {
+      await this.walSync.request();
+    } catch (err) {
+      this.walSyncError ??= new Error(`metadata WAL sync failed; restart to recover: ${(err as Error).message}`, { cause: err });
+      throw this.walSyncError;
+    }
+  }
+  private walSyncError: Error | undefined;
+
+  /** fdatasyncs of the WAL started so far by group commit (for tests and metrics). */
+  get walSyncs(): number {
+    return this.walSync?.runs ?? 0;
   }
 
   private migrate(): void {
@@ -247,6 +315,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.s.link.run(this.ensureRepo(r, now), d, n, now);
     });
     this.linkTx(repo, digest, size);
+    await this.durable();
   }
   private linkTx: ((repo: string, digest: string, size: number) => void) | undefined;
 
@@ -258,6 +327,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.s.deleteUpload.run(i);
     });
     this.completeTx(id, repo, digest, size);
+    await this.durable();
   }
   private completeTx: ((id: string, repo: string, digest: string, size: number) => void) | undefined;
 
@@ -267,7 +337,9 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async unlinkBlob(repo: string, digest: string): Promise<boolean> {
-    return this.s.unlink.run(repo, digest).changes > 0;
+    const gone = this.s.unlink.run(repo, digest).changes > 0;
+    await this.durable();
+    return gone;
   }
 
   async putManifest(rec: ManifestRecord, tags: string[]): Promise<void> {
@@ -296,6 +368,7 @@ export class SqliteMetadataStore implements MetadataStore {
       for (const tag of t) this.s.upsertTag.run(repoId, tag, r.digest, now);
     });
     this.putManifestTx.immediate(rec, tags);
+    await this.durable();
   }
   private putManifestTx: Database.Transaction<(r: ManifestRecord, t: string[]) => void> | undefined;
 
@@ -332,11 +405,15 @@ export class SqliteMetadataStore implements MetadataStore {
     const id = this.s.repoId.get(repo)?.id;
     if (id === undefined) return false;
     // Tags and references cascade with the manifest row: one statement, one transaction.
-    return this.s.deleteManifest.run(id, digest).changes > 0;
+    const gone = this.s.deleteManifest.run(id, digest).changes > 0;
+    await this.durable();
+    return gone;
   }
 
   async deleteTag(repo: string, tag: string): Promise<boolean> {
-    return this.s.deleteTag.run(repo, tag).changes > 0;
+    const gone = this.s.deleteTag.run(repo, tag).changes > 0;
+    await this.durable();
+    return gone;
   }
 
   async listTags(repo: string, page: Page = {}): Promise<string[] | undefined> {
@@ -374,6 +451,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async createUpload(rec: UploadRecord): Promise<void> {
     this.s.insertUpload.run(rec);
+    await this.durable();
   }
 
   async getUpload(id: string): Promise<UploadRecord | undefined> {
@@ -383,10 +461,12 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async updateUploadOffset(id: string, offset: number, updatedAt: number): Promise<void> {
     this.s.updateUpload.run(offset, updatedAt, id);
+    await this.durable();
   }
 
   async deleteUpload(id: string): Promise<void> {
     this.s.deleteUpload.run(id);
+    await this.durable();
   }
 
   async listUploads(updatedBefore: number = Number.MAX_SAFE_INTEGER): Promise<UploadRecord[]> {
@@ -413,7 +493,9 @@ export class SqliteMetadataStore implements MetadataStore {
       this.s.unlinkEverywhere.run(d);
       return true;
     });
-    return this.releaseTx.immediate(digest);
+    const released = this.releaseTx.immediate(digest);
+    await this.durable();
+    return released;
   }
   private releaseTx: Database.Transaction<(d: string) => boolean> | undefined;
 
@@ -422,7 +504,13 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async close(): Promise<void> {
+    // Let a sync in flight finish before its fd goes away (closing checkpoints and syncs by itself).
+    await this.walSync?.settled();
     if (this.db.open) this.db.close();
+    if (this.walFd !== undefined) {
+      closeSync(this.walFd);
+      this.walFd = undefined;
+    }
   }
 }
 

@@ -22,7 +22,8 @@ export const getBlob: Handler = async (ctx) => {
     res.end();
     return;
   }
-  const stream = await ctx.service.openBlob(ctx.repo, digest, range);
+  // statBlob above checked the link: open the bytes directly (one metadata lookup per request).
+  const stream = await ctx.service.blobs.open(digest, range);
   if (range) {
     res.statusCode = 206;
     res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
