@@ -123,9 +123,10 @@ async function main(): Promise<void> {
     digestRef: `bench/busybox@sha256:${'2'.repeat(64)}`,
     config: { Cmd: ['busybox', 'httpd', '-f', '-p', '{{ip}}:8080', '-h', www] },
   });
+  const driver = new HostProcessDriver({ listenPort: 8080 });
   const api = await createNodeApi({
     dataDir: join(dir, 'node'),
-    runtime: new HostProcessDriver({ listenPort: 8080 }),
+    runtime: driver,
     images: resolver,
     catalog: new FakeCatalog(),
     gateway: { listenAddress: () => ({ host: '127.0.0.1', port: 0 }) },
@@ -294,6 +295,8 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ summary, overhead, wake: wakeResults }, null, 2) + '\n');
   } finally {
     await api.close();
+    await sleep(100); // the apps' freezer groups are removed on their exit
+    driver.removeFreezerParent();
     rmSync(dir, { recursive: true, force: true });
   }
 }
