@@ -1,11 +1,21 @@
 /**
- * A small closed-loop HTTP(S) load generator, run as its own process so the
- * measured server does not share its event loop:
+ * A small HTTP(S) load generator, run as its own process so the measured
+ * server does not share its event loop:
  *
  *   node loadgen.js '{"url":"https://127.0.0.1:8443/","host":"x.local.localhost","ca":"/path/ca.crt","concurrency":8,"durationMs":4000}'
  *
- * Keep-alive connections, one request in flight per connection. Prints one
- * JSON line: requests, errors, requests/s and latency percentiles (ms).
+ * Two modes:
+ *  - closed loop (no `rate`): `concurrency` keep-alive connections, one request
+ *    in flight on each, sent back to back. This measures throughput at
+ *    saturation; its latency is mostly queueing (p50 ≈ concurrency / rate).
+ *  - open loop (`rate` req/s): requests are scheduled at fixed times and sent
+ *    on up to `concurrency` keep-alive connections; latency counts from the
+ *    scheduled time, so a stalled server is charged for the requests it
+ *    delayed (no coordinated omission). At a rate well below saturation this
+ *    measures the per-request latency a hop adds.
+ *
+ * Prints one JSON line: requests, errors, requests/s, latency percentiles (ms)
+ * and this process's own CPU time per request.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -15,9 +25,12 @@ export interface LoadSpec {
   url: string;
   host?: string;
   ca?: string;
+  /** Connections (closed loop: requests in flight). */
   concurrency: number;
   durationMs: number;
   warmupMs?: number;
+  /** Open loop at this many requests/s; absent = closed loop. */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -28,6 +41,8 @@ export interface LoadResult {
   p90_ms: number;
   p99_ms: number;
   max_ms: number;
+  /** CPU time (user + system) of the load generator per measured request, µs. */
+  loadgen_cpu_us_per_req: number;
 }
 
 export function percentile(sorted: readonly number[], p: number): number {
@@ -35,6 +50,9 @@ export function percentile(sorted: readonly number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i]!;
 }
+
+/** Open-loop scheduling tick; requests due by now are all sent on each tick. */
+const TICK_MS = 1;
 
 async function main(spec: LoadSpec): Promise<LoadResult> {
   const u = new URL(spec.url);
@@ -44,34 +62,67 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     : new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
   const lib = secure ? https : http;
   const headers = spec.host ? { host: spec.host } : {};
-  const one = (): Promise<number> =>
+  const options = { host: u.hostname, port: u.port, path: u.pathname + u.search, agent, headers, ...(secure && spec.host ? { servername: spec.host } : {}) };
+  /** One request; resolves with the time its response ended (hrtime ns). */
+  const one = (): Promise<bigint> =>
     new Promise((resolve, reject) => {
-      const t0 = process.hrtime.bigint();
-      const req = lib.request(
-        { host: u.hostname, port: u.port, path: u.pathname + u.search, agent, headers, ...(secure && spec.host ? { servername: spec.host } : {}) },
-        (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(String(res.statusCode)))));
-        },
-      );
+      const req = lib.request(options, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve(process.hrtime.bigint()) : reject(new Error(String(res.statusCode)))));
+      });
       req.on('error', reject);
       req.end();
     });
-  const warmupEnd = Date.now() + (spec.warmupMs ?? 500);
-  const end = warmupEnd + spec.durationMs;
+  const warmupMs = spec.warmupMs ?? 500;
+  const start = process.hrtime.bigint();
+  const warmupEnd = start + BigInt(warmupMs) * 1_000_000n;
+  const end = warmupEnd + BigInt(spec.durationMs) * 1_000_000n;
   const lat: number[] = [];
   let errors = 0;
-  const worker = async (): Promise<void> => {
-    while (Date.now() < end) {
-      try {
-        const ms = await one();
-        if (Date.now() >= warmupEnd) lat.push(ms);
-      } catch {
-        errors++;
-      }
-    }
+  let cpuAtWarmupEnd: NodeJS.CpuUsage | undefined;
+  const cpuMark = setTimeout(() => (cpuAtWarmupEnd = process.cpuUsage()), warmupMs);
+  const record = (scheduled: bigint, done: bigint): void => {
+    if (scheduled >= warmupEnd && scheduled < end) lat.push(Number(done - scheduled) / 1e6);
   };
-  await Promise.all(Array.from({ length: spec.concurrency }, () => worker()));
+  if (spec.rate === undefined) {
+    const worker = async (): Promise<void> => {
+      while (process.hrtime.bigint() < end) {
+        const t0 = process.hrtime.bigint();
+        try {
+          record(t0, await one());
+        } catch {
+          errors++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: spec.concurrency }, () => worker()));
+  } else {
+    const intervalNs = BigInt(Math.round(1e9 / spec.rate));
+    const pending = new Set<Promise<void>>();
+    let next = start;
+    await new Promise<void>((resolve) => {
+      const tick = (): void => {
+        const now = process.hrtime.bigint();
+        for (; next <= now && next < end; next += intervalNs) {
+          const scheduled = next;
+          const p: Promise<void> = one().then(
+            (done) => record(scheduled, done),
+            () => {
+              errors++;
+            },
+          );
+          pending.add(p);
+          void p.finally(() => pending.delete(p));
+        }
+        if (next >= end) resolve();
+        else setTimeout(tick, TICK_MS);
+      };
+      tick();
+    });
+    await Promise.all([...pending]);
+  }
+  clearTimeout(cpuMark);
+  const cpu = process.cpuUsage(cpuAtWarmupEnd);
   agent.destroy();
   lat.sort((a, b) => a - b);
   const r3 = (x: number): number => Math.round(x * 1000) / 1000;
@@ -83,6 +134,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     p90_ms: r3(percentile(lat, 90)),
     p99_ms: r3(percentile(lat, 99)),
     max_ms: r3(lat[lat.length - 1] ?? NaN),
+    loadgen_cpu_us_per_req: Math.round((cpu.user + cpu.system) / Math.max(1, lat.length)),
   };
 }
 

@@ -94,3 +94,11 @@ export {
   type InstanceNetwork,
 } from './network.js';
 export { runStep, DEFAULT_STEP_TIMEOUT_MS, DEFAULT_STEP_OUTPUT_LIMIT_BYTES, type RunStepOptions, type RunStepResult } from './run-step.js';
+export {
+  CgroupFreezer,
+  freezerMountPoint,
+  DEFAULT_FREEZE_TIMEOUT_MS,
+  DEFAULT_FREEZER_REMOVE_TIMEOUT_MS,
+  type FreezerOptions,
+  type FreezerState,
+} from './cgroup-freezer.js';

@@ -8,22 +8,36 @@
  * `{{ip}}` in the args is replaced by the instance's address; the app also gets
  * LISTEN_HOST and INSTANCE_NAME in its environment. `listening` is reported
  * once a TCP connect to `<ip>:<listenPort>` succeeds.
+ *
+ * Handles can `freeze`/`thaw` (stateful scale-to-zero) with the real cgroup
+ * freezer: the process is moved into a freezer group of its own (under
+ * `freezerParent`) at its first freeze. A frozen process is thawed before it
+ * is signalled, since a frozen v1 task cannot die.
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { randomUUID } from 'node:crypto';
 import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHandle, RuntimeHooks } from '../../src/node/index.js';
+import type { FreezableHandle } from '../../src/node/instances/lifecycle.js';
+import { readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CgroupFreezer, detectCgroupLayout, freezerMountPoint } from '../../src/sandbox/index.js';
 
 export interface HostProcessDriverOptions {
   /** Port the apps listen on (probed for `listening`). */
   listenPort: number;
   /** Upper bound of the listening probe. */
   listenProbeMs?: number;
+  /** Cgroup parent of the freezer groups (one per frozen process). */
+  freezerParent?: string;
 }
 
 export class HostProcessDriver implements RuntimeDriver {
   private next = 2;
   private readonly inUse = new Set<string>();
-  constructor(private readonly options: HostProcessDriverOptions) {}
+  constructor(private readonly options: HostProcessDriverOptions) {
+    this.freezerParent = options.freezerParent ?? `/ukc-host-driver-${randomUUID()}`;
+  }
 
   private allocate(): string {
     for (let i = 0; i < 250; i++) {
@@ -37,7 +51,10 @@ export class HostProcessDriver implements RuntimeDriver {
     throw new Error('no free loopback address');
   }
 
-  async start(spec: InstanceSpec, hooks: RuntimeHooks): Promise<RuntimeHandle> {
+  /** Where this driver's freezer groups live; remove with removeFreezerParent after the runs ended. */
+  readonly freezerParent: string;
+
+  async start(spec: InstanceSpec, hooks: RuntimeHooks): Promise<FreezableHandle> {
     const ip = this.allocate();
     const [cmd, ...args] = spec.args.map((a) => a.replaceAll('{{ip}}', ip));
     const t0 = process.hrtime.bigint();
@@ -55,24 +72,41 @@ export class HostProcessDriver implements RuntimeDriver {
       });
     });
     child.once('error', () => undefined);
+    let freezer: CgroupFreezer | undefined;
+    const thawed = (): void => freezer?.thaw();
     child.once('close', (code, signal) => {
       exited = true;
       this.inUse.delete(ip);
+      void freezer?.remove().catch(() => undefined);
       hooks.onEvent({ type: 'exited', code, signal, oom: false });
     });
     return {
       runtimeRef: `pid:${child.pid ?? 0}`,
       stop: async (graceMs) => {
+        thawed();
         child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
         child.once('close', () => clearTimeout(t));
       },
       kill: async () => {
+        thawed();
         child.kill('SIGKILL');
       },
       stats: async () => ({ rssBytes: 0, cpuTimeUs: 0 }),
       detach: () => {
+        thawed();
         child.kill('SIGKILL'); // host processes are not re-adoptable
+      },
+      freeze: async () => {
+        if (exited || child.pid === undefined) throw new Error('process has exited');
+        if (freezer === undefined) {
+          freezer = CgroupFreezer.create(`pid-${child.pid}`, { parent: this.freezerParent });
+          freezer.add(child.pid);
+        }
+        await freezer.freeze();
+      },
+      thaw: async () => {
+        thawed();
       },
     };
   }
@@ -92,6 +126,18 @@ export class HostProcessDriver implements RuntimeDriver {
       await new Promise((r) => setTimeout(r, 2));
     }
     return false;
+  }
+
+  /** Removes the (empty) parent of this driver's freezer groups; call once every run has ended. */
+  removeFreezerParent(): void {
+    const layout = detectCgroupLayout();
+    const root = layout.version === 2 ? layout.mountPoint : freezerMountPoint(readFileSync('/proc/self/mountinfo', 'utf8'));
+    if (root === undefined) return;
+    try {
+      rmdirSync(join(root, this.freezerParent));
+    } catch {
+      // never made (no freeze happened) or already removed
+    }
   }
 
   async adopt(_request: AdoptRequest): Promise<RuntimeHandle | undefined> {

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import https from 'node:https';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,10 +11,21 @@ import { createNodeApi, parsePortShorthand, type NodeApi } from '../../src/node/
 import { FakeCatalog, FakeResolver } from '../../src/node/test-doubles.test-support.js';
 import { HELLO_APP, HostProcessDriver } from './gateway-host-driver.js';
 
+/** Counts requests in memory and burns a little CPU every 10 ms, so a freeze shows (no CPU) and a thaw keeps state. */
+const COUNTER_APP = `
+const http = require('node:http');
+let n = 0;
+setInterval(() => { const end = Date.now() + 3; while (Date.now() < end); }, 10);
+const server = http.createServer((req, res) => { n++; res.writeHead(200, { 'content-type': 'text/plain' }); res.end(n + ' ' + process.pid); });
+server.listen(Number(process.env.PORT || 8080), process.env.LISTEN_HOST);
+process.on('SIGTERM', () => process.exit(0));
+`;
+
 const run = promisify(execFile);
 let dir: string;
 let api: NodeApi;
 let agent: https.Agent;
+let driver: HostProcessDriver;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ukc-gw-e2e-'));
@@ -22,9 +33,13 @@ before(async () => {
   writeFileSync(app, HELLO_APP);
   const resolver = new FakeResolver();
   resolver.add('e2e/hello:latest', { digestRef: `e2e/hello@sha256:${'c'.repeat(64)}`, config: { Cmd: [process.execPath, app], Env: ['PORT=8080'] } });
+  const counter = join(dir, 'counter.cjs');
+  writeFileSync(counter, COUNTER_APP);
+  resolver.add('e2e/counter:latest', { digestRef: `e2e/counter@sha256:${'d'.repeat(64)}`, config: { Cmd: [process.execPath, counter], Env: ['PORT=8080'] } });
+  driver = new HostProcessDriver({ listenPort: 8080 });
   api = await createNodeApi({
     dataDir: join(dir, 'node'),
-    runtime: new HostProcessDriver({ listenPort: 8080 }),
+    runtime: driver,
     images: resolver,
     catalog: new FakeCatalog(),
     limits: { stopGraceMs: 3000 },
@@ -36,6 +51,8 @@ before(async () => {
 after(async () => {
   agent?.destroy();
   await api?.close();
+  await new Promise((r) => setTimeout(r, 100)); // the killed apps' freezer groups are removed on their exit
+  driver?.removeFreezerParent();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -150,4 +167,67 @@ test('scale-to-zero: idle past the cooldown → standby; the next request wakes 
   assert.equal(now.state, 'running');
   assert.equal(now.start_count, 2);
   await call('DELETE', '/v1/instances', [{ uuid }]);
+});
+
+
+/** utime + stime of a process in clock ticks (10 ms). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+async function waitState(uuid: string, want: string): Promise<void> {
+  let state = '';
+  for (let i = 0; i < 200 && state !== want; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    state = String((await call('GET', `/v1/instances/${uuid}`)).body.data.instances![0]!.state);
+  }
+  assert.equal(state, want);
+}
+
+test('stateful scale-to-zero: standby freezes the process (no CPU, memory kept); a request thaws it and is answered by the same process', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root');
+  const r = await call('POST', '/v1/instances', {
+    image: 'e2e/counter:latest',
+    service_group: { services: parsePortShorthand('443:8080') },
+    scale_to_zero: { policy: 'on', stateful: true, cooldown_time_ms: 300 },
+    timeout_s: 15,
+  });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const inst = r.body.data.instances![0]!;
+  const uuid = String(inst.uuid);
+  const fqdn = (inst.service_group as { domains: { fqdn: string }[] }).domains[0]!.fqdn;
+  await waitListening(fqdn);
+  const first = (await get(fqdn, '/')).body.split(' ');
+  const pid = Number(first[1]);
+  const n1 = Number(first[0]);
+  await waitState(uuid, 'standby');
+  process.kill(pid, 0); // still there: frozen, not stopped
+  await new Promise((res) => setTimeout(res, 30));
+  const c0 = cpuTicks(pid);
+  await new Promise((res) => setTimeout(res, 500));
+  assert.ok(cpuTicks(pid) - c0 <= 1, `no CPU while frozen (${cpuTicks(pid) - c0} ticks)`);
+  const woke = await get(fqdn, '/after-standby');
+  assert.equal(woke.status, 200);
+  assert.equal(woke.body, `${n1 + 1} ${pid}`, 'same process, its in-memory count kept');
+  const now = (await call('GET', `/v1/instances/${uuid}`)).body.data.instances![0]!;
+  assert.equal(now.state, 'running');
+  assert.equal(now.start_count, 2);
+  const c1 = cpuTicks(pid);
+  await new Promise((res) => setTimeout(res, 150));
+  assert.ok(cpuTicks(pid) - c1 >= 1, 'it runs again after the thaw');
+  // A delete of a frozen standby instance thaws it and stops the process.
+  await waitState(uuid, 'standby');
+  await call('DELETE', '/v1/instances', [{ uuid }]);
+  let alive = true;
+  for (let i = 0; i < 100 && alive; i++) {
+    await new Promise((res) => setTimeout(res, 20));
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+  }
+  assert.equal(alive, false, 'the frozen process was stopped by the delete');
 });

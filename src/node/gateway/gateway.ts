@@ -60,6 +60,8 @@ export interface GatewayLimits {
   headersTimeoutMs: number;
   /** Drain bound when the caller gives none. */
   defaultDrainTimeoutMs: number;
+  /** Routing decisions cached per public port (by Host header value); the cache is emptied when full. */
+  routeCacheSize: number;
 }
 
 export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = {
@@ -73,6 +75,7 @@ export const DEFAULT_GATEWAY_LIMITS: GatewayLimits = {
   clientKeepAliveTimeoutMs: 5_000,
   headersTimeoutMs: 30_000,
   defaultDrainTimeoutMs: 10_000,
+  routeCacheSize: 4096,
 };
 
 export interface ListenAddress {
@@ -156,19 +159,116 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ]);
+/** Lengths of the hop-by-hop names: most header names are rejected by length without lower-casing. */
+const HOP_BY_HOP_LENGTHS = new Set([...HOP_BY_HOP].map((h) => h.length));
 
-function hostOf(header: string | undefined): { name: string; port: string | undefined } | undefined {
+export interface ParsedHost {
+  name: string;
+  port: string | undefined;
+}
+
+export function hostOf(header: string | undefined): ParsedHost | undefined {
   if (header === undefined || header === '') return undefined;
   const m = /^([a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(header);
   if (!m) return undefined;
   return { name: m[1]!.toLowerCase().replace(/\.$/, ''), port: m[2] };
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  const len = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] !== undefined) return true;
-  return len !== undefined && len !== '0';
+/** Header names listed in `Connection` values (hop-by-hop for this message), lower-cased. */
+function connectionListed(values: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const v of values) for (const t of v.split(',')) if (t.trim() !== '') out.add(t.trim().toLowerCase());
+  return out;
 }
+
+/** The end-to-end part of a message's raw headers: hop-by-hop fields and fields named by `Connection` dropped. */
+export function endToEndHeaders(raw: readonly string[]): string[] {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (k.length === 10 && k.toLowerCase() === 'connection') (listed ??= connectionListed([])).add('connection');
+  }
+  if (listed !== undefined) {
+    const values: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'connection') values.push(raw[i + 1]!);
+    listed = connectionListed(values);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    if (HOP_BY_HOP_LENGTHS.has(k.length) && HOP_BY_HOP.has(k.toLowerCase())) continue;
+    if (listed !== undefined && listed.has(k.toLowerCase())) continue;
+    out.push(k, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** What the proxy needs from a request's raw headers, in one pass. */
+export interface RequestHead {
+  /** The Host value; undefined when absent. */
+  host: string | undefined;
+  /** More than one Host field line (answered 400, RFC 9112 §3.2). */
+  hostRepeated: boolean;
+  /** Headers to send upstream (end-to-end only, x-forwarded-* set). */
+  headers: string[];
+  /** The request has a body (Content-Length > 0 or a Transfer-Encoding). */
+  body: boolean;
+}
+
+export function requestHead(raw: readonly string[], peer: string, secure: boolean): RequestHead {
+  let host: string | undefined;
+  let hostRepeated = false;
+  let body = false;
+  let chunked = false;
+  let xff: string | undefined;
+  let hasConnection = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!;
+    switch (k.length) {
+      case 4:
+        if (k.toLowerCase() === 'host') {
+          if (host !== undefined) hostRepeated = true;
+          host = raw[i + 1]!;
+        }
+        break;
+      case 10:
+        if (k.toLowerCase() === 'connection') hasConnection = true;
+        break;
+      case 14:
+        if (k.toLowerCase() === 'content-length' && raw[i + 1] !== '0') body = true;
+        break;
+      case 15:
+        if (k.toLowerCase() === 'x-forwarded-for') xff = xff === undefined ? raw[i + 1]! : `${xff}, ${raw[i + 1]!}`;
+        break;
+      case 17:
+        if (k.toLowerCase() === 'transfer-encoding') body = chunked = true;
+        break;
+    }
+  }
+  let headers: string[];
+  if (!hasConnection && xff === undefined) {
+    headers = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!;
+      if (HOP_BY_HOP_LENGTHS.has(k.length) && HOP_BY_HOP.has(k.toLowerCase())) continue;
+      if (k.length === 17 && k.toLowerCase() === 'x-forwarded-proto') continue;
+      headers.push(k, raw[i + 1]!);
+    }
+  } else {
+    headers = endToEndHeaders(raw).filter((_, i, a) => {
+      const name = (i % 2 === 0 ? a[i] : a[i - 1])!.toLowerCase();
+      return name !== 'x-forwarded-for' && name !== 'x-forwarded-proto';
+    });
+  }
+  // Node frames a piped body itself; it needs to be told to chunk it.
+  if (chunked) headers.push('transfer-encoding', 'chunked');
+  headers.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`, 'x-forwarded-proto', secure ? 'https' : 'http');
+  return { host, hostRepeated, headers, body };
+}
+
+type RouteResult = { g: Group; svc: NormalizedService; host: ParsedHost } | GatewayFailure;
+
+const BAD_HOST = new GatewayFailure(400, 'bad-host', 'more than one Host header');
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -179,6 +279,8 @@ export class Gateway {
   private readonly members = new Map<string, Member>();
   private readonly listeners = new Map<number, { server: net.Server; ready: Promise<void> }>();
   private readonly agent: http.Agent;
+  /** Per public port: Host header value → routing decision (cleared whenever the groups change). */
+  private readonly routeCache = new Map<number, Map<string, RouteResult>>();
   private readonly sockets = new Set<Socket>();
   private unsubscribe: (() => void) | undefined;
   private closed = false;
@@ -289,6 +391,7 @@ export class Gateway {
       this.groups.delete(uuid);
     }
     this.byHost.clear();
+    this.routeCache.clear();
     for (const g of this.groups.values()) for (const h of g.spec.hostnames) this.byHost.set(h.toLowerCase(), g);
     // Members may have arrived before their group.
     for (const m of this.members.values()) this.attach(m);
@@ -573,35 +676,44 @@ export class Gateway {
     res.end(`${f.message}\n`);
   }
 
+  /** Routing of a Host header value on a public port, cached until the groups change. */
+  private routeHost(port: number, header: string | undefined): RouteResult {
+    let cache = this.routeCache.get(port);
+    if (cache === undefined) this.routeCache.set(port, (cache = new Map()));
+    const key = header ?? '';
+    let r = cache.get(key);
+    if (r === undefined) {
+      const host = hostOf(header);
+      const found = this.route(port, host?.name);
+      r = found instanceof GatewayFailure ? found : { ...found, host: host! };
+      if (cache.size >= this.limits.routeCacheSize) cache.clear();
+      cache.set(key, r);
+    }
+    return r;
+  }
+
   private onHttp(port: number, secure: boolean, req: IncomingMessage, res: ServerResponse): void {
-    const host = hostOf(req.headers.host);
-    const found = this.route(port, host?.name);
+    const head = requestHead(req.rawHeaders, req.socket.remoteAddress ?? '', secure);
+    const found = head.hostRepeated ? BAD_HOST : this.routeHost(port, head.host);
     if (found instanceof GatewayFailure) {
       req.resume();
       this.fail(res, found);
       return;
     }
-    const { g, svc } = found;
+    const { g, svc, host } = found;
     if (svc.handlers.includes('redirect')) {
       req.resume();
       const httpsPort = this.address(443)?.port ?? this.listenAddress(443).port;
-      const portPart = host?.port !== undefined && httpsPort !== 443 && httpsPort !== 0 ? `:${httpsPort}` : '';
-      res.writeHead(308, { location: `https://${host!.name}${portPart}${req.url ?? '/'}`, 'content-length': '0' });
+      const portPart = host.port !== undefined && httpsPort !== 443 && httpsPort !== 0 ? `:${httpsPort}` : '';
+      res.writeHead(308, { location: `https://${host.name}${portPart}${req.url ?? '/'}`, 'content-length': '0' });
       res.end();
       return;
     }
-    this.forward(g, svc, secure, req, res, hasBody(req));
+    this.forward(g, svc, req, res, head);
   }
 
-  private forward(g: Group, svc: NormalizedService, secure: boolean, req: IncomingMessage, res: ServerResponse, body: boolean): void {
-    const headers: http.OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) headers[k] = v;
-    if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
-    const peer = req.socket.remoteAddress ?? '';
-    const xff = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = xff ? `${String(xff)}, ${peer}` : peer;
-    headers['x-forwarded-proto'] = secure ? 'https' : 'http';
-    const tried = new Set<Member>();
+  private forward(g: Group, svc: NormalizedService, req: IncomingMessage, res: ServerResponse, head: RequestHead): void {
+    let tried: Set<Member> | undefined;
     let release: (() => void) | undefined;
     let current: http.ClientRequest | undefined;
     let done = false;
@@ -610,39 +722,45 @@ export class Gateway {
       release?.();
       if (!res.writableFinished) current?.destroy();
     });
-    const attempt = async (retriesLeft: number): Promise<void> => {
-      let m: Member;
-      try {
-        m = await this.acquire(g, tried);
-      } catch (err) {
-        req.resume();
-        this.fail(res, err instanceof GatewayFailure ? err : new GatewayFailure(503, 'wake-failed', 'no instance could be started'));
-        return;
-      }
+    const attempt = (retriesLeft: number): void => {
+      // The common case (a running member with room) is decided synchronously: no promise per request.
+      const picked = tried === undefined ? this.pick(g, undefined) : undefined;
+      if (picked instanceof Member) dispatch(picked, retriesLeft);
+      else
+        this.acquire(g, tried).then(
+          (m) => dispatch(m, retriesLeft),
+          (err: unknown) => {
+            req.resume();
+            this.fail(res, err instanceof GatewayFailure ? err : new GatewayFailure(503, 'wake-failed', 'no instance could be started'));
+          },
+        );
+    };
+    const dispatch = (m: Member, retriesLeft: number): void => {
       if (done) return;
       release?.();
       release = this.take(m, 'request');
-      current = this.send(m, svc, req, res, headers, body, (err, replayable) => {
+      current = this.send(m, svc, req, res, head, (err, replayable) => {
         release?.();
         release = undefined;
         if (done) return;
+        const seen = (tried ??= new Set());
         const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-        if (refused && this.stillBinding(g, m, tried)) {
+        if (refused && this.stillBinding(g, m, seen)) {
           // The app is up but still binding its port: try the same member again shortly.
           const since = performance.now() - m.runningSince;
           void sleep(Math.min(this.limits.connectRetryMaxDelayMs, 1 + since / 50)).then(() => attempt(retriesLeft));
           return;
         }
         if (replayable && retriesLeft > 0) {
-          tried.add(m);
-          void attempt(retriesLeft - 1);
+          seen.add(m);
+          attempt(retriesLeft - 1);
           return;
         }
         req.resume();
         this.fail(res, new GatewayFailure(502, 'upstream', 'the instance failed to answer'));
       });
     };
-    void attempt(this.limits.maxRetries);
+    attempt(this.limits.maxRetries);
   }
 
   /** One upstream exchange; `onError(err, replayable)` when it fails before a response started. */
@@ -651,38 +769,37 @@ export class Gateway {
     svc: NormalizedService,
     req: IncomingMessage,
     res: ServerResponse,
-    headers: http.OutgoingHttpHeaders,
-    body: boolean,
+    head: RequestHead,
     onError: (err: Error, replayable: boolean) => void,
   ): http.ClientRequest {
-    let bodyStarted = false;
     let responded = false;
     const up = http.request({
       host: m.address!,
       port: svc.destination_port,
       method: req.method,
       path: req.url,
-      headers,
+      headers: head.headers,
       agent: this.agent,
       setHost: false,
     });
-    const startBody = (): void => {
-      if (bodyStarted) return;
-      bodyStarted = true;
-      if (body) req.pipe(up);
-      else up.end();
-    };
-    up.once('socket', (s: Socket) => {
-      if (s.connecting) s.once('connect', startBody);
-      else startBody();
-    });
-    up.once('response', (ur) => {
+    if (!head.body) up.end();
+    else {
+      // The body is piped only once connected: a refused connection consumed none of it (retryable).
+      up.once('socket', (s: Socket) => {
+        if (s.connecting) s.once('connect', () => req.pipe(up));
+        else req.pipe(up);
+      });
+    }
+    up.once('response', (ur: IncomingMessage) => {
       responded = true;
-      const out: http.OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(ur.headers)) if (!HOP_BY_HOP.has(k) && v !== undefined) out[k] = v;
-      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, out);
-      ur.pipe(res);
-      ur.on('error', () => res.destroy());
+      res.writeHead(ur.statusCode ?? 502, ur.statusMessage, endToEndHeaders(ur.rawHeaders));
+      // A hand-rolled pipe: fewer listeners per response than stream.pipe, same backpressure.
+      ur.on('data', (chunk: Buffer) => {
+        if (!res.write(chunk)) ur.pause();
+      });
+      res.on('drain', () => ur.resume());
+      ur.once('end', () => res.end());
+      ur.once('error', () => res.destroy());
     });
     let failed = false;
     up.on('error', (err: NodeJS.ErrnoException) => {
@@ -693,13 +810,13 @@ export class Gateway {
         return;
       }
       const refused = err.code === 'ECONNREFUSED';
-      onError(err, refused || (!body && !res.headersSent));
+      onError(err, refused || (!head.body && !res.headersSent));
     });
     return up;
   }
 
   private onUpgrade(port: number, req: IncomingMessage, client: Socket, head: Buffer): void {
-    const found = this.route(port, hostOf(req.headers.host)?.name);
+    const found = this.routeHost(port, req.headers.host);
     if (found instanceof GatewayFailure || found.svc.handlers.includes('redirect')) {
       client.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;

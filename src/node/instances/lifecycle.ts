@@ -28,6 +28,15 @@
  *  - Scale-to-zero (`standby`): drained, stopped as a platform stop
  *    (stop_reason 7), recorded `standby` (never restarted by policy); a later
  *    `start` (the gateway's wake) launches it again.
+ *  - Stateful scale-to-zero (`scale_to_zero.stateful`, when the run's handle can
+ *    `freeze`): drained, then frozen in place (cgroup freezer: no CPU, memory,
+ *    sockets and files kept) and recorded `standby` with its `runtimeRef`; the
+ *    wake thaws it (no process start). The thaw's `starting` is announced to
+ *    watchers but not stored — the record goes `standby` → `running` in one
+ *    write; a crash in between leaves `standby`, which is what it still is
+ *    until the thaw is confirmed. A frozen run that exits ends `standby`
+ *    (stateless); a user stop thaws it, then stops it like a running one. When
+ *    freezing fails the instance is stopped as in the stateless case.
  *  - Watchers (`watch`) see every stored state change and every deletion, in order.
  *  - A stop asked by the user never triggers a restart. Restart backoff: the
  *    first automatic restart is immediate, then 5 s, 10 s, 20 s … capped at
@@ -81,9 +90,22 @@ type Outcome =
   /** The runtime vanished (not adoptable, or never confirmed an exit). */
   | { kind: 'lost' };
 
+/** A run that can be frozen in place (stateful scale-to-zero); drivers offer it optionally. */
+export interface FreezableHandle extends RuntimeHandle {
+  /** Stops the run from being scheduled, everything kept; resolves once it is frozen. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+}
+
+export function isFreezable(handle: RuntimeHandle | undefined): handle is FreezableHandle {
+  return handle !== undefined && typeof (handle as Partial<FreezableHandle>).freeze === 'function' && typeof (handle as Partial<FreezableHandle>).thaw === 'function';
+}
+
 interface Run {
   generation: number;
   handle?: RuntimeHandle;
+  /** Frozen in standby (stateful scale-to-zero). */
+  frozen: boolean;
   stopRequested: boolean;
   /** The platform is stopping it for scale-to-zero: it ends in `standby`. */
   toStandby: boolean;
@@ -155,7 +177,9 @@ export class InstanceLifecycle {
       if (r.state !== 'stopped' && r.state !== 'standby')
         throw new NodeError(Errno.EBUSY, `instance is ${r.state}; try again when it has stopped`);
       this.cancelRestart(uuid);
-      await this.launch(r, principal, false);
+      const run = this.runs.get(uuid);
+      if (r.state === 'standby' && run?.frozen === true && (await this.thawLocked(r, run))) return this.mustGet(uuid);
+      await this.launch(this.mustGet(uuid), principal, false);
       return this.mustGet(uuid);
     });
   }
@@ -174,6 +198,9 @@ export class InstanceLifecycle {
     return this.exclusive(uuid, async () => {
       const r = this.mustGet(uuid);
       if (r.state !== 'running') return r;
+      const run = this.runs.get(uuid);
+      if (r.scaleToZero?.stateful === true && run !== undefined && isFreezable(run.handle) && (await this.freezeLocked(uuid, run, run.handle)))
+        return this.deps.store.get(uuid);
       await this.stopLocked(uuid, {}, true);
       return this.deps.store.get(uuid);
     });
@@ -379,6 +406,7 @@ export class InstanceLifecycle {
     const endedPromise = new Promise<void>((r) => (markEnded = r));
     const run: Run = {
       generation: ++this.generation,
+      frozen: false,
       stopRequested: false,
       toStandby: false,
       ended: false,
@@ -532,7 +560,7 @@ export class InstanceLifecycle {
       stopCode,
       runtimeRef: null,
     };
-    if (run.toStandby) {
+    if (run.toStandby || run.frozen) {
       fields.stopReason = StopReasons.platformStop;
       this.transition(r, 'standby', fields);
       return;
@@ -588,7 +616,16 @@ export class InstanceLifecycle {
     let r = this.mustGet(uuid);
     if (r.state === 'standby') {
       // A user stop makes a standby instance stopped: the gateway no longer wakes it.
-      this.transition(r, 'stopped');
+      const frozen = this.runs.get(uuid);
+      if (frozen?.frozen === true) {
+        frozen.stopRequested = true;
+        frozen.frozen = false;
+        if (isFreezable(frozen.handle)) await frozen.handle.thaw().catch(() => undefined);
+        await this.endRun(uuid, frozen, opts, { account: r.owner, root: false });
+        r = this.mustGet(uuid);
+        if (r.state !== 'standby') return;
+      }
+      this.transition(r, 'stopped', { runtimeRef: null });
       return;
     }
     if (r.state === 'stopped') {
@@ -622,6 +659,11 @@ export class InstanceLifecycle {
     run.stopRequested = true;
     run.toStandby = toStandby;
     if (r.state !== 'stopping') this.transition(r, 'stopping');
+    await this.endRun(uuid, run, opts, principal);
+  }
+
+  /** Asks the run to stop (kill after the grace period) and waits for its end; settles it as lost when none comes. */
+  private async endRun(uuid: string, run: Run, opts: { force?: boolean; graceMs?: number }, principal: Principal): Promise<void> {
     const grace = opts.force ? 0 : (opts.graceMs ?? this.deps.limits.stopGraceMs);
     const handle = run.handle;
     if (handle) {
@@ -637,6 +679,61 @@ export class InstanceLifecycle {
       }
     }
     if (!run.ended) this.settle(uuid, run, { kind: 'lost' }, principal);
+  }
+
+  /**
+   * Stateful standby: drains, freezes the run and records `standby` (runtimeRef kept).
+   * False when the freeze failed (the caller stops the instance instead).
+   */
+  private async freezeLocked(uuid: string, run: Run, handle: FreezableHandle): Promise<boolean> {
+    if (this.deps.drainer) {
+      try {
+        await this.deps.drainer(uuid, this.deps.limits.drainTimeoutMs);
+      } catch {
+        // Draining is best effort.
+      }
+    }
+    if (run.ended) return true; // it exited meanwhile; settle recorded it
+    try {
+      await handle.freeze();
+    } catch (err) {
+      this.appendLog(uuid, Buffer.from(`[ukc] freeze failed, stopping instead: ${err instanceof Error ? err.message : String(err)}\n`));
+      return false;
+    }
+    if (run.ended) return true;
+    run.frozen = true;
+    run.healthyTimer?.cancel();
+    const r = this.mustGet(uuid);
+    this.transition(r, 'standby', { stoppedAt: this.deps.clock.now(), stopReason: StopReasons.platformStop, exitCode: null, stopCode: null });
+    return true;
+  }
+
+  /** Wakes a frozen standby run in place. False when thawing failed (the run is then ended; the caller launches anew). */
+  private async thawLocked(r: InstanceRecord, run: Run): Promise<boolean> {
+    try {
+      if (!isFreezable(run.handle)) throw new Error('run cannot thaw');
+      await run.handle.thaw();
+    } catch (err) {
+      this.appendLog(r.uuid, Buffer.from(`[ukc] thaw failed, starting anew: ${err instanceof Error ? err.message : String(err)}\n`));
+      run.frozen = false;
+      run.stopRequested = true;
+      run.toStandby = true;
+      await this.endRun(r.uuid, run, { force: true }, { account: r.owner, root: false });
+      return false;
+    }
+    run.frozen = false;
+    if (run.ended) return false;
+    this.announce(r, 'starting');
+    this.transition(r, 'running', { startCount: r.startCount + 1, startedAt: this.deps.clock.now(), stoppedAt: null, stopReason: null });
+    this.armHealthy(r.uuid, run);
+    return true;
+  }
+
+  /** A state change that watchers and waiters see but that is not stored (see the top of this file). */
+  private announce(r: InstanceRecord, to: InstanceState): void {
+    if (r.state !== to && !canTransition(r.state, to)) throw new Error(`illegal transition ${r.state} -> ${to}`);
+    r.state = to;
+    this.notify(r);
   }
 
   private erase(uuid: string): void {
