@@ -12,6 +12,7 @@ import { parseReference, type ImageReference, type ReferenceRules } from '../../
 import { parseDigest } from '../../oci/digest.js';
 import { applyLayers, type ExtractLimits } from '../../oci/extract.js';
 import { isIndexMediaType } from '../../oci/mediatypes.js';
+import { layerSource } from './layers.js';
 import type { RegistryClient } from '../../client/registry-client.js';
 import type { BlobDir } from '../package/blobs.js';
 import type { BaseImage, ImageResolver, StageConfig } from './executor.js';
@@ -113,7 +114,7 @@ export function registryImageResolver(opts: RegistryResolverOptions): ImageResol
       materialize: async (dir: string) => {
         await applyLayers(
           dir,
-          pulled.layers.map((l) => ({ open: () => createReadStream(l.path), mediaType: l.mediaType })),
+          pulled.layers.map((l) => layerSource(l.path, l.mediaType)),
           { ...(opts.limits ?? {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },
         );
       },
