@@ -26,7 +26,7 @@ import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import { layerCompression } from './mediatypes.js';
-import { readTar, type TarHeader } from './tar.js';
+import { TarMetaLimitError, readTar, type TarHeader } from './tar.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -218,10 +218,21 @@ async function* zstdDecode(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
 
 async function* gunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const z = createGunzip();
+  const writable = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const done = (): void => {
+        z.off('drain', done);
+        z.off('close', done);
+        resolve();
+      };
+      z.on('drain', done);
+      z.on('close', done);
+    });
   const feed = (async () => {
     try {
       for await (const chunk of input) {
-        if (!z.write(chunk)) await new Promise<void>((res) => z.once('drain', res));
+        if (z.destroyed) return;
+        if (!z.write(chunk)) await writable();
         if (z.destroyed) return;
       }
       z.end();
@@ -247,7 +258,7 @@ async function* withHead(head: Buffer[], it: AsyncIterator<Buffer | string>): As
 }
 
 /** Decompresses `source` (detecting the format unless told), chunk by chunk. */
-export async function* decompress(
+export async function* decompressStream(
   source: AsyncIterable<Buffer | string>,
   compression: Compression | 'auto' = 'auto',
 ): AsyncGenerator<Buffer> {
@@ -545,13 +556,13 @@ export async function extractTar(root: string, source: Readable | AsyncIterable<
   const ex = new Extractor(realRoot, options);
   const counter = { bytes: 0 };
   try {
-    const bytes = capBytes(decompress(source as AsyncIterable<Buffer>, compressionFor(options)), ex.limits.maxBytes, counter);
+    const bytes = capBytes(decompressStream(source as AsyncIterable<Buffer>, compressionFor(options)), ex.limits.maxBytes, counter);
     try {
       for await (const { header, body } of readTar(bytes, { maxMetaBytes: ex.limits.maxMetaBytes })) {
         await ex.entry(header, body);
       }
     } catch (err) {
-      if (err instanceof Error && err.name === 'TarFormatError' && /exceeds the \d+-byte limit/.test(err.message)) {
+      if (err instanceof TarMetaLimitError) {
         throw new ExtractLimitError('maxMetaBytes', ex.limits.maxMetaBytes, err.message);
       }
       throw err;

@@ -7,3 +7,4 @@ export * from './tar.js';
 export * from './cpio.js';
 export * from './extract.js';
 export * from './manifest.js';
+export * from './layout.js';

@@ -53,6 +53,17 @@ export class TarFormatError extends Error {
   }
 }
 
+/** A PAX or GNU long-name header larger than the reader's `maxMetaBytes`. */
+export class TarMetaLimitError extends TarFormatError {
+  constructor(
+    readonly limit: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TarMetaLimitError';
+  }
+}
+
 const TYPEFLAG: Record<TarEntryType, string> = {
   file: '0',
   hardlink: '1',
@@ -482,7 +493,7 @@ export async function* readTar(
   let longLink: string | undefined;
 
   async function readMeta(size: number, kind: string): Promise<Buffer> {
-    if (size > maxMeta) throw new TarFormatError(`${kind} header of ${size} bytes exceeds the ${maxMeta}-byte limit`);
+    if (size > maxMeta) throw new TarMetaLimitError(maxMeta, `${kind} header of ${size} bytes exceeds the ${maxMeta}-byte limit`);
     const padded = size + padding(size).length;
     const data = await src.read(padded);
     if (data.length < padded) throw new TarFormatError('unexpected end of tar archive');
