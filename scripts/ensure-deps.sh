@@ -38,7 +38,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # npm packages: reinstall when node_modules is absent or older than the lock file.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A symlinked node_modules is a shared install (worktrees of one checkout): never
+# run `npm ci` through it — npm empties the link's target before replacing it.
+if [ -L node_modules ]; then
+  [ -d node_modules/ ] || { echo "ensure-deps: node_modules links to a missing directory" >&2; exit 1; }
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "ensure-deps: npm ci"
   npm ci --no-audit --no-fund
 fi

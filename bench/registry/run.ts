@@ -112,6 +112,10 @@ async function startTargets(o: BenchOptions): Promise<RunningRegistry[]> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   let o: BenchOptions;
   try {
     o = parseBenchArgs(argv);
@@ -132,14 +136,15 @@ export async function main(argv: string[]): Promise<number> {
   const samples: Samples = {};
   const notes: string[] = [];
   try {
-    const blobPath = join(work, 'blob');
     const size = o.blobMiB * MiB;
-    log(`writing a ${o.blobMiB} MiB random blob`);
-    const digest = await writeRandomFile(blobPath, o.blobMiB);
-    const layout = join(work, 'layout');
-    await makeLayout(layout, blobPath, digest, size);
-
     for (let r = 0; r < o.runs; r++) {
+      // Fresh random content each run: no server (and no skopeo blob-info cache,
+      // which would otherwise turn later pushes into cross-repository mounts) has seen it.
+      const blobPath = join(work, `blob${r}`);
+      log(`run ${r + 1}: writing a ${o.blobMiB} MiB random blob`);
+      const digest = await writeRandomFile(blobPath, o.blobMiB);
+      const layout = join(work, `layout${r}`);
+      await makeLayout(layout, blobPath, digest, size);
       const small = Array.from({ length: o.smallCount }, () => randomBytes(o.smallBytes));
       for (const s of servers) {
         const tag = `${s.name} run ${r + 1}/${o.runs}`;
@@ -160,6 +165,8 @@ export async function main(argv: string[]): Promise<number> {
         const last = (k: string): string => (samples[s.name]?.[k]?.at(-1) ?? NaN).toFixed(1);
         log(`${tag}: push ${last('pushMiBs')} MiB/s, pull ${last('pullMiBs')} MiB/s, skopeo ${o.skopeo ? last('skopeoPushMiBs') : '-'} MiB/s, small ${last('smallBlobsPerSec')} blobs/s`);
       }
+      await rm(layout, { recursive: true, force: true });
+      await rm(blobPath, { force: true });
     }
     if (o.big) {
       const block = randomBytes(MiB);

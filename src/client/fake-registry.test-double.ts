@@ -6,6 +6,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import type { BlobSource } from './registry-client.js';
 
 export interface SeenRequest {
   method: string;
@@ -205,4 +207,32 @@ export class FakeRegistry {
     if (rest.length > n) headers.link = `</v2/${repo}/tags/list?n=${n}&last=${page[page.length - 1]}>; rel="next"`;
     res.writeHead(200, headers).end(JSON.stringify({ name: repo, tags: page }));
   }
+}
+
+export function bufferSource(data: Buffer): BlobSource {
+  return { size: data.length, open: () => Readable.from([data]) };
+}
+
+export async function collect(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream as AsyncIterable<Buffer>) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/** A second server, reached as `localhost` (another host name than 127.0.0.1), recording what reaches it. */
+export async function otherHost(
+  handler: http.RequestListener,
+): Promise<{ server: http.Server; port: number; seen: http.IncomingHttpHeaders[] }> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers);
+    handler(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port, seen };
+}
+
+export function closeServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((r) => server.close(() => r()));
 }

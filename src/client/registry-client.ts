@@ -501,11 +501,17 @@ export class RegistryClient {
           const transient = err instanceof TransportError || (err instanceof RegistryError && (err.status >= 500 || err.status === 429));
           if (!transient || attempt >= this.retries || options.signal?.aborted) throw err;
           await sleep(this.backoff(attempt));
+          await this.cancelUpload(location, scope);
           location = await startSession();
         }
       }
     } else {
-      await this.pushChunked(ep, location, scope, d, source, options);
+      try {
+        await this.pushChunked(ep, location, scope, d, source, options);
+      } catch (err) {
+        await this.cancelUpload(location, scope);
+        throw err;
+      }
     }
     return { digest: d, size, action: 'uploaded' };
   }
@@ -560,6 +566,16 @@ export class RegistryClient {
     const got = tryParseDigest(header);
     if (got && got.algorithm === want.algorithm && !digestEquals(got, want)) {
       throw new DigestMismatchError(want.text, got.text);
+    }
+  }
+
+  /** Best effort: tells the registry to drop an abandoned upload session (it would purge it later anyway). */
+  private async cancelUpload(location: URL, scope: string): Promise<void> {
+    try {
+      const res = await this.call(this.upstream, { method: 'DELETE', url: location, scope, expect: [204, 202, 404], retry: false });
+      drain(res.body);
+    } catch {
+      // The session may already be gone, or the registry unreachable: nothing more to do.
     }
   }
 

@@ -124,6 +124,10 @@ export class Transport {
       if (url.protocol === 'https:' && next.protocol === 'http:' && !this.insecure && !isLoopbackHost(next.hostname)) {
         throw new PolicyError(`refusing redirect from https to plain http (${redactUrl(next)})`);
       }
+      if (isLoopbackHost(next.hostname) && !isLoopbackHost(url.hostname)) {
+        // A remote server must not steer the client at services on this machine (SSRF).
+        throw new PolicyError(`refusing redirect from ${url.host} to loopback address ${next.host}`);
+      }
       url = next;
     }
   }
