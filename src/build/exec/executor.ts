@@ -12,16 +12,25 @@
  * - Files are only ever written through src/build/exec/copy.ts and archive.ts
  *   (confined to the stage root); RUN goes through run.ts.
  */
-import { mkdir, readFile, rm, mkdtemp, writeFile, chmod, lstat } from 'node:fs/promises';
+import { mkdir, rm, mkdtemp, writeFile, chmod, lstat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import dockerignoreModule from '@balena/dockerignore';
 import { BuildCache, hashOf, stepKey } from '../cache/cache.js';
 import { copyTree } from '../cache/copytree.js';
 import { parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/parser.js';
 import { expandWord, splitWords, type VariableLookup } from '../dockerfile/expand.js';
-import { copyEntry, digestSources, mkdirInRoot, resolveSource, type CopySource, type Owner } from './copy.js';
-import { expandPattern, hasWildcard } from './match.js';
-import { detectArchive, extractArchive, type ArchiveLimits } from './archive.js';
+import { copyDirMeta, copyPath, digestFiles, digestOperations, digestSources, mkdirInRoot, resolveSource, type Owner } from './copy.js';
+import { detectArchive, extractArchive, type ArchiveKind, type ArchiveLimits } from './archive.js';
+import {
+  cleanSourcePath,
+  ContextError,
+  hasWildcard,
+  loadDockerignore,
+  NO_FILTER,
+  resolveCopySources,
+  resolveInRoot as ctxResolveInRoot,
+  type ContextFilter,
+  type CopyOperation,
+} from '../context.js';
 import { runStep } from '../../sandbox/run-step.js';
 import { resolveOwner } from './users.js';
 import { insideRoot, resolveInRoot } from './inroot.js';
@@ -61,6 +70,8 @@ export interface BuildOptions {
   /** Dockerfile text, or an already parsed one. */
   dockerfile: string | ParsedDockerfile;
   dockerfileName?: string;
+  /** Where the Dockerfile is, for `<Dockerfile>.dockerignore` beside it. */
+  dockerfilePath?: string;
   buildArgs?: Record<string, string>;
   /** Named contexts: `name=path` stands for an image or stage in FROM / COPY --from. */
   buildContexts?: Record<string, string>;
@@ -151,7 +162,7 @@ export class Builder {
   private readonly imageStates = new Map<string, State>();
   private readonly log: (line: string) => void;
   private readonly warnings: string[] = [];
-  private ignore: ((rel: string) => boolean) | undefined;
+  private filter: ContextFilter = NO_FILTER;
   private workRoot = '';
   stepsRun = 0;
   stepsCached = 0;
@@ -232,21 +243,7 @@ export class Builder {
   }
 
   private async loadIgnore(): Promise<void> {
-    const candidates = [join(this.opts.contextDir, `${this.file}.dockerignore`), join(this.opts.contextDir, '.dockerignore')];
-    for (const path of candidates) {
-      try {
-        const text = await readFile(path, 'utf8');
-        // The package is CommonJS: Node hands its exports object over as the default.
-        type Factory = () => { add(p: string[]): { ignores(path: string): boolean } };
-        const mod = dockerignoreModule as unknown as Factory & { default?: Factory };
-        const factory: Factory = mod.default ?? mod;
-        const ig = factory().add(text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')));
-        this.ignore = (rel: string) => ig.ignores(rel);
-        return;
-      } catch {
-        // not there
-      }
-    }
+    this.filter = await loadDockerignore(this.opts.contextDir, this.opts.dockerfilePath);
   }
 
   private globalLookup(): VariableLookup {
@@ -287,7 +284,7 @@ export class Builder {
         const plan = await this.planCopy(stage, ins, expand, state);
         inputs = plan.inputs;
         text = plan.text;
-        prepared = async () => plan.run(await ensureWork(), state);
+        prepared = async () => plan.run(await ensureWork());
       } else if (ins.keyword !== 'RUN') {
         // Expansion applies to the words of these instructions; RUN is left to the shell.
         text = `${ins.keyword} ${JSON.stringify(ins.flags)} ${ins.heredocs.length ? JSON.stringify(ins.heredocs) : ''}${ins.args}`;
@@ -457,14 +454,15 @@ export class Builder {
     stage: Stage,
     ins: Instruction,
     expand: (w: string) => string,
-    _state: State,
-  ): Promise<{ inputs: string; text: string; run: (dir: string, state: State) => Promise<void> }> {
+    state: State,
+  ): Promise<{ inputs: string; text: string; run: (dir: string) => Promise<void> }> {
     const isAdd = ins.keyword === 'ADD';
     const words = (ins.json ?? splitWords(ins.args, this.df.directives.escape)).map((w) => (ins.json ? w : expand(w)));
     const heredocs = ins.heredocs;
     const fromFlag = flag(ins, 'from');
     const chownSpec = flag(ins, 'chown');
     const chmodSpec = flag(ins, 'chmod');
+    const excludes = ins.flags.filter((f) => f.name === 'exclude' && f.value !== null).map((f) => expand(f.value as string));
     if (words.length < 2 && heredocs.length === 0) this.fail(ins, 'needs at least one source and a destination');
     const destWord = words[words.length - 1] as string;
     const rawSources = heredocs.length > 0 ? [] : words.slice(0, -1);
@@ -475,79 +473,97 @@ export class Builder {
     }
     const from = fromFlag !== undefined ? await this.fromRoot(stage, ins, expand(fromFlag)) : undefined;
     const root = from?.root ?? this.opts.contextDir;
-    const urls = rawSources.filter((s) => isAdd && /^https?:\/\//i.test(s));
-    const localPatterns = rawSources.filter((s) => !urls.includes(s));
-    const sources: CopySource[] = [];
-    let wildcard = false;
-    for (const pattern of localPatterns) {
-      if (hasWildcard(pattern)) wildcard = true;
-      const matches = await expandPattern(root, pattern);
-      const kept = from ? matches : matches.filter((m) => !this.ignore?.(m.replace(/^\//, '')));
-      if (kept.length === 0) this.fail(ins, `no source files were specified or matched "${pattern}"`);
-      for (const m of kept) {
-        try {
-          sources.push(await resolveSource(root, m));
-        } catch (err) {
-          this.fail(ins, (err as Error).message);
+    const filter = from ? NO_FILTER : this.filter;
+    const dest = posix.resolve(state.config.workingDir || '/', destWord);
+    const destIsDir = destWord.endsWith('/') || destWord === '.' || /\/\.$/.test(destWord);
+
+    // ADD: local archives named as sources are extracted, not copied.
+    const archives: Array<{ hostPath: string; kind: ArchiveKind }> = [];
+    const copySources: string[] = [];
+    for (const src of rawSources) {
+      if (isAdd && !/^https?:\/\//i.test(src) && !hasWildcard(src)) {
+        const real = await ctxResolveInRoot(root, cleanSourcePath(src, 'ADD')).catch(() => null);
+        if (real !== null) {
+          const hostPath = join(root, real);
+          const st = await lstat(hostPath);
+          const kind = st.isFile() ? await detectArchive(hostPath) : undefined;
+          if (kind) {
+            archives.push({ hostPath, kind });
+            continue;
+          }
         }
       }
+      copySources.push(src);
     }
-    const excluded = from ? undefined : this.ignore;
+    const plan = async (): Promise<CopyOperation[]> => {
+      if (copySources.length === 0) return [];
+      try {
+        return await resolveCopySources({
+          root,
+          filter,
+          sources: copySources,
+          dest,
+          destIsDir: destIsDir || rawSources.length + heredocs.length > 1,
+          allowUrls: isAdd,
+          excludes,
+          instruction: ins.keyword,
+        });
+      } catch (err) {
+        if (err instanceof ContextError) this.fail(ins, err.message);
+        throw err;
+      }
+    };
+    // Context sources are planned (and hashed) now; another stage's files are named by that stage's key.
+    const contextOps = from ? undefined : await plan();
     const inputs = hashOf(
-      from ? `from:${from.key}` : await digestSources(sources, excluded),
+      from ? `from:${from.key}` : await digestOperations(contextOps as CopyOperation[]),
+      await digestFiles(archives.map((a) => a.hostPath)),
       JSON.stringify(heredocs),
-      JSON.stringify(urls),
+      JSON.stringify(excludes),
     );
-    const count = sources.length + urls.length + heredocs.length;
-    const destIsDir = destWord.endsWith('/') || count > 1 || wildcard;
-    const text = `${ins.keyword} ${JSON.stringify(ins.flags)} ${JSON.stringify(words)}`;
-    const run = async (dir: string, st: State): Promise<void> => {
+    const text = `${ins.keyword} ${JSON.stringify(ins.flags)} ${JSON.stringify(words)} -> ${dest}`;
+    const run = async (dir: string): Promise<void> => {
       const owner: Owner = chownSpec !== undefined ? await resolveOwner(dir, expand(chownSpec)) : { uid: 0, gid: 0 };
-      const dest = posix.resolve(st.config.workingDir || '/', destWord);
-      const destHost = await resolveInRoot(dir, dest);
-      const destExistsAsDir = (await lstat(destHost).catch(() => undefined))?.isDirectory() ?? false;
-      const intoDir = destIsDir || destExistsAsDir;
       const warn = (m: string): void => {
         this.warnings.push(m);
         this.log(`warning: ${m}`);
       };
+      const copyOpts = { owner, ...(chmodMode !== undefined ? { chmod: chmodMode } : {}), warn };
       for (const h of heredocs) {
-        const target = intoDir ? posix.join(dest, h.name) : dest;
+        const target = destIsDir || heredocs.length > 1 ? posix.join(dest, h.name) : dest;
         await mkdirInRoot(dir, posix.dirname(target));
         const host = await resolveInRoot(dir, target, { followFinal: false });
         await rm(host, { force: true });
-        await writeFile(host, h.expand ? expandWord(h.content, (n) => envMap(st.config.env).get(n), { raw: true }) : h.content);
+        await writeFile(host, h.expand ? expandWord(h.content, (n) => envMap(state.config.env).get(n), { raw: true }) : h.content);
         await chmod(host, chmodMode ?? 0o644);
       }
-      for (const src of sources) {
-        if (isAdd && !src.isDir) {
-          const kind = await detectArchive(src.hostPath);
-          if (kind) {
-            await extractArchive(src.hostPath, kind, dir, dest, {
-              ...(this.opts.archiveLimits ? { limits: this.opts.archiveLimits } : {}),
-              onWarning: warn,
-            });
-            continue;
+      for (const a of archives) {
+        await extractArchive(a.hostPath, a.kind, dir, dest, { ...(this.opts.archiveLimits ? { limits: this.opts.archiveLimits } : {}), onWarning: warn });
+      }
+      const ops = contextOps ?? (await plan());
+      const dirMeta: Array<{ host: string; source: string }> = [];
+      for (const op of ops) {
+        if (op.kind === 'directory') {
+          const host = await mkdirInRoot(dir, op.dest);
+          if (op.source) dirMeta.push({ host, source: op.source });
+        } else if (op.kind === 'file' || op.kind === 'symlink') {
+          let target = op.dest;
+          if (op.kind === 'file' && op.placeIntoExistingDir) {
+            const existing = await lstat(await resolveInRoot(dir, op.dest)).catch(() => undefined);
+            if (existing?.isDirectory()) target = posix.join(op.dest, op.placeIntoExistingDir);
           }
+          await mkdirInRoot(dir, posix.dirname(target));
+          await copyPath(op.source, dir, target, copyOpts);
+        } else {
+          await mkdirInRoot(dir, posix.dirname(op.dest));
+          const host = await resolveInRoot(dir, op.dest, { followFinal: false });
+          await rm(host, { force: true });
+          await downloadUrl(op.url, host, this.opts.urlPolicy ?? {});
+          await chmod(host, chmodMode ?? 0o600);
         }
-        const name = posix.basename(src.path);
-        const target = src.isDir ? dest : intoDir ? posix.join(dest, name) : dest;
-        await copyEntry(src, dir, target, {
-          owner,
-          ...(chmodMode !== undefined ? { chmod: chmodMode } : {}),
-          ...(excluded ? { excluded } : {}),
-          warn,
-        });
       }
-      for (const url of urls) {
-        const target = intoDir ? posix.join(dest, posix.basename(new URL(url).pathname) || 'index.html') : dest;
-        await mkdirInRoot(dir, posix.dirname(target));
-        const host = await resolveInRoot(dir, target, { followFinal: false });
-        await rm(host, { force: true });
-        await downloadUrl(url, host, this.opts.urlPolicy ?? {});
-        await chmod(host, chmodMode ?? 0o600);
-      }
-      void insideRoot;
+      // Directory modes, owners and times last, deepest first, so copying into them does not change them.
+      for (const d of dirMeta.reverse()) await copyDirMeta(d.source, d.host, copyOpts);
     };
     return { inputs, text, run };
   }

@@ -145,6 +145,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
       contextDir,
       dockerfile: await readFile(dockerfilePath, 'utf8'),
       dockerfileName: basename(dockerfilePath),
+      dockerfilePath,
       cache,
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.buildContexts ? { buildContexts: opts.buildContexts } : {}),
