@@ -16,6 +16,7 @@ import { layerSource } from './layers.js';
 import type { RegistryClient } from '../../client/registry-client.js';
 import type { BlobDir } from '../package/blobs.js';
 import type { BaseImage, ImageResolver, StageConfig } from './executor.js';
+import type { ImageConfig } from '../dockerfile/plan.js';
 
 export interface RegistryResolverOptions {
   /** A client for the registry a reference names (with its mirrors, auth). */
@@ -111,6 +112,7 @@ export function registryImageResolver(opts: RegistryResolverOptions): ImageResol
     return {
       key: pulled.manifestDigest,
       config: stageConfigFromImage(pulled.config as ImageConfigDoc),
+      imageConfig: ((pulled.config as { config?: ImageConfig }).config ?? {}) as ImageConfig,
       materialize: async (dir: string) => {
         await applyLayers(
           dir,
