@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { posix, join } from 'node:path';
 import { insideRoot, resolveInRoot } from './inroot.js';
+import type { CopyOperation } from '../context.js';
 
 export interface Owner {
   uid: number;
@@ -81,39 +82,14 @@ export async function mkdirInRoot(root: string, path: string, owner: Owner = { u
   return host;
 }
 
-/** Copies `src` to the path `dest` inside `destRoot` (dest is the final name, not its parent). */
-export async function copyEntry(src: CopySource, destRoot: string, dest: string, opts: CopyOptions): Promise<number> {
-  if (src.isDir) {
-    const host = await mkdirInRoot(destRoot, dest);
-    const count = await copyDirContents(src.hostPath, src.root, destRoot, insideRoot(destRoot, host), opts);
-    return count;
-  }
-  await mkdirInRoot(destRoot, posix.dirname(dest));
-  await copyOne(src.hostPath, destRoot, dest, opts);
-  return 1;
-}
-
-async function copyDirContents(hostDir: string, srcRoot: string, destRoot: string, destDir: string, opts: CopyOptions): Promise<number> {
-  let count = 0;
-  for (const name of (await readdir(hostDir)).sort()) {
-    const from = join(hostDir, name);
-    const rel = insideRoot(srcRoot, from).replace(/^\//, '');
-    if (opts.excluded?.(rel)) continue;
-    const to = posix.join(destDir, name);
-    const st = await lstat(from);
-    if (st.isDirectory()) {
-      const host = await mkdirInRoot(destRoot, to);
-      count += await copyDirContents(from, srcRoot, destRoot, insideRoot(destRoot, host), opts);
-      await applyMeta(host, st.mode, st.mtime, opts, false);
-    } else {
-      count += await copyOne(from, destRoot, to, opts);
-    }
-  }
-  return count;
+/** Gives a created directory the source directory's mode and mtime (and the copy's owner). */
+export async function copyDirMeta(sourceDir: string, host: string, opts: CopyOptions): Promise<void> {
+  const st = await lstat(sourceDir);
+  await applyMeta(host, st.mode, st.mtime, opts, false);
 }
 
 /** Copies a non-directory (file or symlink, not followed) to `dest` inside `destRoot`. */
-async function copyOne(from: string, destRoot: string, dest: string, opts: CopyOptions): Promise<number> {
+export async function copyPath(from: string, destRoot: string, dest: string, opts: CopyOptions): Promise<number> {
   const st = await lstat(from);
   const host = await resolveInRoot(destRoot, dest, { followFinal: false });
   const existing = await lstat(host).catch(() => undefined);
@@ -164,6 +140,38 @@ export async function digestSources(sources: CopySource[], excluded?: (rel: stri
   for (const s of sources) {
     hash.update(`S${s.path}\0`);
     await visit(s.hostPath, s.root, '');
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+async function hashFile(hash: ReturnType<typeof createHash>, path: string): Promise<void> {
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+}
+
+/** Digest of planned copy operations: destinations, kinds, modes, link targets and file contents. */
+export async function digestOperations(ops: readonly CopyOperation[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const op of ops) {
+    hash.update(`${op.kind}\0${op.dest}\0`);
+    if (op.kind === 'url') hash.update(`${op.url}\0`);
+    else if (op.kind === 'symlink') hash.update(`${op.target}\0`);
+    else if (op.kind === 'directory') {
+      if (op.source) hash.update(`${(await lstat(op.source)).mode}\0`);
+    } else {
+      const st = await lstat(op.source);
+      hash.update(`${st.mode}\0${st.size}\0${op.placeIntoExistingDir ?? ''}\0`);
+      await hashFile(hash, op.source);
+    }
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Digest of whole files (ADD archives). */
+export async function digestFiles(paths: readonly string[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const p of paths) {
+    hash.update(`${p}\0`);
+    await hashFile(hash, p);
   }
   return `sha256:${hash.digest('hex')}`;
 }

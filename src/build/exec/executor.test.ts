@@ -139,8 +139,8 @@ test('cache: an unchanged rebuild executes nothing; a changed source re-runs fro
     const second = await buildDockerfile(opts(f, df, { log: (l) => lines.push(l) }));
     assert.equal(second.runStepsExecuted, 0);
     assert.equal(second.stepsRun, 0);
-    assert.equal(second.stepsCached, 4);
-    assert.equal(lines.filter((l) => l.endsWith('CACHED')).length, 4);
+    assert.equal(second.stepsCached, 3, 'RUN, COPY, RUN (ENV only changes the config)');
+    assert.equal(lines.filter((l) => l.endsWith('CACHED')).length, 3);
     assert.equal(second.key, first.key);
     await utimes(join(f.ctx, 'a.txt'), 5, 5);
     assert.equal((await buildDockerfile(opts(f, df))).runStepsExecuted, 0, 'mtime alone does not bust the cache');
@@ -208,6 +208,37 @@ test('ADD of a gzip bomb fails fast at the byte limit', async () => {
       () => buildDockerfile(opts(f, 'FROM scratch\nADD bomb.tar.gz /x/\n', { archiveLimits: { maxBytes: 1024 * 1024 } })),
       /expands past the limit of 1048576 bytes/,
     );
+  } finally {
+    await f.done();
+  }
+});
+
+test('heredocs: COPY <<EOF writes a file, RUN <<EOF with #! runs as a script; global ARG in FROM; config from the plan', async () => {
+  const f = await fixture();
+  try {
+    const df = [
+      'ARG BASE=busybox',
+      'FROM ${BASE} AS b',
+      'ENV NAME=world',
+      'COPY <<EOF /greeting.txt',
+      'hello ${NAME}',
+      'EOF',
+      'RUN <<EOF',
+      '#!/bin/sh',
+      'cat /greeting.txt > /out.txt',
+      'echo "$0" >> /out.txt',
+      'EOF',
+      'ENTRYPOINT ["/bin/sh"]',
+      'CMD ["-c", "cat /out.txt"]',
+    ].join('\n');
+    const res = await buildDockerfile(opts(f, df));
+    assert.equal(await readFile(join(res.rootfs, 'greeting.txt'), 'utf8'), 'hello world\n');
+    const out = await readFile(join(res.rootfs, 'out.txt'), 'utf8');
+    assert.match(out, /^hello world\n\/\.ukc-run-/);
+    assert.ok(!(await readdir(res.rootfs)).some((n) => n.startsWith('.ukc-run-')), 'the script file is removed');
+    assert.deepEqual(res.config.entrypoint, ['/bin/sh']);
+    assert.deepEqual(res.config.cmd, ['-c', 'cat /out.txt']);
+    assert.ok(res.config.env.includes('NAME=world'));
   } finally {
     await f.done();
   }

@@ -12,16 +12,26 @@
  * - Files are only ever written through src/build/exec/copy.ts and archive.ts
  *   (confined to the stage root); RUN goes through run.ts.
  */
-import { mkdir, readFile, rm, mkdtemp, writeFile, chmod, lstat } from 'node:fs/promises';
+import { mkdir, rm, mkdtemp, writeFile, chmod, lchown, lstat } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
 import { join, posix } from 'node:path';
-import dockerignoreModule from '@balena/dockerignore';
 import { BuildCache, hashOf, stepKey } from '../cache/cache.js';
 import { copyTree } from '../cache/copytree.js';
-import { parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/parser.js';
-import { expandWord, splitWords, type VariableLookup } from '../dockerfile/expand.js';
-import { copyEntry, digestSources, mkdirInRoot, resolveSource, type CopySource, type Owner } from './copy.js';
-import { expandPattern, hasWildcard } from './match.js';
-import { detectArchive, extractArchive, type ArchiveLimits } from './archive.js';
+import { DockerfileError, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/parser.js';
+import { planBuild, resolveStages, type BuildPlan, type CopyStep, type ImageConfig, type ResolvedStage, type RunStep, type StagePlan, type Step } from '../dockerfile/plan.js';
+import { copyDirMeta, copyPath, digestFiles, digestOperations, digestSources, mkdirInRoot, resolveSource, type Owner } from './copy.js';
+import { detectArchive, extractArchive, type ArchiveKind, type ArchiveLimits } from './archive.js';
+import {
+  cleanSourcePath,
+  ContextError,
+  hasWildcard,
+  loadDockerignore,
+  NO_FILTER,
+  resolveCopySources,
+  resolveInRoot as ctxResolveInRoot,
+  type ContextFilter,
+  type CopyOperation,
+} from '../context.js';
 import { runStep } from '../../sandbox/run-step.js';
 import { resolveOwner } from './users.js';
 import { insideRoot, resolveInRoot } from './inroot.js';
@@ -50,6 +60,8 @@ export interface BaseImage {
   /** Stable identity of the content (e.g. the manifest digest). */
   key: string;
   config: Partial<StageConfig>;
+  /** The image's OCI `config` object (Env, WorkingDir, …) for the plan's expansion. */
+  imageConfig?: ImageConfig;
   /** Writes the image's flattened rootfs into the (empty, existing) directory. */
   materialize(dir: string): Promise<void>;
 }
@@ -61,6 +73,8 @@ export interface BuildOptions {
   /** Dockerfile text, or an already parsed one. */
   dockerfile: string | ParsedDockerfile;
   dockerfileName?: string;
+  /** Where the Dockerfile is, for `<Dockerfile>.dockerignore` beside it. */
+  dockerfilePath?: string;
   buildArgs?: Record<string, string>;
   /** Named contexts: `name=path` stands for an image or stage in FROM / COPY --from. */
   buildContexts?: Record<string, string>;
@@ -101,58 +115,50 @@ export class BuildStepError extends Error {
   }
 }
 
-interface Stage {
-  index: number;
-  name?: string;
-  from: Instruction;
-  instructions: Instruction[];
-}
-
 interface State {
   key: string;
-  config: StageConfig;
   fsKey: string;
 }
 
-const FS_KEYWORDS = new Set(['RUN', 'COPY', 'ADD', 'WORKDIR']);
-
-function shortText(ins: Instruction): string {
-  const flags = ins.flags.map((f) => (f.value === null ? `--${f.name}` : `--${f.name}=${f.value}`));
-  const text = [ins.keyword, ...flags, ins.args].join(' ');
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-}
-
-function envMap(list: readonly string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const e of list) {
-    const eq = e.indexOf('=');
-    m.set(eq < 0 ? e : e.slice(0, eq), eq < 0 ? '' : e.slice(eq + 1));
-  }
-  return m;
-}
-
-function setEnv(list: string[], key: string, value: string): string[] {
-  const out = list.filter((e) => e !== key && !e.startsWith(`${key}=`));
-  out.push(`${key}=${value}`);
+/** The config a Dockerfile leaves, in the executor's terms (from the plan's OCI-shaped one). */
+export function stageConfigOf(c: ImageConfig): StageConfig {
+  const out: StageConfig = { env: c.Env ?? [], workingDir: c.WorkingDir || '/', user: c.User ?? '', labels: c.Labels ?? {}, shell: c.Shell ?? [...DEFAULT_SHELL] };
+  if (c.Cmd) out.cmd = c.Cmd;
+  if (c.Entrypoint) out.entrypoint = c.Entrypoint;
+  if (c.ExposedPorts) out.exposedPorts = Object.keys(c.ExposedPorts);
+  if (c.StopSignal) out.stopSignal = c.StopSignal;
   return out;
 }
 
-function flag(ins: Instruction, name: string): string | undefined {
-  const f = ins.flags.find((x) => x.name === name);
-  return f ? (f.value ?? '') : undefined;
+function shortText(ins: Instruction): string {
+  const flags = ins.flags.map((f) => (f.value === null ? `--${f.name}` : `--${f.name}=${f.value}`));
+  const text = [ins.keyword, ...flags, ins.args.replace(/\s+/g, ' ')].join(' ');
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+function stepLabel(step: Step, ins: Instruction | undefined): string {
+  if (ins) return shortText(ins);
+  return step.kind.toUpperCase();
+}
+
+/** A step as it takes part in its cache key: everything but its line number. */
+function stepText(step: Step): string {
+  const { line: _line, ...rest } = step;
+  return JSON.stringify(rest);
 }
 
 export class Builder {
   private readonly file: string;
   private readonly df: ParsedDockerfile;
-  private readonly stages: Stage[] = [];
-  private readonly globalArgs = new Map<string, string | undefined>();
   private readonly built = new Map<number, State>();
   private readonly imageStates = new Map<string, State>();
+  private readonly images = new Map<string, BaseImage>();
   private readonly log: (line: string) => void;
   private readonly warnings: string[] = [];
-  private ignore: ((rel: string) => boolean) | undefined;
+  private filter: ContextFilter = NO_FILTER;
   private workRoot = '';
+  private plan!: BuildPlan;
+  private resolved = new Map<number, ResolvedStage>();
   stepsRun = 0;
   stepsCached = 0;
   runStepsExecuted = 0;
@@ -161,66 +167,42 @@ export class Builder {
     this.file = opts.dockerfileName ?? 'Dockerfile';
     this.df = typeof opts.dockerfile === 'string' ? parseDockerfile(opts.dockerfile, this.file) : opts.dockerfile;
     this.log = opts.log ?? (() => undefined);
-    let current: Stage | undefined;
-    for (const ins of this.df.instructions) {
-      if (ins.keyword === 'FROM') {
-        current = { index: this.stages.length, from: ins, instructions: [] };
-        const words = splitWords(ins.args, this.df.directives.escape);
-        if (words.length >= 3 && words[1]?.toLowerCase() === 'as') current.name = (words[2] as string).toLowerCase();
-        this.stages.push(current);
-      } else if (!current) {
-        if (ins.keyword !== 'ARG') throw new BuildStepError(this.file, ins.line, ins.keyword, 'only ARG may come before the first FROM');
-        for (const [k, v] of this.parseArgWords(ins, () => undefined)) {
-          this.globalArgs.set(k, this.opts.buildArgs?.[k] ?? v);
-        }
-      } else {
-        current.instructions.push(ins);
-      }
-    }
-    if (this.stages.length === 0) throw new BuildStepError(this.file, 1, 'FROM', 'the Dockerfile has no FROM');
   }
 
-  private fail(ins: Instruction, message: string, exitCode?: number): never {
-    throw new BuildStepError(this.file, ins.line, shortText(ins), message, exitCode);
-  }
-
-  private parseArgWords(ins: Instruction, lookup: VariableLookup): Array<[string, string | undefined]> {
-    const out: Array<[string, string | undefined]> = [];
-    for (const word of splitWords(ins.args, this.df.directives.escape)) {
-      const eq = word.indexOf('=');
-      if (eq < 0) out.push([word, undefined]);
-      else out.push([word.slice(0, eq), expandWord(word.slice(eq + 1), lookup, { escape: this.df.directives.escape })]);
-    }
-    return out;
-  }
-
-  private findStage(ref: string, before: number): Stage | undefined {
-    const lower = ref.toLowerCase();
-    const byName = this.stages.find((s) => s.name === lower && s.index < before);
-    if (byName) return byName;
-    if (/^\d+$/.test(ref)) {
-      const idx = Number(ref);
-      if (idx < before) return this.stages[idx];
-    }
-    return undefined;
+  private fail(line: number, label: string, message: string, exitCode?: number): never {
+    throw new BuildStepError(this.file, line, label, message, exitCode);
   }
 
   async build(): Promise<BuildResult> {
+    try {
+      this.plan = planBuild(this.df, { ...(this.opts.target ? { target: this.opts.target } : {}), ...(this.opts.buildArgs ? { buildArgs: this.opts.buildArgs } : {}) });
+    } catch (err) {
+      if (err instanceof DockerfileError) throw new BuildStepError(this.file, err.line, err.instruction ?? 'Dockerfile', err.reason);
+      throw err;
+    }
+    for (const w of this.plan.warnings) this.warnings.push(w);
+    if (this.plan.unusedBuildArgs.length > 0) this.warnings.push(`build args not declared by any ARG: ${this.plan.unusedBuildArgs.join(', ')}`);
     await mkdir(this.opts.cache.root, { recursive: true });
     this.workRoot = await mkdtemp(join(this.opts.cache.root, 'work-'));
     try {
-      await this.loadIgnore();
-      let target = this.stages[this.stages.length - 1] as Stage;
-      if (this.opts.target) {
-        const t = this.stages.find((s) => s.name === this.opts.target?.toLowerCase());
-        if (!t) throw new Error(`target stage "${this.opts.target}" is not in the Dockerfile`);
-        target = t;
+      this.filter = await loadDockerignore(this.opts.contextDir, this.opts.dockerfilePath);
+      // Base images first: their configs (Env above all) take part in the plan's expansion.
+      for (const ref of this.plan.imageRefs) {
+        if (this.opts.buildContexts?.[ref] !== undefined) continue;
+        await this.fetchImage(ref);
       }
-      const state = await this.buildStage(target);
+      const stages = resolveStages(this.plan, (ref) => {
+        if (this.opts.buildContexts?.[ref] !== undefined) return {};
+        return (this.images.get(ref) as BaseImage).imageConfig ?? {};
+      });
+      for (const st of stages) this.resolved.set(st.index, st);
+      for (const st of stages) for (const w of st.warnings) this.warnings.push(w);
+      const target = this.resolved.get(this.plan.target) as ResolvedStage;
+      const state = await this.buildStage(this.plan.target);
       return {
         rootfs: this.opts.cache.rootfsOf(state.fsKey),
-        config: state.config,
-        key: state.key,
+        config: stageConfigOf(target.config),
+        key: hashOf('ukc-stage-v1', state.key, JSON.stringify(target.config)),
         stepsRun: this.stepsRun,
         stepsCached: this.stepsCached,
         runStepsExecuted: this.runStepsExecuted,
@@ -231,365 +213,294 @@ export class Builder {
     }
   }
 
-  private async loadIgnore(): Promise<void> {
-    const candidates = [join(this.opts.contextDir, `${this.file}.dockerignore`), join(this.opts.contextDir, '.dockerignore')];
-    for (const path of candidates) {
-      try {
-        const text = await readFile(path, 'utf8');
-        // The package is CommonJS: Node hands its exports object over as the default.
-        type Factory = () => { add(p: string[]): { ignores(path: string): boolean } };
-        const mod = dockerignoreModule as unknown as Factory & { default?: Factory };
-        const factory: Factory = mod.default ?? mod;
-        const ig = factory().add(text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')));
-        this.ignore = (rel: string) => ig.ignores(rel);
-        return;
-      } catch {
-        // not there
-      }
+  private async fetchImage(ref: string): Promise<BaseImage> {
+    const have = this.images.get(ref);
+    if (have) return have;
+    if (!this.opts.resolveImage) throw new BuildStepError(this.file, 1, `FROM ${ref}`, `cannot fetch image "${ref}": no registry configured for this build`);
+    try {
+      const image = await this.opts.resolveImage(ref);
+      this.images.set(ref, image);
+      return image;
+    } catch (err) {
+      throw new BuildStepError(this.file, 1, `FROM ${ref}`, `cannot fetch image "${ref}": ${(err as Error).message}`);
     }
   }
 
-  private globalLookup(): VariableLookup {
-    return (name) => this.globalArgs.get(name);
+  private stageLabel(index: number): string {
+    return `[stage ${this.plan.stages[index]?.name ?? index}]`;
   }
 
-  private async buildStage(stage: Stage): Promise<State> {
-    const done = this.built.get(stage.index);
+  private async buildStage(index: number): Promise<State> {
+    const done = this.built.get(index);
     if (done) return done;
-    const fromWords = splitWords(stage.from.args, this.df.directives.escape);
-    const baseRef = expandWord(fromWords[0] ?? '', this.globalLookup(), { escape: this.df.directives.escape });
-    this.log(`[stage ${stage.name ?? stage.index}] FROM ${baseRef}`);
-    let state = await this.baseState(baseRef, stage.index, stage.from);
-    const args = new Map<string, string>();
+    const plan = this.plan.stages[index] as StagePlan;
+    const resolved = this.resolved.get(index) as ResolvedStage;
+    const base = plan.base;
+    this.log(`${this.stageLabel(index)} FROM ${base.kind === 'scratch' ? 'scratch' : base.kind === 'stage' ? `stage ${this.plan.stages[base.index]?.name ?? base.index}` : base.ref}`);
+    let state: State;
+    if (base.kind === 'scratch') state = await this.scratchState();
+    else if (base.kind === 'stage') state = await this.buildStage(base.index);
+    else state = await this.refState(base.ref);
     let work: { dir: string; fsKey: string } | undefined;
     const ensureWork = async (): Promise<string> => {
       if (work && work.fsKey === state.fsKey) return work.dir;
-      const dir = join(this.workRoot, `stage-${stage.index}`);
+      const dir = join(this.workRoot, `stage-${index}`);
       await rm(dir, { recursive: true, force: true });
       await copyTree(this.opts.cache.rootfsOf(state.fsKey), dir);
       work = { dir, fsKey: state.fsKey };
       return dir;
     };
-    for (const ins of stage.instructions) {
-      const lookup: VariableLookup = (name) => envMap(state.config.env).get(name) ?? args.get(name);
-      const expand = (w: string): string => expandWord(w, lookup, { escape: this.df.directives.escape });
-      if (ins.keyword === 'ARG') {
-        for (const [k, v] of this.parseArgWords(ins, lookup)) {
-          const value = this.opts.buildArgs?.[k] ?? v ?? this.globalArgs.get(k);
-          if (value !== undefined) args.set(k, value);
-        }
-      }
-      const argList = [...args].map(([k, v]) => `${k}=${v}`);
+    for (const step of resolved.steps) {
+      const ins = plan.instructions.find((i) => i.line === step.line);
+      const label = `${this.stageLabel(index)} ${stepLabel(step, ins)}`;
       let inputs: string | undefined;
-      let prepared: (() => Promise<void>) | undefined;
-      let text = `${ins.keyword} ${ins.flags.map((f) => `--${f.name}=${f.value ?? ''}`).join(' ')} ${ins.args}`;
-      if (ins.keyword === 'COPY' || ins.keyword === 'ADD') {
-        const plan = await this.planCopy(stage, ins, expand, state);
-        inputs = plan.inputs;
-        text = plan.text;
-        prepared = async () => plan.run(await ensureWork(), state);
-      } else if (ins.keyword !== 'RUN') {
-        // Expansion applies to the words of these instructions; RUN is left to the shell.
-        text = `${ins.keyword} ${JSON.stringify(ins.flags)} ${ins.heredocs.length ? JSON.stringify(ins.heredocs) : ''}${ins.args}`;
-      } else {
-        text = `${text} ${JSON.stringify(ins.heredocs)}`;
+      let copy: ((dir: string) => Promise<void>) | undefined;
+      if (step.kind === 'copy') {
+        const planned = await this.planCopy(index, step, label);
+        inputs = planned.inputs;
+        copy = planned.run;
       }
-      const key = stepKey({ parent: state.key, text, ...(inputs ? { inputs } : {}), args: ins.keyword === 'RUN' ? argList : [] });
-      const label = `[stage ${stage.name ?? stage.index}] ${shortText(ins)}`;
+      const key = stepKey({ parent: state.key, text: stepText(step), ...(inputs ? { inputs } : {}) });
       if (!this.opts.noCache) {
-        const hit = await this.opts.cache.getState<StageConfig>(key);
+        const hit = await this.opts.cache.getState<Record<string, never>>(key);
         if (hit) {
           this.stepsCached++;
           this.log(`${label}  CACHED`);
-          state = hit;
+          state = { key, fsKey: hit.fsKey };
           continue;
         }
       }
       const started = Date.now();
       this.log(label);
-      const config = structuredClone(state.config);
-      if (FS_KEYWORDS.has(ins.keyword)) {
-        const dir = await ensureWork();
-        if (ins.keyword === 'RUN') await this.runInstruction(ins, dir, config, args);
-        else if (ins.keyword === 'WORKDIR') {
-          const wd = posix.resolve(config.workingDir || '/', expand(ins.args));
-          try {
-            await mkdirInRoot(dir, wd);
-          } catch (err) {
-            this.fail(ins, (err as Error).message);
-          }
-          config.workingDir = wd;
-        } else if (prepared) {
-          try {
-            await prepared();
-          } catch (err) {
-            if (err instanceof BuildStepError) throw err;
-            this.fail(ins, (err as Error).message);
-          }
-        }
-        state = await this.opts.cache.putState(key, config, { rootfs: dir }, { replace: this.opts.noCache === true });
-        work = { dir, fsKey: state.fsKey };
-      } else {
-        this.applyConfig(ins, config, expand);
-        state = await this.opts.cache.putState(key, config, { fsKey: state.fsKey }, { replace: this.opts.noCache === true });
+      const dir = await ensureWork();
+      try {
+        if (step.kind === 'run') await this.runInstruction(step, dir, label);
+        else if (step.kind === 'workdir') await mkdirInRoot(dir, step.path);
+        else await (copy as (dir: string) => Promise<void>)(dir);
+      } catch (err) {
+        if (err instanceof BuildStepError) throw err;
+        this.fail(step.line, label.replace(/^\[stage [^\]]*\] /, ''), (err as Error).message);
       }
+      const stored = await this.opts.cache.putState(key, {}, { rootfs: dir }, { replace: this.opts.noCache === true });
+      state = { key, fsKey: stored.fsKey };
+      work = { dir, fsKey: state.fsKey };
       this.stepsRun++;
       this.log(`${label}  done in ${Date.now() - started} ms`);
     }
-    this.built.set(stage.index, state);
+    this.built.set(index, state);
     return state;
   }
 
-  private applyConfig(ins: Instruction, config: StageConfig, expand: (w: string) => string): void {
-    const esc = this.df.directives.escape;
-    const kvWords = (): Array<[string, string]> => {
-      const words = splitWords(ins.args, esc);
-      if (words.length >= 1 && !(words[0] as string).includes('=')) {
-        // Legacy `ENV KEY value with spaces`.
-        return [[words[0] as string, expand(ins.args.slice(ins.args.indexOf(words[0] as string) + (words[0] as string).length).trim())]];
-      }
-      return words.map((w) => {
-        const eq = w.indexOf('=');
-        return [expand(w.slice(0, eq)), expand(w.slice(eq + 1))];
-      });
-    };
-    const cmdForm = (): string[] => ins.json ?? [...config.shell, ins.args];
-    switch (ins.keyword) {
-      case 'ENV':
-        for (const [k, v] of kvWords()) config.env = setEnv(config.env, k, v);
-        break;
-      case 'LABEL':
-        for (const [k, v] of kvWords()) config.labels[k] = v;
-        break;
-      case 'USER':
-        config.user = expand(ins.args);
-        break;
-      case 'CMD':
-        config.cmd = cmdForm();
-        if (!ins.json) this.warnings.push(`${this.file}:${ins.line}: CMD in shell form needs /bin/sh in the image`);
-        break;
-      case 'ENTRYPOINT':
-        config.entrypoint = cmdForm();
-        delete config.cmd;
-        break;
-      case 'SHELL':
-        if (!ins.json) this.fail(ins, 'SHELL needs the JSON (exec) form');
-        config.shell = ins.json;
-        break;
-      case 'EXPOSE':
-        config.exposedPorts = [...(config.exposedPorts ?? []), ...splitWords(ins.args, esc).map(expand)];
-        break;
-      case 'STOPSIGNAL':
-        config.stopSignal = expand(ins.args);
-        break;
-      default:
-        // ARG, VOLUME, HEALTHCHECK, ONBUILD, MAINTAINER: no effect on the Unikraft image config.
-        break;
-    }
-  }
-
-  private async baseState(ref: string, before: number, ins: Instruction): Promise<State> {
+  private async scratchState(): Promise<State> {
     const cache = this.opts.cache;
-    if (ref === 'scratch') {
-      const key = hashOf('ukc-scratch-v1');
-      const hit = await cache.getState<StageConfig>(key);
-      if (hit) return hit;
-      const empty = join(this.workRoot, 'scratch');
-      await mkdir(empty, { recursive: true });
-      return cache.putState(key, emptyConfig(), { rootfs: empty });
-    }
-    const ctx = this.opts.buildContexts?.[ref];
-    if (ctx !== undefined) return this.contextState(ref, ctx);
-    const stage = this.findStage(ref, before);
-    if (stage) return this.buildStage(stage);
-    return this.imageState(ref, ins);
+    const key = hashOf('ukc-scratch-v1');
+    const hit = await cache.getState(key);
+    if (hit) return { key, fsKey: hit.fsKey };
+    const empty = join(this.workRoot, 'scratch');
+    await mkdir(empty, { recursive: true });
+    const st = await cache.putState(key, {}, { rootfs: empty });
+    return { key, fsKey: st.fsKey };
   }
 
-  private async contextState(name: string, dir: string): Promise<State> {
-    const memo = this.imageStates.get(`context:${name}`);
-    if (memo) return memo;
-    const src = await resolveSource(dir, '/');
-    const key = hashOf('ukc-context-v1', await digestSources([src]));
-    const state = (await this.opts.cache.getState<StageConfig>(key)) ?? (await this.opts.cache.putState(key, emptyConfig(), { rootfs: dir }));
-    this.imageStates.set(`context:${name}`, state);
-    return state;
-  }
-
-  private async imageState(ref: string, ins: Instruction): Promise<State> {
+  /** The state of an image reference: a named build context, or a fetched image. */
+  private async refState(ref: string): Promise<State> {
     const memo = this.imageStates.get(ref);
     if (memo) return memo;
-    if (!this.opts.resolveImage) this.fail(ins, `cannot fetch image "${ref}": no registry configured for this build`);
-    let image: BaseImage;
-    try {
-      image = await this.opts.resolveImage(ref);
-    } catch (err) {
-      this.fail(ins, `cannot fetch image "${ref}": ${(err as Error).message}`);
-    }
-    const key = hashOf('ukc-image-v1', image.key);
-    let state = await this.opts.cache.getState<StageConfig>(key);
-    if (!state) {
-      const dir = join(this.workRoot, `image-${hashOf(ref).slice(0, 16)}`);
-      await rm(dir, { recursive: true, force: true });
-      await mkdir(dir, { recursive: true });
-      await image.materialize(dir);
-      state = await this.opts.cache.putState(key, { ...emptyConfig(), ...image.config }, { rootfs: dir });
-      await rm(dir, { recursive: true, force: true });
+    const cache = this.opts.cache;
+    let state: State;
+    const ctx = this.opts.buildContexts?.[ref];
+    if (ctx !== undefined) {
+      const src = await resolveSource(ctx, '/');
+      const key = hashOf('ukc-context-v1', await digestSources([src]));
+      const st = (await cache.getState(key)) ?? (await cache.putState(key, {}, { rootfs: ctx }));
+      state = { key, fsKey: st.fsKey };
+    } else {
+      const image = await this.fetchImage(ref);
+      const key = hashOf('ukc-image-v1', image.key);
+      const hit = await cache.getState(key);
+      if (hit) state = { key, fsKey: hit.fsKey };
+      else {
+        const dir = join(this.workRoot, `image-${hashOf(ref).slice(0, 16)}`);
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir, { recursive: true });
+        try {
+          await image.materialize(dir);
+        } catch (err) {
+          throw new BuildStepError(this.file, 1, `FROM ${ref}`, `cannot unpack image "${ref}": ${(err as Error).message}`);
+        }
+        const st = await cache.putState(key, {}, { rootfs: dir });
+        await rm(dir, { recursive: true, force: true });
+        state = { key, fsKey: st.fsKey };
+      }
     }
     this.imageStates.set(ref, state);
     return state;
   }
 
-  /** The root that `--from=X` names: a stage, a named context, or an image. */
-  private async fromRoot(stage: Stage, ins: Instruction, from: string): Promise<{ root: string; key: string }> {
-    const ctx = this.opts.buildContexts?.[from];
-    if (ctx !== undefined) return { root: ctx, key: (await this.contextState(from, ctx)).key };
-    const src = this.findStage(from, stage.index);
-    if (src) {
-      const st = await this.buildStage(src);
-      return { root: this.opts.cache.rootfsOf(st.fsKey), key: st.key };
-    }
-    if (/^\d+$/.test(from)) this.fail(ins, `--from=${from}: no earlier stage has that index`);
-    const st = await this.imageState(from, ins);
+  /** The root a COPY reads from and the key naming its content (for other stages and images). */
+  private async originRoot(step: CopyStep): Promise<{ root: string; key?: string }> {
+    if (step.from.kind === 'context') return { root: this.opts.contextDir };
+    const st = step.from.kind === 'stage' ? await this.buildStage(step.from.index) : await this.refState(step.from.ref);
     return { root: this.opts.cache.rootfsOf(st.fsKey), key: st.key };
   }
 
-  private async planCopy(
-    stage: Stage,
-    ins: Instruction,
-    expand: (w: string) => string,
-    _state: State,
-  ): Promise<{ inputs: string; text: string; run: (dir: string, state: State) => Promise<void> }> {
-    const isAdd = ins.keyword === 'ADD';
-    const words = (ins.json ?? splitWords(ins.args, this.df.directives.escape)).map((w) => (ins.json ? w : expand(w)));
-    const heredocs = ins.heredocs;
-    const fromFlag = flag(ins, 'from');
-    const chownSpec = flag(ins, 'chown');
-    const chmodSpec = flag(ins, 'chmod');
-    if (words.length < 2 && heredocs.length === 0) this.fail(ins, 'needs at least one source and a destination');
-    const destWord = words[words.length - 1] as string;
-    const rawSources = heredocs.length > 0 ? [] : words.slice(0, -1);
-    let chmodMode: number | undefined;
-    if (chmodSpec !== undefined) {
-      if (!/^[0-7]{3,4}$/.test(chmodSpec)) this.fail(ins, `--chmod=${chmodSpec}: want an octal mode`);
-      chmodMode = parseInt(chmodSpec, 8);
-    }
-    const from = fromFlag !== undefined ? await this.fromRoot(stage, ins, expand(fromFlag)) : undefined;
-    const root = from?.root ?? this.opts.contextDir;
-    const urls = rawSources.filter((s) => isAdd && /^https?:\/\//i.test(s));
-    const localPatterns = rawSources.filter((s) => !urls.includes(s));
-    const sources: CopySource[] = [];
-    let wildcard = false;
-    for (const pattern of localPatterns) {
-      if (hasWildcard(pattern)) wildcard = true;
-      const matches = await expandPattern(root, pattern);
-      const kept = from ? matches : matches.filter((m) => !this.ignore?.(m.replace(/^\//, '')));
-      if (kept.length === 0) this.fail(ins, `no source files were specified or matched "${pattern}"`);
-      for (const m of kept) {
+  private async planCopy(_index: number, step: CopyStep, label: string): Promise<{ inputs: string; run: (dir: string) => Promise<void> }> {
+    const isAdd = step.keyword === 'ADD';
+    const short = label.replace(/^\[stage [^\]]*\] /, '');
+    const origin = await this.originRoot(step);
+    const root = origin.root;
+    const filter = step.from.kind === 'context' ? this.filter : NO_FILTER;
+    const heredocs = step.sources.filter((s): s is { kind: 'heredoc'; name: string; content: string } => s.kind === 'heredoc');
+    const paths = step.sources.filter((s): s is { kind: 'path'; path: string } => s.kind === 'path').map((s) => s.path);
+    const dest = step.dest;
+    const intoDir = step.destIsDir || step.sources.length > 1;
+
+    // ADD: local archives named as sources are extracted, not copied.
+    const archives: Array<{ hostPath: string; kind: ArchiveKind }> = [];
+    const copySources: string[] = [];
+    for (const src of paths) {
+      if (isAdd && !/^https?:\/\//i.test(src) && !hasWildcard(src)) {
+        let real: string | null = null;
         try {
-          sources.push(await resolveSource(root, m));
+          real = await ctxResolveInRoot(root, cleanSourcePath(src, 'ADD'));
         } catch (err) {
-          this.fail(ins, (err as Error).message);
+          if (err instanceof ContextError) this.fail(step.line, short, err.message);
+          throw err;
+        }
+        if (real !== null) {
+          const hostPath = join(root, real);
+          const st = await lstat(hostPath);
+          const kind = st.isFile() ? await detectArchive(hostPath) : undefined;
+          if (kind) {
+            archives.push({ hostPath, kind });
+            continue;
+          }
         }
       }
+      copySources.push(src);
     }
-    const excluded = from ? undefined : this.ignore;
+    const plan = async (): Promise<CopyOperation[]> => {
+      if (copySources.length === 0) return [];
+      try {
+        return await resolveCopySources({
+          root,
+          filter,
+          sources: copySources,
+          dest,
+          destIsDir: intoDir,
+          allowUrls: isAdd,
+          excludes: step.excludes,
+          instruction: step.keyword,
+        });
+      } catch (err) {
+        if (err instanceof ContextError) this.fail(step.line, short, err.message);
+        throw err;
+      }
+    };
+    // Context sources are planned (and hashed) now; a stage's or image's files are named by its key.
+    const contextOps = origin.key ? undefined : await plan();
     const inputs = hashOf(
-      from ? `from:${from.key}` : await digestSources(sources, excluded),
-      JSON.stringify(heredocs),
-      JSON.stringify(urls),
+      origin.key ? `from:${origin.key}` : await digestOperations(contextOps as CopyOperation[]),
+      await digestFiles(archives.map((a) => a.hostPath)),
     );
-    const count = sources.length + urls.length + heredocs.length;
-    const destIsDir = destWord.endsWith('/') || count > 1 || wildcard;
-    const text = `${ins.keyword} ${JSON.stringify(ins.flags)} ${JSON.stringify(words)}`;
-    const run = async (dir: string, st: State): Promise<void> => {
-      const owner: Owner = chownSpec !== undefined ? await resolveOwner(dir, expand(chownSpec)) : { uid: 0, gid: 0 };
-      const dest = posix.resolve(st.config.workingDir || '/', destWord);
-      const destHost = await resolveInRoot(dir, dest);
-      const destExistsAsDir = (await lstat(destHost).catch(() => undefined))?.isDirectory() ?? false;
-      const intoDir = destIsDir || destExistsAsDir;
+    const run = async (dir: string): Promise<void> => {
+      let owner: Owner = { uid: 0, gid: 0 };
+      if (step.chown !== null) owner = await resolveOwner(dir, step.chown);
       const warn = (m: string): void => {
         this.warnings.push(m);
         this.log(`warning: ${m}`);
       };
+      const copyOpts = { owner, ...(step.chmod !== null ? { chmod: step.chmod } : {}), warn };
       for (const h of heredocs) {
         const target = intoDir ? posix.join(dest, h.name) : dest;
         await mkdirInRoot(dir, posix.dirname(target));
         const host = await resolveInRoot(dir, target, { followFinal: false });
         await rm(host, { force: true });
-        await writeFile(host, h.expand ? expandWord(h.content, (n) => envMap(st.config.env).get(n), { raw: true }) : h.content);
-        await chmod(host, chmodMode ?? 0o644);
+        await writeFile(host, h.content);
+        await lchown(host, owner.uid, owner.gid);
+        await chmod(host, step.chmod ?? 0o644);
       }
-      for (const src of sources) {
-        if (isAdd && !src.isDir) {
-          const kind = await detectArchive(src.hostPath);
-          if (kind) {
-            await extractArchive(src.hostPath, kind, dir, dest, {
-              ...(this.opts.archiveLimits ? { limits: this.opts.archiveLimits } : {}),
-              onWarning: warn,
-            });
-            continue;
+      for (const a of archives) {
+        await extractArchive(a.hostPath, a.kind, dir, dest, { ...(this.opts.archiveLimits ? { limits: this.opts.archiveLimits } : {}), onWarning: warn });
+      }
+      const ops = contextOps ?? (await plan());
+      const dirMeta: Array<{ host: string; source: string }> = [];
+      for (const op of ops) {
+        if (op.kind === 'directory') {
+          const host = await mkdirInRoot(dir, op.dest);
+          if (op.source) dirMeta.push({ host, source: op.source });
+        } else if (op.kind === 'file' || op.kind === 'symlink') {
+          let target = op.dest;
+          if (op.kind === 'file' && op.placeIntoExistingDir) {
+            const existing = await lstat(await resolveInRoot(dir, op.dest)).catch(() => undefined);
+            if (existing?.isDirectory()) target = posix.join(op.dest, op.placeIntoExistingDir);
           }
+          await mkdirInRoot(dir, posix.dirname(target));
+          await copyPath(op.source, dir, target, copyOpts);
+        } else {
+          await mkdirInRoot(dir, posix.dirname(op.dest));
+          const host = await resolveInRoot(dir, op.dest, { followFinal: false });
+          await rm(host, { force: true });
+          await downloadUrl(op.url, host, this.opts.urlPolicy ?? {});
+          await chmod(host, step.chmod ?? 0o600);
         }
-        const name = posix.basename(src.path);
-        const target = src.isDir ? dest : intoDir ? posix.join(dest, name) : dest;
-        await copyEntry(src, dir, target, {
-          owner,
-          ...(chmodMode !== undefined ? { chmod: chmodMode } : {}),
-          ...(excluded ? { excluded } : {}),
-          warn,
-        });
       }
-      for (const url of urls) {
-        const target = intoDir ? posix.join(dest, posix.basename(new URL(url).pathname) || 'index.html') : dest;
-        await mkdirInRoot(dir, posix.dirname(target));
-        const host = await resolveInRoot(dir, target, { followFinal: false });
-        await rm(host, { force: true });
-        await downloadUrl(url, host, this.opts.urlPolicy ?? {});
-        await chmod(host, chmodMode ?? 0o600);
-      }
-      void insideRoot;
+      // Directory modes, owners and times last, deepest first, so copying into them does not change them.
+      for (const d of dirMeta.reverse()) await copyDirMeta(d.source, d.host, copyOpts);
     };
-    return { inputs, text, run };
+    return { inputs, run };
   }
 
-  private async runInstruction(ins: Instruction, dir: string, config: StageConfig, args: Map<string, string>): Promise<void> {
-    let argv: string[];
-    if (ins.heredocs.length > 0) argv = [...config.shell, (ins.heredocs[0] as { content: string }).content];
-    else argv = ins.json ?? [...config.shell, ins.args];
-    const env = [...config.env];
-    const envKeys = new Set(env.map((e) => e.split('=')[0]));
-    for (const [k, v] of args) if (!envKeys.has(k)) env.push(`${k}=${v}`);
-    if (!envKeys.has('PATH')) env.push('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
-    const cwd = config.workingDir || '/';
+  private async runInstruction(step: RunStep, dir: string, label: string): Promise<void> {
+    const short = label.replace(/^\[stage [^\]]*\] /, '');
+    if (step.mounts.length > 0) this.fail(step.line, short, 'RUN --mount is not supported by this builder yet');
+    const cwd = step.workdir || '/';
     const cwdHost = await resolveInRoot(dir, cwd);
     const cwdInside = insideRoot(dir, cwdHost);
     if (cwdInside === '/proc' || cwdInside.startsWith('/proc/') || cwdInside === '/dev' || cwdInside.startsWith('/dev/')) {
-      this.fail(ins, `working directory ${cwd} resolves into ${cwdInside}, which RUN refuses (it is a kernel or device mount at run time)`);
+      this.fail(step.line, short, `working directory ${cwd} resolves into ${cwdInside}, which RUN refuses (it is a kernel or device mount at run time)`);
     }
+    await mkdirInRoot(dir, cwdInside);
     let owner: Owner = { uid: 0, gid: 0 };
-    if (config.user) {
+    if (step.user) {
       try {
-        owner = await resolveOwner(dir, config.user);
+        owner = await resolveOwner(dir, step.user);
       } catch (err) {
-        this.fail(ins, (err as Error).message);
+        this.fail(step.line, short, (err as Error).message);
       }
     }
-    const result = await runStep({
-      rootfs: dir,
-      argv,
-      env,
-      cwd: cwdInside,
-      uid: owner.uid,
-      gid: owner.gid,
-      ...(this.opts.runTimeoutMs ? { timeoutMs: this.opts.runTimeoutMs } : {}),
-      ...(this.opts.output ? { onOutput: (_stream: 'stdout' | 'stderr', chunk: Buffer) => this.opts.output?.(chunk) } : {}),
-    });
-    this.runStepsExecuted++;
-    const code = result.exitCode ?? (result.signal ? 128 : 1);
-    if (result.commandNotFound || code === 127) {
-      this.fail(ins, `command not found (exit code 127): ${result.commandNotFound ? (argv[0] ?? '') : (argv[argv.length - 1] ?? '')}`, 127);
+    const env = [...step.env];
+    if (!env.some((e) => e.startsWith('PATH='))) env.push('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    let argv: string[];
+    let script: string | undefined;
+    if (step.exec.kind === 'argv') argv = step.exec.argv;
+    else {
+      // A heredoc with a #! line: written to a file and executed directly (BuildKit's behaviour).
+      script = `/.ukc-run-${randomUUID()}`;
+      const host = join(dir, script);
+      await writeFile(host, step.exec.content, { mode: 0o755 });
+      argv = [script];
     }
-    if (result.failure) this.fail(ins, result.failure, code);
+    try {
+      const result = await runStep({
+        rootfs: dir,
+        argv,
+        env,
+        cwd: cwdInside,
+        uid: owner.uid,
+        gid: owner.gid,
+        ...(this.opts.runTimeoutMs ? { timeoutMs: this.opts.runTimeoutMs } : {}),
+        ...(this.opts.output ? { onOutput: (_stream: 'stdout' | 'stderr', chunk: Buffer) => this.opts.output?.(chunk) } : {}),
+      });
+      this.runStepsExecuted++;
+      const code = result.exitCode ?? (result.signal ? 128 : 1);
+      if (result.commandNotFound || code === 127) {
+        this.fail(step.line, short, `command not found (exit code 127): ${result.commandNotFound ? (argv[0] ?? '') : (argv[argv.length - 1] ?? '')}`, 127);
+      }
+      if (result.failure) this.fail(step.line, short, result.failure, code);
+    } finally {
+      if (script) await rm(join(dir, script), { force: true });
+    }
   }
 }
 

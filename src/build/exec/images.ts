@@ -12,9 +12,11 @@ import { parseReference, type ImageReference, type ReferenceRules } from '../../
 import { parseDigest } from '../../oci/digest.js';
 import { applyLayers, type ExtractLimits } from '../../oci/extract.js';
 import { isIndexMediaType } from '../../oci/mediatypes.js';
+import { layerSource } from './layers.js';
 import type { RegistryClient } from '../../client/registry-client.js';
 import type { BlobDir } from '../package/blobs.js';
 import type { BaseImage, ImageResolver, StageConfig } from './executor.js';
+import type { ImageConfig } from '../dockerfile/plan.js';
 
 export interface RegistryResolverOptions {
   /** A client for the registry a reference names (with its mirrors, auth). */
@@ -110,10 +112,11 @@ export function registryImageResolver(opts: RegistryResolverOptions): ImageResol
     return {
       key: pulled.manifestDigest,
       config: stageConfigFromImage(pulled.config as ImageConfigDoc),
+      imageConfig: ((pulled.config as { config?: ImageConfig }).config ?? {}) as ImageConfig,
       materialize: async (dir: string) => {
         await applyLayers(
           dir,
-          pulled.layers.map((l) => ({ open: () => createReadStream(l.path), mediaType: l.mediaType })),
+          pulled.layers.map((l) => layerSource(l.path, l.mediaType)),
           { ...(opts.limits ?? {}), ...(opts.onWarning ? { onWarning: opts.onWarning } : {}) },
         );
       },

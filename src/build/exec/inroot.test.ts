@@ -21,7 +21,7 @@ test('resolveInRoot follows links inside the root and clamps escapes to it', asy
     assert.equal(await resolveInRoot(root, '/../../etc/shadow'), join(root, 'etc/shadow'));
     assert.equal(await resolveInRoot(root, '/fd'), join(root, 'proc/self/fd/3'));
     assert.equal(await resolveInRoot(root, '/lib', { followFinal: false }), join(root, 'lib'));
-    await assert.rejects(() => resolveInRoot(root, '/loop1/x'), /too many symbolic links/);
+    await assert.rejects(() => resolveInRoot(root, '/loop1/x'), /too many (levels of )?symbolic links/);
   } finally {
     await rm(root, { recursive: true, force: true });
   }

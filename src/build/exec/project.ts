@@ -16,6 +16,8 @@ import { isLoopbackHost } from '../../client/transport.js';
 import { buildDockerfile, type BuildResult, type StageConfig } from './executor.js';
 import { pullToBlobDir, registryImageResolver } from './images.js';
 import type { UrlPolicy } from './download.js';
+import type { ArchiveLimits } from './archive.js';
+import type { ExtractLimits } from '../../oci/extract.js';
 import { mergeRunConfig, type RunConfig } from '../package/config.js';
 import { packageImage, type PackagedImage } from '../package/image.js';
 import type { RootfsFormat } from '../package/initrd.js';
@@ -45,6 +47,10 @@ export interface ProjectBuildOptions {
   epoch?: number;
   cliArgs?: string[];
   urlPolicy?: UrlPolicy;
+  /** Caps for extracting base-image layers (FROM): bytes, entries, depth. */
+  layerLimits?: Partial<ExtractLimits>;
+  /** Caps for ADD archives. */
+  archiveLimits?: Partial<ArchiveLimits>;
   log?: (line: string) => void;
   output_?: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -139,6 +145,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
       contextDir,
       dockerfile: await readFile(dockerfilePath, 'utf8'),
       dockerfileName: basename(dockerfilePath),
+      dockerfilePath,
       cache,
       ...(opts.buildArgs ? { buildArgs: opts.buildArgs } : {}),
       ...(opts.buildContexts ? { buildContexts: opts.buildContexts } : {}),
@@ -147,7 +154,13 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
       ...(opts.urlPolicy ? { urlPolicy: opts.urlPolicy } : {}),
       ...(opts.output_ ? { output: opts.output_ } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
-      resolveImage: registryImageResolver({ clientFor, blobs: cache.blobs, ...(opts.signal ? { signal: opts.signal } : {}) }),
+      ...(opts.archiveLimits ? { archiveLimits: opts.archiveLimits } : {}),
+      resolveImage: registryImageResolver({
+        clientFor,
+        blobs: cache.blobs,
+        ...(opts.layerLimits ? { limits: opts.layerLimits } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      }),
       log,
     });
     appRoot = build.rootfs;
@@ -178,7 +191,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
       const work = await mkdtemp(join(opts.cacheDir, 'rt-'));
       try {
         const baseDir = join(work, 'base');
-        await unpackRuntimeRootfs(pulled, baseDir, cache.blobs);
+        await unpackRuntimeRootfs(pulled, baseDir, cache.blobs, opts.layerLimits ?? {});
         await overlayTree(appRoot, baseDir);
         const st = await cache.putState(rootKey, {}, { rootfs: baseDir }, { replace: opts.noCache === true });
         finalRoot = cache.rootfsOf(st.fsKey);

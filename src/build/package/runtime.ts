@@ -17,6 +17,7 @@ import type { PulledImage } from '../exec/images.js';
 import type { BlobDir, StoredBlob } from './blobs.js';
 import { ANNOTATION_INITRD, ANNOTATION_KERNEL } from './config.js';
 import { runTool } from './initrd.js';
+import { layerSource } from '../exec/layers.js';
 import { parseDigest } from '../../oci/digest.js';
 
 export interface RuntimeInfo {
@@ -89,7 +90,7 @@ export async function unpackRuntimeRootfs(pulled: PulledImage, dir: string, blob
   const annotated = (doc.layers ?? []).some((l) => l.annotations?.[ANNOTATION_KERNEL] || l.annotations?.[ANNOTATION_INITRD]);
   await mkdir(dir, { recursive: true });
   if (!annotated) {
-    await applyLayers(dir, pulled.layers.map((l) => ({ open: () => createReadStream(l.path), mediaType: l.mediaType })), limits);
+    await applyLayers(dir, pulled.layers.map((l) => layerSource(l.path, l.mediaType)), limits);
     return;
   }
   for (const l of doc.layers ?? []) {
