@@ -39,6 +39,8 @@ test('sandbox network', { skip: !IS_ROOT && 'needs root' }, async (t) => {
   const server = spawnSandbox({ rootfs: root, env: [PATH_ENV], network: { netnsPath: b.netnsPath }, argv: ['nc', '-l', '-p', '8080'], stderr: 'ignore' });
   let received = '';
   server.stdout?.setEncoding('utf8').on('data', (d: string) => (received += d));
+  // The exit event can come before the last bytes of the pipe: wait for its end too.
+  const serverOutEnded = new Promise<void>((r) => (server.stdout ? server.stdout.once('end', () => r()) : r()));
   await server.started;
   const client = spawnSandbox({
     rootfs: root,
@@ -54,6 +56,7 @@ test('sandbox network', { skip: !IS_ROOT && 'needs root' }, async (t) => {
   assert.match(clientOut, /10\.231\.0\.10\/24/);
   const sexit = await Promise.race([server.exited, new Promise<null>((r) => setTimeout(() => r(null), 5000))]);
   if (sexit === null) await server.kill();
+  await Promise.race([serverOutEnded, new Promise<void>((r) => setTimeout(r, 5000))]);
   assert.match(received, /hello-from-a/);
 
   // A sandbox with a fresh netns sees only lo.
