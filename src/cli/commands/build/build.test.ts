@@ -24,9 +24,6 @@ test('unikraft build: usage errors exit 2 with a message', async () => {
   const d = context(tmpdir());
   assert.equal(await runCommandLine('unikraft', cliCommands, ['build', '.', '--output', 'x.oci.tar', '--build-arg', 'NOEQUALS'], d.ctx), 2);
   assert.match(d.err(), /--build-arg wants KEY=VALUE/);
-  const f = context(tmpdir());
-  assert.equal(await runCommandLine('unikraft', cliCommands, ['images', 'list'], f.ctx), 2);
-  assert.match(f.err(), /unknown images subcommand "list"/);
 });
 
 test('unikraft build: a Dockerfile alone → kernel-less .oci.tar; steps printed, CACHED on rebuild; failures name the line', async () => {
