@@ -177,7 +177,25 @@ test('row 10: ADD refuses URLs on loopback and private addresses unless allowed'
       /not in the allowed list/,
     );
     for (const ip of ['10.1.2.3', '192.168.0.1', '172.20.0.1', '169.254.169.254', '::1', 'fd00::1', '::ffff:127.0.0.1', '0.0.0.0']) assert.ok(isPrivateAddress(ip), ip);
-    for (const ip of ['8.8.8.8', '2001:4860::8888', '172.32.0.1']) assert.ok(!isPrivateAddress(ip), ip);
+    // IPv4 hidden in IPv6 forms, as the URL parser writes them, and other special-purpose ranges.
+    for (const ip of ['::ffff:7f00:1', '::FFFF:7F00:1', '::ffff:a00:1', '64:ff9b::7f00:1', '::7f00:1', '198.18.0.1', '100.64.0.1', 'fe80::1', 'ff02::1', '::', 'not-an-ip']) {
+      assert.ok(isPrivateAddress(ip), ip);
+    }
+    for (const ip of ['8.8.8.8', '2001:4860::8888', '172.32.0.1', '::ffff:808:808']) assert.ok(!isPrivateAddress(ip), ip);
+    // The bracketed mapped form in a URL is refused like the plain one.
+    const mapped = `FROM scratch\nADD http://[::ffff:127.0.0.1]:${port}/secret /s\n`;
+    await assert.rejects(
+      () => buildDockerfile({ contextDir: s.ctx, dockerfile: mapped, cache: s.cache, noCache: true }),
+      (e: unknown) => e instanceof BuildStepError && /internal address/.test(e.message),
+    );
+    // A host name resolves once; the connection goes to the checked address (Node 20 asks lookup for all addresses).
+    const named = `FROM scratch\nADD http://localhost:${port}/secret /n\n`;
+    await assert.rejects(
+      () => buildDockerfile({ contextDir: s.ctx, dockerfile: named, cache: s.cache, noCache: true }),
+      (e: unknown) => e instanceof BuildStepError && /localhost resolves to the internal address/.test(e.message),
+    );
+    const byName = await buildDockerfile({ contextDir: s.ctx, dockerfile: named, cache: s.cache, noCache: true, urlPolicy: { allowPrivate: true } });
+    assert.equal(await readFile(join(byName.rootfs, 'n'), 'utf8'), 'internal secret');
   } finally {
     server.close();
     await rm(s.dir, { recursive: true, force: true });
