@@ -21,6 +21,9 @@ declare -A NEED=(
   [build-essential]=/usr/bin/cc
   [curl]=/usr/bin/curl
   [openssl]=/usr/bin/openssl
+  [zstd]=/usr/bin/zstd
+  [xz-utils]=/usr/bin/xz
+  [bzip2]=/bin/bzip2
 )
 missing=()
 for pkg in "${!NEED[@]}"; do

@@ -35,7 +35,8 @@ before(async () => {
     await rm(PYBASE_CACHE, { recursive: true, force: true });
     await mkdir(join(PYBASE_CACHE, '..'), { recursive: true });
     const made = spawnSync(join(ROOT, 'scripts/make-python-base.sh'), ['--rootfs-only', PYBASE_CACHE], { encoding: 'utf8', timeout: 600_000 });
-    if (made.status === 3) {
+    // In CI the Debian archive is reachable (the project's CI contract), so a failed download fails there.
+    if (made.status === 3 && process.env.CI !== 'true') {
       skipReason = `apt-get download is not possible here, so no Python base can be made: ${made.stderr.trim()}`;
       return;
     }
