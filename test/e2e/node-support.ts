@@ -5,7 +5,7 @@
  * bridge, cgroups, temp dirs). Each run uses its own bridge name, subnet and
  * cgroup parent so parallel test files never clash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,12 +27,25 @@ export interface TestEnv {
   cgroupParent: string;
 }
 
+/**
+ * A random 10.x.0.0/16 that no route on this machine uses yet (the host's own
+ * networks, or another test file's bridge running at the same time).
+ */
+function freeSubnet(): string {
+  const routes = execFileSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' });
+  for (let i = 0; i < 200; i++) {
+    const second = randomInt(100, 220);
+    if (!new RegExp(`(^|\\s)10\\.${second}\\.`, 'm').test(routes)) return `10.${second}.0.0/16`;
+  }
+  throw new Error('no free 10.x.0.0/16 for a test bridge');
+}
+
 export function newEnv(prefix: string): TestEnv {
   const dir = mkdtempSync(join(tmpdir(), `ukc-${prefix}-`));
   return {
     dir,
     bridge: `ukcbr${randomBytes(2).toString('hex')}`,
-    subnet: `10.${randomInt(100, 220)}.0.0/16`,
+    subnet: freeSubnet(),
     cgroupParent: `/ukc-test-${randomBytes(4).toString('hex')}`,
   };
 }
