@@ -112,11 +112,9 @@ export class CentralImages {
     const md = this.options.metadata;
     const removed: { name: string; digest: string }[] = [];
     if (tag !== undefined) {
-      const digest = await md.resolveTag(repository, tag);
-      if (digest === undefined) return removed;
-      await md.deleteTag(repository, tag);
-      removed.push({ name: tag, digest });
-      if ((await md.tagsOf(repository, digest)).length === 0) await md.deleteManifest(repository, digest);
+      // One transaction: a push re-tagging the digest meanwhile cannot lose its tag, a crash leaves all or nothing.
+      const gone = await md.untag(repository, tag);
+      if (gone) removed.push({ name: tag, digest: gone.digest });
       return removed;
     }
     for (const m of await md.listManifests(repository)) {

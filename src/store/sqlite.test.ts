@@ -177,3 +177,21 @@ test('sqlite metadata: commitSync sqlite keeps synchronous=FULL and no group syn
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('sqlite metadata: untag removes the tag, and the manifest only with its last tag, in one step', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ukc-meta-untag-'));
+  try {
+    const m = new SqliteMetadataStore(join(dir, 'meta.db'));
+    await m.linkBlob('u/app', d('a'), 5);
+    await m.putManifest(manifest('u/app', d('m')), ['v1', 'latest']);
+    assert.equal(await m.untag('u/app', 'nope'), undefined);
+    assert.deepEqual(await m.untag('u/app', 'v1'), { digest: d('m'), manifestRemoved: false });
+    assert.ok(await m.getManifest('u/app', d('m')), 'still tagged latest');
+    assert.deepEqual(await m.untag('u/app', 'latest'), { digest: d('m'), manifestRemoved: true });
+    assert.equal(await m.getManifest('u/app', d('m')), undefined);
+    assert.deepEqual(await m.listTags('u/app'), []);
+    await m.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

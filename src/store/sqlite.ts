@@ -416,6 +416,25 @@ export class SqliteMetadataStore implements MetadataStore {
     return gone;
   }
 
+  private untagTx: ((repo: string, tag: string) => { digest: string; manifestRemoved: boolean } | undefined) | undefined;
+
+  async untag(repo: string, tag: string): Promise<{ digest: string; manifestRemoved: boolean } | undefined> {
+    this.untagTx ??= this.db.transaction((r: string, t: string) => {
+      const digest = this.s.resolveTag.get(r, t)?.digest;
+      if (digest === undefined) return undefined;
+      this.s.deleteTag.run(r, t);
+      let manifestRemoved = false;
+      if (this.s.tagsOf.all(r, digest).length === 0) {
+        const id = this.s.repoId.get(r)?.id;
+        if (id !== undefined) manifestRemoved = this.s.deleteManifest.run(id, digest).changes > 0;
+      }
+      return { digest, manifestRemoved };
+    });
+    const result = this.untagTx(repo, tag);
+    if (result) await this.durable();
+    return result;
+  }
+
   async listTags(repo: string, page: Page = {}): Promise<string[] | undefined> {
     const id = this.s.repoId.get(repo)?.id;
     if (id === undefined) return undefined;

@@ -160,6 +160,12 @@ export interface MetadataStore {
   /** Removes the manifest, its references and every tag pointing at it. */
   deleteManifest(repo: string, digest: string): Promise<boolean>;
   deleteTag(repo: string, tag: string): Promise<boolean>;
+  /**
+   * In one transaction: removes `tag`, and the manifest it pointed at when no
+   * other tag of `repo` still points there. Answers the digest the tag named
+   * (undefined when the tag did not exist) and whether the manifest went too.
+   */
+  untag(repo: string, tag: string): Promise<{ digest: string; manifestRemoved: boolean } | undefined>;
   /** Tags of `repo` in lexical (bytewise) order; undefined when the repository does not exist. */
   listTags(repo: string, page?: Page): Promise<string[] | undefined>;
   /** Manifests of `repo`, newest first. */
