@@ -159,7 +159,7 @@ export interface ApiResult {
 /** Calls the v1 API; `token` defaults to root's token of a node started by `startNode` at `base`. */
 export async function api(base: string, method: string, path: string, body?: unknown, token: string | undefined = rootTokenOf.get(base)): Promise<ApiResult> {
   const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  if (token) headers.authorization = `Bearer ${token}`; // an empty token: an anonymous request
   const res = await fetch(`${base}${path}`, {
     method,
     headers,
