@@ -17,29 +17,31 @@
  * Stopping it (SIGINT/SIGTERM, or kill -9) leaves instances running; the next
  * start re-adopts them.
  */
-import { parseArgs } from 'node:util';
+import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/server.js';
 import { parsePortMap } from '../node/index.js';
 
+export const NODE_HELP = {
+  synopsis: '--home DIR [--listen 127.0.0.1:7000] [--central URL] [options]',
+  summary: 'run a node: local registry, controller API v1 and the micro instance runtime',
+  options: {
+    listen: { type: 'string', default: '127.0.0.1:7000', value: 'HOST:PORT', help: 'address of the node API and local registry' },
+    central: { type: 'string', value: 'URL', help: 'the control plane (central registry) images are pulled from' },
+    home: { type: 'string', value: 'DIR', help: "the node's data directory (required)" },
+    bridge: { type: 'string', value: 'NAME', help: "the instances' network bridge" },
+    subnet: { type: 'string', value: 'CIDR', help: "the instances' subnet" },
+    'cgroup-parent': { type: 'string', value: 'PATH', help: 'cgroup under which instances run' },
+    'port-map': { type: 'string', value: 'PUBLIC=HOST:PORT,...', help: 'serve public ports on other local addresses (opened at start)' },
+    metro: { type: 'string', value: 'NAME', help: 'metro name in FQDNs (default local)' },
+    domain: { type: 'string', value: 'DOMAIN', help: 'domain of FQDNs (default localhost)' },
+    'no-gateway': { type: 'boolean', default: false, help: 'run without the gateway' },
+  },
+} as const satisfies CommandHelp;
+
 async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      listen: { type: 'string', default: '127.0.0.1:7000' },
-      central: { type: 'string' },
-      home: { type: 'string' },
-      bridge: { type: 'string' },
-      subnet: { type: 'string' },
-      'cgroup-parent': { type: 'string' },
-      'port-map': { type: 'string' },
-      metro: { type: 'string' },
-      domain: { type: 'string' },
-      'no-gateway': { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
+  const { values } = parseOptions('ukcd node', NODE_HELP, args);
   if (!values.home) throw new UsageError('--home DIR is required');
   let listen;
   try {
@@ -100,6 +102,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 
 export const nodeCommand: Command = {
   name: 'node',
-  summary: 'run a node: local registry, controller API v1 and the micro instance runtime',
+  summary: NODE_HELP.summary,
+  help: NODE_HELP,
   run,
 };
