@@ -27,36 +27,38 @@
  * Stopping it (SIGINT/SIGTERM, or kill -9) leaves instances running; the next
  * start re-adopts them.
  */
-import { parseArgs } from 'node:util';
 import { dirname, join } from 'node:path';
 import { AccountStore } from '../auth/index.js';
 import type { NodeAuthOption } from '../node/server.js';
+import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/server.js';
 import { parsePortMap } from '../node/index.js';
 
+export const NODE_HELP = {
+  synopsis: '--home DIR (--accounts-db PATH | --auth-url URL | --no-auth) [--listen 127.0.0.1:7000] [--central URL] [options]',
+  summary: 'run a node: local registry, controller API v1 and the micro instance runtime',
+  options: {
+    listen: { type: 'string', default: '127.0.0.1:7000', value: 'HOST:PORT', help: 'address of the node API and local registry' },
+    central: { type: 'string', value: 'URL', help: 'the control plane (central registry) images are pulled from' },
+    home: { type: 'string', value: 'DIR', help: "the node's data directory (required)" },
+    bridge: { type: 'string', value: 'NAME', help: "the instances' network bridge" },
+    subnet: { type: 'string', value: 'CIDR', help: "the instances' subnet" },
+    'cgroup-parent': { type: 'string', value: 'PATH', help: 'cgroup under which instances run' },
+    'port-map': { type: 'string', value: 'PUBLIC=HOST:PORT,...', help: 'serve public ports on other local addresses (opened at start)' },
+    metro: { type: 'string', value: 'NAME', help: 'metro name in FQDNs (default local)' },
+    domain: { type: 'string', value: 'DOMAIN', help: 'domain of FQDNs (default localhost)' },
+    'no-gateway': { type: 'boolean', default: false, help: 'run without the gateway' },
+    'accounts-db': { type: 'string', value: 'PATH', help: 'accounts database (shared with a control plane on this machine, or the node\'s own)' },
+    'auth-url': { type: 'string', value: 'URL', help: "check tokens with this control plane's /v1/auth" },
+    'auth-cache-seconds': { type: 'string', value: 'N', help: 'with --auth-url: how long a valid token is trusted (default 30)' },
+    'no-auth': { type: 'boolean', default: false, help: 'NO authentication (tests and throwaway setups only)' },
+  },
+} as const satisfies CommandHelp;
+
 async function run(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      listen: { type: 'string', default: '127.0.0.1:7000' },
-      central: { type: 'string' },
-      home: { type: 'string' },
-      bridge: { type: 'string' },
-      subnet: { type: 'string' },
-      'cgroup-parent': { type: 'string' },
-      'port-map': { type: 'string' },
-      metro: { type: 'string' },
-      domain: { type: 'string' },
-      'no-gateway': { type: 'boolean', default: false },
-      'accounts-db': { type: 'string' },
-      'auth-url': { type: 'string' },
-      'auth-cache-seconds': { type: 'string' },
-      'no-auth': { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
+  const { values } = parseOptions('ukcd node', NODE_HELP, args);
   if (!values.home) throw new UsageError('--home DIR is required');
   const authChoices = [values['accounts-db'] !== undefined, values['auth-url'] !== undefined, values['no-auth']].filter(Boolean).length;
   if (authChoices !== 1) throw new UsageError('choose exactly one of --accounts-db PATH, --auth-url URL or --no-auth');
@@ -143,6 +145,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 
 export const nodeCommand: Command = {
   name: 'node',
-  summary: 'run a node: local registry, controller API v1 and the micro instance runtime',
+  summary: NODE_HELP.summary,
+  help: NODE_HELP,
   run,
 };
