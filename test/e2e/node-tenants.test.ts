@@ -5,6 +5,7 @@
 // tokens with a real `ukcd controlplane`. Needs root (micro instances are Linux sandboxes).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -12,7 +13,7 @@ import { AccountStore } from '../../src/auth/index.js';
 import { RegistryClient } from '../../src/client/index.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
-import { api, buildAndPush, busyboxRootfs, cleanupEnv, newEnv, startCentral, startDaemon, startNode, stopDaemon, waitInstance, type ApiResult, type Daemon, type TestEnv } from './node-support.js';
+import { api, buildAndPush, busyboxRootfs, cleanupEnv, newEnv, startCentral, startDaemon, startNode, stopDaemon, UKCD, waitInstance, type ApiResult, type Daemon, type TestEnv } from './node-support.js';
 
 const root = process.getuid?.() === 0;
 const GHOST_UUID = '00000000-0000-4000-8000-000000000000';
@@ -210,4 +211,15 @@ test('ukcd node --auth-url: tokens checked by the control plane; the same isolat
   // Accounts are made on the control plane, not here.
   const made = await api(base, 'POST', '/v1/users', { name: 'carol' }, cpAlice);
   assert.equal(made.status, 403);
+});
+
+test('ukcd node refuses to start without choosing how to authenticate (there is no silent open default)', async (t) => {
+  if (!root) return t.skip('needs root');
+  const none = spawnSync(process.execPath, [UKCD, 'node', '--home', join(env.dir, 'unused')], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(none.status, 2, none.stderr);
+  assert.match(none.stderr, /exactly one of --accounts-db PATH, --auth-url URL or --no-auth/);
+  const both = spawnSync(process.execPath, [UKCD, 'node', '--home', join(env.dir, 'unused'), '--no-auth', '--auth-url', 'http://127.0.0.1:1'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(both.status, 2, both.stderr);
+  const creds = spawnSync(process.execPath, [UKCD, 'node', '--home', join(env.dir, 'unused'), '--auth-url', 'http://u:p@127.0.0.1:1'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(creds.status, 2, creds.stderr);
 });
