@@ -43,6 +43,18 @@ test('official/* is readable by every account, writable only by root; anonymous 
   assert.equal(can(ANONYMOUS, 'pull', repo('alice/app'), open), false);
 });
 
+test('library/* (the central mirror of Docker Hub official images, for FROM) is pullable by every account, writable only by root, never anonymous', () => {
+  const py = repo('library/python');
+  assert.equal(can(user('bob'), 'pull', py), true);
+  assert.equal(can(user('bob'), 'push', py), false);
+  assert.equal(can(user('bob'), 'delete', py), false);
+  assert.equal(can(root, 'push', py), true);
+  assert.equal(can(ANONYMOUS, 'pull', py), false);
+  assert.equal(can(ANONYMOUS, 'pull', py, new Policy({ anonymousPullOfficial: true })), false);
+  // only the exact namespace: a look-alike stays root's
+  assert.equal(can(user('bob'), 'pull', repo('libraryx/python')), false);
+});
+
 test('hostile: a pull-only token cannot push or delete, even for root (security row 8)', () => {
   const ci = user('alice', 'registry-pull');
   assert.equal(can(ci, 'pull', repo('alice/app')), true);

@@ -9,6 +9,9 @@
  *     (the image's `users`);
  *   - `official/*` may be pulled by every account, and by anonymous requests
  *     when `anonymousPullOfficial` is set; only root writes it;
+ *   - `library/*` (Docker Hub's official images, which a central registry
+ *     serves as a mirror for builds' `FROM python:3.12`) may be pulled by
+ *     every account — they are public upstream — and written only by root;
  *   - any other namespace (no account of that name, single-component names)
  *     belongs to root alone;
  *   - a `registry-pull` token may only pull; a registry token grant (a JWT we
@@ -23,6 +26,9 @@
 import type { AccountRole, TokenScope } from './accounts.js';
 import type { AccessEntry } from './jwt.js';
 import { isRepositoryName, namespaceOf, OFFICIAL_NAMESPACE } from './names.js';
+
+/** Where a central registry keeps its mirror of Docker Hub's official images (`docker.io/library/*`). */
+export const DOCKER_HUB_MIRROR_NAMESPACE = 'library';
 import type { RepositoryAction } from './scope.js';
 
 export interface AnonymousPrincipal {
@@ -155,6 +161,7 @@ export class Policy {
         if (namespaceOf(repo.name) === principal.name) return allow('owner');
         if (action !== 'pull') return deny('only the owner may write');
         if (official) return allow('official images are public');
+        if (namespaceOf(repo.name) === DOCKER_HUB_MIRROR_NAMESPACE) return allow('mirrored Docker Hub official images are public');
         if (repo.readers?.includes(principal.name) === true) return allow('listed reader');
         return deny('not a reader');
       }

@@ -95,6 +95,22 @@ test('run --image starts one instance and prints its key/value block; --replicas
   });
 });
 
+test("run's default output is the docs' key/value blocks: one per instance, three with --replicas 2 (snapshot; the service keys are checked end to end)", async () => {
+  await withWorld(async (w) => {
+    const r = await w.run(['run', '--image', 'alice/httpserver:latest', '-n', 'hello', '--replicas', '2']);
+    assert.equal(r.code, 0, r.err);
+    const blocks = r.out.trimEnd().split('\n\n');
+    assert.equal(blocks.length, 3);
+    for (const b of blocks) for (const key of ['metro', 'name', 'uuid', 'state', 'image', 'resources.memory', 'resources.vcpus', 'networks.private-ip', 'created']) assert.match(b, new RegExp(`^ *${key.replace('.', '\\.')}: `, 'm'), `${key} in\n${b}`);
+    // Generated names and addresses vary: keep the shape.
+    const names = [...new Set(r.out.match(/(?<=name: )\S+/g) ?? [])];
+    let shown = stable(r.out, w);
+    names.forEach((n, i) => (shown = shown.replaceAll(n, `<name-${i}>`)));
+    shown = shown.replace(/\b10\.\d+\.\d+\.\d+\b/g, '<ip>');
+    snap.match('run --replicas 2', shown);
+  });
+});
+
 test('instances commands print in every format (snapshots)', async () => {
   await withWorld(async (w) => {
     assert.equal((await w.run(['run', '--image', 'alice/httpserver:latest', '-n', 'web', '--restart', 'on-failure'])).code, 0);

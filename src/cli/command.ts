@@ -5,12 +5,20 @@
  * (via `describeFailure`) before runCommandLine prints them.
  */
 import type { Command } from '../util/command.js';
+import type { CommandHelp } from '../util/usage.js';
 import { describeFailure } from './errors.js';
-import { makeRuntime, type CliDeps, type CliGlobals, type CliRuntime } from './runtime.js';
+import { GLOBAL_OPTIONS, makeRuntime, type CliDeps, type CliGlobals, type CliRuntime } from './runtime.js';
+
+/** The help with the global options shown on it and on every subcommand (unless one declares its own, as `images import` does: its -o is --output). */
+function withGlobals(help: CommandHelp): CommandHelp {
+  const subs = help.subcommands ? Object.fromEntries(Object.entries(help.subcommands).map(([n, h]) => [n, withGlobals(h)])) : undefined;
+  return { ...help, globalOptions: help.globalOptions ?? GLOBAL_OPTIONS, ...(subs ? { subcommands: subs } : {}) };
+}
 
 export interface CliCommand {
   name: string;
   summary: string;
+  help: CommandHelp;
   run(args: string[], cli: CliRuntime): Promise<number>;
 }
 
@@ -18,6 +26,7 @@ export function asCommand(cmd: CliCommand, deps: CliDeps, globals: CliGlobals): 
   return {
     name: cmd.name,
     summary: cmd.summary,
+    help: withGlobals(cmd.help),
     async run(args, ctx) {
       const cli = makeRuntime(ctx, deps, { ...globals });
       try {

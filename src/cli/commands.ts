@@ -12,11 +12,11 @@ import { runCommand } from './commands/run/index.js';
 import { servicesCommand } from './commands/services/index.js';
 import { defaultDeps, type CliDeps, type CliGlobals } from './runtime.js';
 
-export const platformCommands: readonly CliCommand[] = [runCommand, instancesCommand, imagesCommand, servicesCommand, loginCommand, profilesCommand, metrosCommand, nodesCommand];
+export const platformCommands: readonly CliCommand[] = [buildCommand, runCommand, instancesCommand, imagesCommand, servicesCommand, loginCommand, profilesCommand, metrosCommand, nodesCommand];
 
 /** The command table with injected dependencies and global flags (tests pass their own). */
 export function makeCliCommands(deps: CliDeps = defaultDeps, globals: CliGlobals = {}): Command[] {
-  return [versionCommand, buildCommand, ...platformCommands.map((c) => asCommand(c, deps, globals))];
+  return [versionCommand, ...platformCommands.map((c) => asCommand(c, deps, globals))];
 }
 
 export const cliCommands: readonly Command[] = makeCliCommands();

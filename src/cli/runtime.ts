@@ -5,11 +5,11 @@
  * settings through `cli.settings()` so the error mapper knows where the token
  * came from, and build clients with `nodeApi`/`controlPlane`.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PlatformClient, type PlatformTransport } from '../client/platform.js';
 import { UsageError, UserError, type CommandContext } from '../util/command.js';
 import { resolveSettings, type GlobalFlags, type Settings } from './config.js';
+import { parseOptions, type CommandHelp, type OptionTable } from '../util/usage.js';
 import { parseOutputFormat, render, type OutputFormat, type View } from './output.js';
 
 export interface CliDeps {
@@ -49,31 +49,41 @@ export function makeRuntime(ctx: CommandContext, deps: CliDeps, globals: CliGlob
   return rt;
 }
 
-/** Options every command of ours accepts after its name too. */
-export const COMMON_OPTIONS = {
-  output: { type: 'string', short: 'o' },
-  config: { type: 'string' },
-  profile: { type: 'string' },
-  metro: { type: 'string' },
-  'log-level': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+/** Options every command of ours accepts after its name too (and before it: `unikraft -o json instances list`). */
+export const GLOBAL_OPTIONS = {
+  output: { type: 'string', short: 'o', value: 'FORMAT', help: 'output format: kv, table, json, yaml or quiet' },
+  config: { type: 'string', value: 'FILE', help: 'CLI config file (default ~/.config/unikraft/config.yaml, or UNIKRAFT_CONFIG)' },
+  profile: { type: 'string', value: 'NAME', help: 'profile of the config to use (default its current-profile, or UKC_PROFILE)' },
+  metro: { type: 'string', value: 'NAME|URL', help: 'metro to talk to (default the profile\'s, or UKC_METRO)' },
+  'log-level': { type: 'string', value: 'LEVEL', help: 'accepted for compatibility with the upstream CLI' },
+} as const satisfies OptionTable;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** parseArgs with the common options; folds them into `cli.globals`; usage errors become UsageError. */
-export function parseCommand<T extends Options>(cli: CliRuntime, args: string[], options: T, usage: string) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\nusage: ${usage}`);
-  }
+/** parseArgs over the command's table plus the global options; folds the globals into `cli.globals`. */
+export function parseCommand<T extends OptionTable>(cli: CliRuntime, words: string, help: CommandHelp & { options: T }, args: string[]) {
+  const globals: OptionTable = help.globalOptions ?? GLOBAL_OPTIONS;
+  const parsed = parseOptions(words, { ...help, globalOptions: globals }, args);
   const v = parsed.values as Record<string, unknown>;
-  if (v.help === true) throw new UsageError(`usage: ${usage}`);
-  if (typeof v.output === 'string') cli.globals.format = parseOutputFormat(v.output);
-  for (const k of ['config', 'profile', 'metro'] as const) if (typeof v[k] === 'string') cli.globals[k] = v[k] as string;
+  // Only flags that are global here (build's --output is its own, not the format).
+  const isGlobal = (k: string): boolean => Object.hasOwn(globals, k) && !Object.hasOwn(help.options, k);
+  if (isGlobal('output') && typeof v.output === 'string') cli.globals.format = parseOutputFormat(v.output);
+  for (const k of ['config', 'profile', 'metro'] as const) if (isGlobal(k) && typeof v[k] === 'string') cli.globals[k] = v[k] as string;
   return parsed;
+}
+
+/**
+ * Dispatches a command group: `args[0]` names the subcommand (or an alias);
+ * answers its name, help and the remaining arguments.
+ */
+export function subcommand<S extends string>(words: string, help: CommandHelp & { subcommands: Readonly<Record<S, CommandHelp>> }, args: string[], aliases: Readonly<Record<string, NoInfer<S>>> = {}): { name: S; help: CommandHelp & { options: OptionTable }; rest: string[] } {
+  const [first, ...rest] = args;
+  const subs = help.subcommands as Readonly<Record<string, CommandHelp>>;
+  const name = first === undefined ? undefined : Object.hasOwn(subs, first) ? (first as S) : aliases[first];
+  if (name === undefined) {
+    const known = Object.keys(subs).join(', ');
+    throw new UsageError(`${first === undefined ? 'missing subcommand' : `unknown subcommand "${first}"`} (one of: ${known}); see \`${words} --help\``);
+  }
+  const chosen = subs[name]!;
+  return { name, help: { ...chosen, options: chosen.options ?? {} }, rest };
 }
 
 export function print(cli: CliRuntime, view: View, defaultFormat: 'kv' | 'table'): void {

@@ -14,15 +14,45 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { AccountError, AccountStore, AuthInputError, parseTokenScope } from '../auth/index.js';
 import { ACCOUNTS_DB_FILE } from '../registry/token-auth.js';
 import { UsageError, UserError, type Command, type CommandContext } from '../util/command.js';
 
 const DB_OPTIONS = {
-  data: { type: 'string' },
-  'accounts-db': { type: 'string' },
+  data: { type: 'string', value: 'DIR', help: 'the registry or control plane data directory holding the accounts database' },
+  'accounts-db': { type: 'string', value: 'PATH', help: 'the accounts database itself' },
 } as const;
+
+export const ACCOUNTS_HELP = {
+  synopsis: 'create|list|delete ... (--data DIR | --accounts-db PATH)',
+  summary: 'manage accounts (--data DIR | --accounts-db PATH)',
+  options: {},
+  subcommands: {
+    create: { synopsis: 'NAME [--root] (--data DIR | --accounts-db PATH)', summary: 'create an account', options: { ...DB_OPTIONS, root: { type: 'boolean', default: false, help: 'a root account (may do everything)' } } },
+    list: { synopsis: '(--data DIR | --accounts-db PATH)', summary: 'list accounts', options: DB_OPTIONS },
+    delete: { synopsis: 'NAME (--data DIR | --accounts-db PATH)', summary: 'delete an account', options: DB_OPTIONS },
+  },
+} as const satisfies CommandHelp;
+
+export const TOKENS_HELP = {
+  synopsis: 'create|list|revoke ... (--data DIR | --accounts-db PATH)',
+  summary: 'manage API tokens (a new token is printed once)',
+  options: {},
+  subcommands: {
+    create: {
+      synopsis: 'ACCOUNT [--scope full|registry|registry-pull] [--label TEXT] (--data DIR | --accounts-db PATH)',
+      summary: 'create a token and print it once, alone on stdout',
+      options: {
+        ...DB_OPTIONS,
+        scope: { type: 'string', default: 'full', value: 'full|registry|registry-pull', help: 'what the token may reach' },
+        label: { type: 'string', default: '', value: 'TEXT', help: 'a note shown by tokens list' },
+      },
+    },
+    list: { synopsis: 'ACCOUNT (--data DIR | --accounts-db PATH)', summary: "list an account's tokens", options: DB_OPTIONS },
+    revoke: { synopsis: 'ID (--data DIR | --accounts-db PATH)', summary: 'revoke a token', options: DB_OPTIONS },
+  },
+} as const satisfies CommandHelp;
 
 function dbPath(values: { data?: string | undefined; 'accounts-db'?: string | undefined }, cwd: string): string {
   if (values['accounts-db'] !== undefined) return resolve(cwd, values['accounts-db']);
@@ -45,6 +75,11 @@ function withStore<T>(path: string, work: (store: AccountStore) => T): T {
   }
 }
 
+function verbHelp(subs: Readonly<Record<string, CommandHelp>>, verb: string | undefined, words: string): CommandHelp {
+  if (verb === undefined || !Object.hasOwn(subs, verb)) throw new UsageError(`${verb === undefined ? 'missing subcommand' : `unknown subcommand "${verb}"`} (one of: ${Object.keys(subs).join(', ')}); see \`${words} --help\``);
+  return subs[verb]!;
+}
+
 function oneName(positionals: string[], what: string): string {
   if (positionals.length !== 1) throw new UsageError(`expected exactly one ${what}`);
   return positionals[0] as string;
@@ -52,12 +87,9 @@ function oneName(positionals: string[], what: string): string {
 
 async function accounts(args: string[], ctx: CommandContext): Promise<number> {
   const [verb, ...rest] = args;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: { ...DB_OPTIONS, root: { type: 'boolean', default: false } },
-    allowPositionals: true,
-    strict: true,
-  });
+  const table = verbHelp(ACCOUNTS_HELP.subcommands, verb, 'ukcd accounts');
+  // Parsed with this verb's own table; typed as the widest (the others' flags stay at their defaults).
+  const { values, positionals } = parseOptions(`ukcd accounts ${verb}`, table as typeof ACCOUNTS_HELP.subcommands.create, rest);
   const path = dbPath(values, ctx.cwd);
   switch (verb) {
     case 'create': {
@@ -84,12 +116,8 @@ async function accounts(args: string[], ctx: CommandContext): Promise<number> {
 
 async function tokens(args: string[], ctx: CommandContext): Promise<number> {
   const [verb, ...rest] = args;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: { ...DB_OPTIONS, scope: { type: 'string', default: 'full' }, label: { type: 'string', default: '' } },
-    allowPositionals: true,
-    strict: true,
-  });
+  const table = verbHelp(TOKENS_HELP.subcommands, verb, 'ukcd tokens');
+  const { values, positionals } = parseOptions(`ukcd tokens ${verb}`, table as typeof TOKENS_HELP.subcommands.create, rest);
   const path = dbPath(values, ctx.cwd);
   switch (verb) {
     case 'create': {
@@ -129,11 +157,13 @@ async function tokens(args: string[], ctx: CommandContext): Promise<number> {
 export const accountsCommand: Command = {
   name: 'accounts',
   summary: 'manage accounts: `accounts create NAME [--root] | list | delete NAME` (--data DIR | --accounts-db PATH)',
+  help: ACCOUNTS_HELP,
   run: accounts,
 };
 
 export const tokensCommand: Command = {
   name: 'tokens',
   summary: 'manage API tokens: `tokens create ACCOUNT [--scope registry-pull] | list ACCOUNT | revoke ID` (prints a new token once)',
+  help: TOKENS_HELP,
   run: tokens,
 };

@@ -3,25 +3,27 @@
  * the central registry (/v2) and the control plane API (/v1 images, metros,
  * nodes, auth). The root token is written to DIR/root-token on first start.
  */
-import { parseArgs } from 'node:util';
+import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { UsageError, type Command } from '../util/command.js';
 import { parseListen } from '../registry/index.js';
 import { startControlPlane } from '../controlplane/index.js';
 
+export const CONTROLPLANE_HELP = {
+  synopsis: '--data DIR [--listen 127.0.0.1:7000] [--registry-name HOST]',
+  summary: 'run the control plane: central registry (/v2) and /v1 images, metros, nodes',
+  options: {
+    listen: { type: 'string', default: '127.0.0.1:7000', value: 'HOST:PORT', help: 'address of the API and central registry' },
+    data: { type: 'string', value: 'DIR', help: 'data directory (required); the root token is written there' },
+    'registry-name': { type: 'string', value: 'HOST', help: 'the name the central registry is reached by (default the listen address)' },
+  },
+} as const satisfies CommandHelp;
+
 export const controlplaneCommand: Command = {
   name: 'controlplane',
-  summary: 'run the control plane: central registry (/v2) and /v1 images, metros, nodes',
+  summary: CONTROLPLANE_HELP.summary,
+  help: CONTROLPLANE_HELP,
   async run(args, ctx) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: { listen: { type: 'string', default: '127.0.0.1:7000' }, data: { type: 'string' }, 'registry-name': { type: 'string' } },
-        strict: true,
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseOptions('ukcd controlplane', CONTROLPLANE_HELP, args);
     if (!values.data) throw new UsageError('--data DIR is required');
     let listen;
     try {

@@ -4,7 +4,8 @@
  *
  * The whole platform on one machine in one process: the control plane with the
  * central registry, and one node (local registry, API, micro runtime, network,
- * gateway). Data lives under one directory (UKC_HOME, default
+ * gateway). The node's API and local registry use the control plane's accounts:
+ * every request carries an API token (the CLI profile's). Data lives under one directory (UKC_HOME, default
  * ~/.local/share/ukc):
  *   controlplane/   central registry, accounts, nodes
  *   node/           the node's local registry, instances, rootfs cache, TLS
@@ -18,7 +19,7 @@ import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
-import { parseArgs } from 'node:util';
+import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { startControlPlane } from '../controlplane/index.js';
 import { startNodeServer } from '../node/server.js';
@@ -42,29 +43,27 @@ function port(text: string, what: string): number {
   return n;
 }
 
+export const DEV_HELP = {
+  synopsis: '[--home DIR] [--host 127.0.0.1] [--controlplane-port 0] [--node-port 0] [--gateway-port-offset 8000] [--metro dev] [--no-gateway]',
+  summary: 'run the whole platform on this machine (control plane + one node + gateway) and write a CLI profile',
+  options: {
+    home: { type: 'string', value: 'DIR', help: 'data directory (default UKC_HOME, else ~/.local/share/ukc)' },
+    host: { type: 'string', default: '127.0.0.1', value: 'ADDR', help: 'address every listener binds' },
+    'controlplane-port': { type: 'string', default: '0', value: 'PORT', help: 'control plane and central registry port (0 = any free)' },
+    'node-port': { type: 'string', default: '0', value: 'PORT', help: 'node API and local registry port (0 = any free)' },
+    'gateway-port-offset': { type: 'string', default: '8000', value: 'N', help: 'public port P is served on P+N (443 → 8443)' },
+    metro: { type: 'string', default: 'dev', value: 'NAME', help: 'metro name (FQDNs are *.NAME.localhost)' },
+    'no-gateway': { type: 'boolean', default: false, help: 'run without the HTTPS gateway' },
+    bridge: { type: 'string', value: 'NAME', help: "the instances' network bridge" },
+    subnet: { type: 'string', value: 'CIDR', help: "the instances' subnet" },
+    'central-access-log': { type: 'string', value: 'FILE', help: 'append one JSON line per central registry request' },
+    'cgroup-parent': { type: 'string', value: 'PATH', help: "cgroup under which instances run" },
+  },
+  notes: 'environment: UKC_HOME, UNIKRAFT_CONFIG (where the CLI profile `dev` is written). Ctrl-C stops everything.',
+} as const satisfies CommandHelp;
+
 async function run(args: string[], ctx: CommandContext): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        home: { type: 'string' },
-        host: { type: 'string', default: '127.0.0.1' },
-        'controlplane-port': { type: 'string', default: '0' },
-        'node-port': { type: 'string', default: '0' },
-        'gateway-port-offset': { type: 'string', default: '8000' },
-        metro: { type: 'string', default: 'dev' },
-        'no-gateway': { type: 'boolean', default: false },
-        bridge: { type: 'string' },
-        subnet: { type: 'string' },
-        'central-access-log': { type: 'string' },
-        'cgroup-parent': { type: 'string' },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseOptions('ukcd dev', DEV_HELP, args);
   const home = values.home ?? ukcHome(ctx.env);
   const host = values.host;
   const offset = port(values['gateway-port-offset'], '--gateway-port-offset');
@@ -96,6 +95,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       port: port(values['node-port'], '--node-port'),
       home: join(home, 'node'),
       centralUrl: cp.url,
+      // The node checks tokens against the control plane's own accounts (same process, same store).
+      auth: { mode: 'accounts', accounts: cp.accounts },
       ...(values.bridge ? { bridge: values.bridge } : {}),
       ...(values.subnet ? { subnet: values.subnet } : {}),
       ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
@@ -104,7 +105,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
         : { gateway: { metro: values.metro, domain: 'localhost', listenAddress: (p: number) => ({ host, port: p + offset }), log: (m: string) => void ctx.stderr.write(`gateway: ${m}\n`) } }),
     });
     const nodeHost = new URL(node.url).host;
-    const local = new RegistryClient({ baseUrl: node.url });
+    const local = new RegistryClient({ baseUrl: node.url, credentials: { token: rootToken } });
     try {
       await publishOfficialRuntimes(local);
     } finally {
@@ -163,6 +164,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
 
 export const devCommand: Command = {
   name: 'dev',
-  summary: 'run the whole platform on this machine (control plane + one node + gateway) and write a CLI profile',
+  summary: DEV_HELP.summary,
+  help: DEV_HELP,
   run,
 };

@@ -5,7 +5,7 @@
  *                 [--auth [--accounts-db PATH] [--root-token-file PATH] [--public-url URL] [--anonymous-pull-official]]
  *   ukcd registry gc --data DIR [--dry-run] [--grace-period 1h]
  */
-import { parseArgs } from 'node:util';
+import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS } from './gc.js';
 import { openStores, parseListen, startRegistryServer } from './server.js';
@@ -20,22 +20,43 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * unit;
 }
 
+const SERVE_OPTIONS = {
+  listen: { type: 'string', default: '127.0.0.1:5000', value: 'HOST:PORT', help: 'address to listen on' },
+  data: { type: 'string', value: 'DIR', help: 'data directory (required)' },
+  'no-delete': { type: 'boolean', default: false, help: 'refuse DELETE requests' },
+  'upload-timeout': { type: 'string', value: 'DURATION', help: 'drop upload sessions idle this long (e.g. 15m)' },
+  auth: { type: 'boolean', default: false, help: 'require tokens (accounts database, token endpoint)' },
+  'accounts-db': { type: 'string', value: 'PATH', help: 'accounts database (with --auth; default DIR/accounts.db)' },
+  'root-token-file': { type: 'string', value: 'PATH', help: 'where the root token is written on first start (with --auth)' },
+  'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach the registry by, for the token realm (with --auth)' },
+  'anonymous-pull-official': { type: 'boolean', default: false, help: 'let requests without a token pull official/* (with --auth)' },
+} as const;
+
+const SERVE_HELP = {
+  synopsis: '[serve] --data DIR [--listen 127.0.0.1:5000] [--no-delete] [--auth [--accounts-db PATH] [--root-token-file PATH] [--public-url URL] [--anonymous-pull-official]]',
+  summary: 'serve the OCI registry',
+  options: SERVE_OPTIONS,
+} as const satisfies CommandHelp;
+
+const GC_HELP = {
+  synopsis: '--data DIR [--dry-run] [--grace-period 1h]',
+  summary: "delete blobs no manifest references (run it while the registry is stopped or idle)",
+  options: {
+    data: { type: 'string', value: 'DIR', help: 'data directory (required)' },
+    'dry-run': { type: 'boolean', default: false, help: 'only print what would be deleted' },
+    'grace-period': { type: 'string', value: 'DURATION', help: 'keep blobs younger than this (default 1h)' },
+  },
+} as const satisfies CommandHelp;
+
+export const REGISTRY_HELP = {
+  ...SERVE_HELP,
+  synopsis: [SERVE_HELP.synopsis, `gc ${GC_HELP.synopsis}`],
+  summary: 'serve the OCI registry, or collect its garbage',
+  subcommands: { serve: SERVE_HELP, gc: GC_HELP },
+} as const satisfies CommandHelp;
+
 async function serve(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      listen: { type: 'string', default: '127.0.0.1:5000' },
-      data: { type: 'string' },
-      'no-delete': { type: 'boolean', default: false },
-      'upload-timeout': { type: 'string' },
-      auth: { type: 'boolean', default: false },
-      'accounts-db': { type: 'string' },
-      'root-token-file': { type: 'string' },
-      'public-url': { type: 'string' },
-      'anonymous-pull-official': { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
+  const { values } = parseOptions('ukcd registry', SERVE_HELP, args);
   if (!values.data) throw new UsageError('--data DIR is required');
   const authOnly = ['accounts-db', 'root-token-file', 'public-url', 'anonymous-pull-official'] as const;
   for (const name of authOnly) {
@@ -90,15 +111,7 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
 }
 
 async function gc(args: string[], ctx: CommandContext): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      data: { type: 'string' },
-      'dry-run': { type: 'boolean', default: false },
-      'grace-period': { type: 'string' },
-    },
-    strict: true,
-  });
+  const { values } = parseOptions('ukcd registry gc', GC_HELP, args);
   if (!values.data) throw new UsageError('--data DIR is required');
   const grace = values['grace-period'] ? parseDuration(values['grace-period']) : DEFAULT_GC_GRACE_PERIOD_MS;
   const { blobs, metadata } = openStores(values.data);
@@ -118,6 +131,7 @@ async function gc(args: string[], ctx: CommandContext): Promise<number> {
 export const registryCommand: Command = {
   name: 'registry',
   summary: 'serve the OCI registry (--listen, --data, --auth), or `registry gc --data DIR [--dry-run] [--grace-period 1h]`',
+  help: REGISTRY_HELP,
   async run(args, ctx) {
     if (args[0] === 'gc') return gc(args.slice(1), ctx);
     if (args[0] === 'serve') return serve(args.slice(1), ctx);

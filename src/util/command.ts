@@ -5,6 +5,7 @@
  * (`runCommandLine`) maps errors to exit codes and messages.
  */
 import type { Writable } from 'node:stream';
+import { formatHelp, helpFor, HelpRequested, type CommandHelp } from './usage.js';
 
 export interface CommandContext {
   cwd: string;
@@ -18,6 +19,8 @@ export interface CommandContext {
 export interface Command {
   name: string;
   summary: string;
+  /** Usage, options and subcommands: `--help`/`-h` prints it (see usage.ts); commands parse with the same tables. */
+  help?: CommandHelp;
   /** Resolves to the exit code (0 on success). */
   run(args: string[], ctx: CommandContext): Promise<number>;
 }
@@ -72,9 +75,19 @@ export async function runCommandLine(
     ctx.stderr.write(`${program}: unknown command "${name}"\n${usage(program, commands)}`);
     return 2;
   }
+  const words = `${program} ${name}`;
+  const help = command.help ? helpFor(words, command.help, rest) : rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h') ? formatHelp(words, { synopsis: '', summary: command.summary }) : undefined;
+  if (help !== undefined) {
+    ctx.stdout.write(help);
+    return 0;
+  }
   try {
     return await command.run(rest, ctx);
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      ctx.stdout.write(err.text);
+      return 0;
+    }
     if (err instanceof UsageError) {
       ctx.stderr.write(`${program} ${name}: ${err.message}\n`);
       return 2;

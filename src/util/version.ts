@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from './command.js';
+import { parseOptions } from './usage.js';
 
 /** The package version, read once from package.json next to dist/. */
 export function packageVersion(): string {
@@ -11,7 +12,9 @@ export function packageVersion(): string {
 export const versionCommand: Command = {
   name: 'version',
   summary: 'print the version',
-  async run(_args, ctx) {
+  help: { synopsis: '', summary: 'print the version', options: {} },
+  async run(args, ctx) {
+    parseOptions(`version`, { synopsis: '', summary: 'print the version', options: {} }, args);
     ctx.stdout.write(`${packageVersion()}\n`);
     return 0;
   },

@@ -78,7 +78,7 @@ before(async () => {
   const registry = /central registry (\S+)\)/.exec(devOut)![1]!;
   await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: registry, repository: 'official/busybox', tag: '1.36-musl', token: rootToken });
   const nodeRegistry = /local registry (\S+)\)/.exec(devOut)![1]!;
-  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: nodeRegistry, repository: 'official/busybox', tag: '1.36-musl' });
+  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: nodeRegistry, repository: 'official/busybox', tag: '1.36-musl', token: rootToken });
   centralBase = `BASE=${registry}/official/busybox:1.36-musl`;
   localBase = `BASE=${nodeRegistry}/official/busybox:1.36-musl`;
 });
@@ -155,6 +155,44 @@ test('the docs\' three workflows, then images list/delete and a node-local build
   const local = ok(await cli(['images', 'list', '--local', '-o', 'quiet']), 'images list --local');
   assert.match(local, /dev\/busybox-httpd:local/);
 });
+
+test('tenants on ukcd dev\'s node: another account cannot tell dev\'s instances from missing ones; no token is 401', async (t) => {
+  if (notRoot) return t.skip('needs root');
+  const nodeUrl = /^node \S+ +(http:\/\/\S+)/m.exec(devOut)![1]!;
+  const rootToken = readFileSync(join(env.dir, 'controlplane', 'root-token'), 'utf8').trim();
+  const call = async (method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const res = await fetch(`${nodeUrl}${path}`, {
+      method,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  assert.equal((await call('GET', '/v1/instances', undefined)).status, 401);
+  const made = await call('POST', '/v1/users', rootToken, { name: 'eve' });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  const eve = ((made.body.data as { users: { token: string }[] }).users[0]!).token;
+  const devToken = loadConfigToken();
+  const mine = await call('GET', '/v1/instances', devToken);
+  const uuid = ((mine.body.data as { instances: { uuid: string }[] }).instances[0]!).uuid;
+  assert.deepEqual(((await call('GET', '/v1/instances', eve)).body.data as { instances: unknown[] }).instances, []);
+  const blank = (r: { status: number; body: Record<string, unknown> }, sel: string): string => JSON.stringify({ status: r.status, body: { ...r.body, op_time_us: 0 } }).split(sel).join('<sel>');
+  const ghost = '00000000-0000-4000-8000-000000000000';
+  for (const [method, suffix] of [['GET', ''], ['PUT', '/stop'], ['GET', '/log'], ['DELETE', '']] as const) {
+    const theirs = await call(method, `/v1/instances/${uuid}${suffix}`, eve);
+    assert.equal(theirs.status, 404);
+    assert.equal(blank(theirs, uuid), blank(await call(method, `/v1/instances/${ghost}${suffix}`, eve), ghost));
+  }
+  const still = await call('GET', `/v1/instances/${uuid}`, devToken);
+  assert.equal(((still.body.data as { instances: { state: string }[] }).instances[0]!).state, 'running');
+});
+
+/** The dev profile's token, as `ukcd dev` wrote it into the CLI config. */
+function loadConfigToken(): string {
+  const m = /token: *"?([A-Za-z0-9_-]+)"?/.exec(readFileSync(join(env.dir, 'config.yaml'), 'utf8'));
+  assert.ok(m, 'no token in the CLI profile');
+  return m[1]!;
+}
 
 test('Ctrl-C stops ukcd dev cleanly', async (t) => {
   if (notRoot) return t.skip('needs root');

@@ -11,7 +11,8 @@ import { BuildCache, hashOf } from '../cache/cache.js';
 import { findKraftfile, loadKraftfile, type LoadedKraftfile } from '../kraftfile.js';
 import { parseReference, parseUnikraftReference, formatReference, type ImageReference } from '../../oci/reference.js';
 import { parseDigest } from '../../oci/digest.js';
-import { RegistryClient } from '../../client/registry-client.js';
+import { RegistryClient, type MirrorOptions } from '../../client/registry-client.js';
+import type { Credentials } from '../../client/auth.js';
 import { isLoopbackHost } from '../../client/transport.js';
 import { buildDockerfile, type BuildResult, type StageConfig } from './executor.js';
 import { pullToBlobDir, registryImageResolver } from './images.js';
@@ -43,6 +44,13 @@ export interface ProjectBuildOptions {
   registry?: string;
   /** More mirrors for Docker Hub names (`http://host:port` or `host:port`). */
   mirrors?: string[];
+  /**
+   * Credentials for a registry host (`host[:port]`, as a reference or mirror
+   * names it), asked for every registry the build pulls from or pushes to —
+   * upstreams and mirrors alike; undefined sends none. The CLI answers only for
+   * the platform's own registries.
+   */
+  credentialsFor?: (host: string) => Credentials | undefined;
   /** SOURCE_DATE_EPOCH (seconds); default 0. */
   epoch?: number;
   cliArgs?: string[];
@@ -72,6 +80,12 @@ function baseUrl(host: string, insecure: boolean): string {
   return `${isLoopbackHost(hostname) || insecure ? 'http' : 'https'}://${host}`;
 }
 
+/** The image name a project builds to (its Kraftfile's `name`, else its directory's), as `build` and `run DIR` name it. */
+export async function projectImageName(dir: string, kraftfilePath?: string): Promise<string> {
+  const path = kraftfilePath ?? (await findKraftfile(dir));
+  return imageName(dir, path ? await loadKraftfile(path) : undefined);
+}
+
 function imageName(dir: string, kraftfile: LoadedKraftfile | undefined): string {
   const raw = kraftfile?.name ?? basename(resolve(dir));
   const cleaned = raw.toLowerCase().replace(/\./g, '').replace(/[^a-z0-9_-]/g, '-');
@@ -95,16 +109,23 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
   const clientFor = (domain: string): RegistryClient => {
     let c = clients.get(domain);
     if (!c) {
-      const mirrors: string[] = [];
+      const credentialsFor = opts.credentialsFor ?? (() => undefined);
+      const mirror = (host: string): MirrorOptions => {
+        const credentials = credentialsFor(host);
+        return { baseUrl: baseUrl(host, insecure), ...(insecure ? { insecure } : {}), ...(credentials ? { credentials } : {}) };
+      };
+      const mirrors: MirrorOptions[] = [];
       if (domain === 'docker.io') {
-        if (central) mirrors.push(baseUrl(central, insecure));
-        for (const m of opts.mirrors ?? []) mirrors.push(baseUrl(m, insecure));
+        if (central) mirrors.push(mirror(central));
+        for (const m of opts.mirrors ?? []) mirrors.push(mirror(m));
       }
+      const credentials = credentialsFor(domain);
       c = new RegistryClient({
         baseUrl: domain === 'docker.io' ? 'https://registry-1.docker.io' : baseUrl(domain, insecure),
         insecure,
         mirrors,
         retries: 1,
+        ...(credentials ? { credentials } : {}),
       });
       clients.set(domain, c);
     }

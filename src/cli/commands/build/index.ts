@@ -5,12 +5,22 @@
  *   [-- CMD...]`
  * Prints each step (CACHED when reused), the packaging, and the push on its
  * own line with bytes and time. A thin shell over src/build.
+ *
+ * The central registry (runtimes, names without a registry, the mirror for
+ * Docker Hub names) is --registry, else UKC_REGISTRY, else the profile's —
+ * unless --output names a registry itself, which then plays that part (so a
+ * push to a node's local registry never touches the central one). The
+ * profile's token (or UKC_TOKEN) goes to the platform's registries only
+ * (see ../../registry-auth.ts).
  */
-import { parseArgs } from 'node:util';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { UsageError, UserError, type Command, type CommandContext } from '../../../util/command.js';
-import { buildProject } from '../../../build/exec/project.js';
+import { UsageError, UserError } from '../../../util/command.js';
+import type { CommandHelp } from '../../../util/usage.js';
+import type { CliCommand } from '../../command.js';
+import { GLOBAL_OPTIONS, parseCommand, type CliRuntime } from '../../runtime.js';
+import { registryCredentials } from '../../registry-auth.js';
+import { buildProject, type ProjectBuildResult } from '../../../build/exec/project.js';
 import { BuildStepError } from '../../../build/exec/executor.js';
 import { parseRootfsFormat } from '../../../build/package/initrd.js';
 
@@ -35,79 +45,142 @@ function formatBytes(n: number): string {
   return `${(n / 1024 ** 2).toFixed(1)} MiB`;
 }
 
-export const buildCommand: Command = {
-  name: 'build',
+/** The `build` options; the CLI's `-o` is `--output` here, so only --config and --profile of the globals apply. */
+export const BUILD_HELP = {
+  synopsis: ['[DIR] --output REF|DIR|FILE.oci.tar [options] [-- CMD...]'],
   summary: 'build a Dockerfile + Kraftfile into a Unikraft-layout OCI image and push or write it',
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        options: {
-          output: { type: 'string', short: 'o' },
-          kraftfile: { type: 'string', short: 'K' },
-          'build-arg': { type: 'string', multiple: true },
-          'build-context': { type: 'string', multiple: true },
-          'no-cache': { type: 'boolean' },
-          target: { type: 'string' },
-          'rootfs-format': { type: 'string' },
-          insecure: { type: 'boolean' },
-          registry: { type: 'string' },
-          mirror: { type: 'string', multiple: true },
-          arch: { type: 'string' },
-          'cache-dir': { type: 'string' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    const v = parsed.values;
-    if (!v.output) throw new UsageError('--output REF|DIR|./file.oci.tar is required');
-    if (v.arch && v.arch !== 'x86_64') throw new UsageError(`--arch ${v.arch}: only x86_64 is built here`);
-    const [dir = '.', ...cliArgs] = parsed.positionals;
-    const epochText = ctx.env.SOURCE_DATE_EPOCH;
-    if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds, got "${epochText}"`);
-    const contexts = parseKeyValues(v['build-context'], '--build-context');
-    for (const k of Object.keys(contexts)) contexts[k] = resolve(ctx.cwd, contexts[k] as string);
-    const started = Date.now();
-    const say = (line: string): void => void ctx.stdout.write(`${line}\n`);
-    try {
-      const res = await buildProject({
-        dir,
-        cwd: ctx.cwd,
-        output: v.output,
-        cacheDir: join(v['cache-dir'] ? resolve(ctx.cwd, v['cache-dir']) : defaultCacheDir(ctx.env), 'build'),
-        ...(v.kraftfile ? { kraftfile: v.kraftfile } : {}),
-        buildArgs: parseKeyValues(v['build-arg'], '--build-arg'),
-        buildContexts: contexts,
-        noCache: v['no-cache'] ?? false,
-        ...(v.target ? { target: v.target } : {}),
-        ...(v['rootfs-format'] ? { rootfsFormat: parseRootfsFormat(v['rootfs-format']) } : {}),
-        insecure: v.insecure ?? false,
-        ...(v.registry ?? ctx.env.UKC_REGISTRY ? { registry: (v.registry ?? ctx.env.UKC_REGISTRY) as string } : {}),
-        mirrors: [...(v.mirror ?? []), ...(ctx.env.UKC_REGISTRY_MIRRORS ? ctx.env.UKC_REGISTRY_MIRRORS.split(',') : [])],
-        epoch: epochText ? Number(epochText) : 0,
-        cliArgs,
-        log: say,
-        output_: (chunk) => void ctx.stdout.write(chunk),
-        signal: ctx.signal,
-      });
-      const b = res.build;
-      if (b) say(`steps: ${b.stepsRun} run, ${b.stepsCached} cached (${b.runStepsExecuted} RUN executed)`);
-      for (const w of b?.warnings ?? []) ctx.stderr.write(`warning: ${w}\n`);
-      if (res.kernelLess) say('image has no kernel layer (micro instances run it in a Linux sandbox)');
-      if (res.pushed) {
-        say(`pushed ${res.pushed.ref}  ${formatBytes(res.pushed.bytes)} (${formatBytes(res.pushed.uploaded)} uploaded) in ${res.pushed.ms} ms`);
-      } else {
-        say(`wrote ${v.output}`);
-      }
-      say(`image ${res.name} ${res.manifestDigest}  built in ${Date.now() - started} ms`);
-      return 0;
-    } catch (err) {
-      if (err instanceof BuildStepError) throw new UserError(err.message);
-      if (err instanceof Error && !(err instanceof UsageError)) throw new UserError(err.message);
-      throw err;
-    }
+  options: {
+    output: { type: 'string', short: 'o', value: 'REF|DIR|FILE.oci.tar', help: 'where the image goes: a registry reference, an OCI layout directory, or an OCI archive' },
+    kraftfile: { type: 'string', short: 'K', value: 'FILE', help: 'the Kraftfile (default DIR/Kraftfile, kraft.yaml or kraft.yml)' },
+    'build-arg': { type: 'string', multiple: true, value: 'K=V', help: 'a Dockerfile ARG value' },
+    'build-context': { type: 'string', multiple: true, value: 'NAME=PATH', help: 'a named context for COPY --from=NAME' },
+    'no-cache': { type: 'boolean', help: 'run every step again, ignoring the build cache' },
+    target: { type: 'string', value: 'STAGE', help: 'build up to this Dockerfile stage' },
+    'rootfs-format': { type: 'string', value: 'cpio|erofs', help: "the initrd's format (default the Kraftfile's, else erofs)" },
+    insecure: { type: 'boolean', help: 'allow plain HTTP to non-loopback registries' },
+    registry: { type: 'string', value: 'HOST[:PORT]', help: 'the central registry: runtimes, short names, mirror for Docker Hub names (default UKC_REGISTRY, else the profile\'s)' },
+    mirror: { type: 'string', multiple: true, value: 'HOST[:PORT]', help: 'another mirror for Docker Hub names (also UKC_REGISTRY_MIRRORS, comma-separated)' },
+    arch: { type: 'string', value: 'x86_64', help: 'target architecture (only x86_64)' },
+    'cache-dir': { type: 'string', value: 'DIR', help: 'build cache (default UKC_CACHE_DIR, else ~/.cache/ukc)' },
   },
+  globalOptions: { config: GLOBAL_OPTIONS.config, profile: GLOBAL_OPTIONS.profile },
+  notes: 'environment: UKC_TOKEN (sent only to the platform\'s registries), UKC_REGISTRY, UKC_REGISTRY_MIRRORS, SOURCE_DATE_EPOCH, UKC_CACHE_DIR',
+} as const satisfies CommandHelp;
+
+/** True when `--output` is a reference whose first component names a registry host. */
+export function outputNamesRegistry(output: string): boolean {
+  const first = output.split('/')[0] ?? '';
+  return output.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') && !output.startsWith('./') && !output.startsWith('../');
+}
+
+/** What a build needs besides the CLI runtime; `build` fills it from flags, `run DIR` from its own. */
+export interface CliBuildInput {
+  dir: string;
+  output: string;
+  kraftfile?: string;
+  buildArgs?: Record<string, string>;
+  buildContexts?: Record<string, string>;
+  noCache?: boolean;
+  target?: string;
+  rootfsFormat?: string;
+  insecure?: boolean;
+  /** --registry (else UKC_REGISTRY, else the profile's unless the output names a registry). */
+  registry?: string;
+  mirrors?: string[];
+  cacheDir?: string;
+  cliArgs?: string[];
+  /** Where progress lines go (build: stdout; run: stderr). */
+  say: (line: string) => void;
+  /** RUN steps' output. */
+  stepOutput?: (chunk: Buffer) => void;
+}
+
+/**
+ * Builds a project with the profile's central registry and token: the one
+ * path both `unikraft build` and `unikraft run DIR` take. Prints the push line
+ * and the image line; build failures become UserErrors.
+ */
+export async function buildWithProfile(cli: CliRuntime, input: CliBuildInput): Promise<ProjectBuildResult> {
+  const env = cli.env;
+  const epochText = env.SOURCE_DATE_EPOCH;
+  if (epochText !== undefined && !/^\d+$/.test(epochText)) throw new UsageError(`SOURCE_DATE_EPOCH must be whole seconds, got "${epochText}"`);
+  const explicit = input.registry ?? (env.UKC_REGISTRY || undefined);
+  const auth = registryCredentials(cli, explicit);
+  const central = explicit ?? (outputNamesRegistry(input.output) ? undefined : auth.profileRegistry);
+  const started = Date.now();
+  const say = input.say;
+  try {
+    const res = await buildProject({
+      dir: input.dir,
+      cwd: cli.cwd,
+      output: input.output,
+      cacheDir: join(input.cacheDir ? resolve(cli.cwd, input.cacheDir) : defaultCacheDir(env), 'build'),
+      ...(input.kraftfile ? { kraftfile: input.kraftfile } : {}),
+      buildArgs: input.buildArgs ?? {},
+      buildContexts: input.buildContexts ?? {},
+      noCache: input.noCache ?? false,
+      ...(input.target ? { target: input.target } : {}),
+      ...(input.rootfsFormat ? { rootfsFormat: parseRootfsFormat(input.rootfsFormat) } : {}),
+      insecure: input.insecure ?? false,
+      ...(central ? { registry: central } : {}),
+      mirrors: [...(input.mirrors ?? []), ...(env.UKC_REGISTRY_MIRRORS ? env.UKC_REGISTRY_MIRRORS.split(',') : [])],
+      credentialsFor: auth.credentialsFor,
+      epoch: epochText ? Number(epochText) : 0,
+      ...(input.cliArgs ? { cliArgs: input.cliArgs } : {}),
+      log: say,
+      ...(input.stepOutput ? { output_: input.stepOutput } : {}),
+      signal: cli.signal,
+    });
+    const b = res.build;
+    if (b) say(`steps: ${b.stepsRun} run, ${b.stepsCached} cached (${b.runStepsExecuted} RUN executed)`);
+    for (const w of b?.warnings ?? []) cli.stderr.write(`warning: ${w}\n`);
+    if (res.kernelLess) say('image has no kernel layer (micro instances run it in a Linux sandbox)');
+    if (res.pushed) {
+      say(`pushed ${res.pushed.ref}  ${formatBytes(res.pushed.bytes)} (${formatBytes(res.pushed.uploaded)} uploaded) in ${res.pushed.ms} ms`);
+    } else {
+      say(`wrote ${input.output}`);
+    }
+    say(`image ${res.name} ${res.manifestDigest}  built in ${Date.now() - started} ms`);
+    return res;
+  } catch (err) {
+    if (cli.signal.aborted) throw err;
+    if (err instanceof BuildStepError) throw new UserError(err.message);
+    if (err instanceof Error && !(err instanceof UsageError) && !(err instanceof UserError)) throw new UserError(err.message);
+    throw err;
+  }
+}
+
+async function runBuild(args: string[], cli: CliRuntime): Promise<number> {
+  const parsed = parseCommand(cli, 'unikraft build', BUILD_HELP, args);
+  const v = parsed.values;
+  if (!v.output) throw new UsageError('--output REF|DIR|./file.oci.tar is required');
+  if (v.arch && v.arch !== 'x86_64') throw new UsageError(`--arch ${v.arch}: only x86_64 is built here`);
+  const [dir = '.', ...cliArgs] = parsed.positionals;
+  const contexts = parseKeyValues(v['build-context'], '--build-context');
+  for (const k of Object.keys(contexts)) contexts[k] = resolve(cli.cwd, contexts[k] as string);
+  await buildWithProfile(cli, {
+    dir,
+    output: v.output,
+    ...(v.kraftfile ? { kraftfile: v.kraftfile } : {}),
+    buildArgs: parseKeyValues(v['build-arg'], '--build-arg'),
+    buildContexts: contexts,
+    noCache: v['no-cache'] ?? false,
+    ...(v.target ? { target: v.target } : {}),
+    ...(v['rootfs-format'] ? { rootfsFormat: v['rootfs-format'] } : {}),
+    insecure: v.insecure ?? false,
+    ...(v.registry ? { registry: v.registry } : {}),
+    mirrors: v.mirror ?? [],
+    ...(v['cache-dir'] ? { cacheDir: v['cache-dir'] } : {}),
+    cliArgs,
+    say: (line) => void cli.stdout.write(`${line}\n`),
+    stepOutput: (chunk) => void cli.stdout.write(chunk),
+  });
+  return 0;
+}
+
+export const buildCommand: CliCommand = {
+  name: 'build',
+  summary: BUILD_HELP.summary,
+  help: BUILD_HELP,
+  run: runBuild,
 };

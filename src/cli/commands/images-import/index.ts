@@ -4,10 +4,15 @@
  *   [--compression gzip|none] [--insecure]`
  * Turns a root filesystem into a plain OCI image (os linux, arch amd64) usable
  * in FROM — base images without the internet (see scripts/make-python-base.sh).
+ * A push to one of the platform's registries carries the profile's token
+ * (see ../../registry-auth.ts); to any other registry, none.
  */
-import { parseArgs } from 'node:util';
 import { join, resolve } from 'node:path';
-import { UsageError, UserError, type Command, type CommandContext } from '../../../util/command.js';
+import { UsageError, UserError } from '../../../util/command.js';
+import type { CommandHelp } from '../../../util/usage.js';
+import type { CliCommand } from '../../command.js';
+import { GLOBAL_OPTIONS, parseCommand } from '../../runtime.js';
+import { registryCredentials } from '../../registry-auth.js';
 import { BlobDir } from '../../../build/package/blobs.js';
 import { importRootfs } from '../../../build/package/import.js';
 import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive } from '../../../build/package/output.js';
@@ -15,42 +20,41 @@ import { parseReference } from '../../../oci/reference.js';
 import { RegistryClient } from '../../../client/registry-client.js';
 import { defaultCacheDir, parseKeyValues } from '../build/index.js';
 
-export const imagesImportCommand: Command = {
-  name: 'import',
+export const IMPORT_HELP = {
+  synopsis: 'DIR|TARBALL --output REF|DIR|FILE.oci.tar [options]',
   summary: 'turn a root filesystem (dir or tarball) into an OCI image usable in FROM',
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        options: {
-          output: { type: 'string', short: 'o' },
-          env: { type: 'string', multiple: true },
-          cmd: { type: 'string', multiple: true },
-          entrypoint: { type: 'string', multiple: true },
-          label: { type: 'string', multiple: true },
-          workdir: { type: 'string' },
-          compression: { type: 'string' },
-          insecure: { type: 'boolean' },
-        },
-      });
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+  options: {
+    output: { type: 'string', short: 'o', value: 'REF|DIR|FILE.oci.tar', help: 'where the image goes: a registry reference, an OCI layout directory, or an OCI archive' },
+    env: { type: 'string', multiple: true, value: 'K=V', help: 'an environment variable of the image config' },
+    cmd: { type: 'string', multiple: true, value: 'WORD', help: 'one word of the image\'s Cmd' },
+    entrypoint: { type: 'string', multiple: true, value: 'WORD', help: 'one word of the image\'s Entrypoint' },
+    label: { type: 'string', multiple: true, value: 'K=V', help: 'an image label' },
+    workdir: { type: 'string', value: 'DIR', help: 'the image\'s working directory' },
+    compression: { type: 'string', value: 'gzip|none', help: 'layer compression (default gzip)' },
+    insecure: { type: 'boolean', help: 'allow plain HTTP to non-loopback registries' },
+  },
+  globalOptions: { config: GLOBAL_OPTIONS.config, profile: GLOBAL_OPTIONS.profile },
+} as const satisfies CommandHelp;
+
+export const imagesImportCommand: CliCommand = {
+  name: 'import',
+  summary: IMPORT_HELP.summary,
+  help: IMPORT_HELP,
+  async run(args, cli) {
+    const parsed = parseCommand(cli, 'unikraft images import', IMPORT_HELP, args);
     const v = parsed.values;
     const source = parsed.positionals[0];
     if (!source || parsed.positionals.length > 1) throw new UsageError('give one root filesystem: a directory or a tarball');
     if (!v.output) throw new UsageError('--output REF|DIR|file.oci.tar is required');
     const compression = v.compression ?? 'gzip';
     if (compression !== 'gzip' && compression !== 'none') throw new UsageError('--compression is gzip or none');
-    const epoch = ctx.env.SOURCE_DATE_EPOCH && /^\d+$/.test(ctx.env.SOURCE_DATE_EPOCH) ? Number(ctx.env.SOURCE_DATE_EPOCH) : 0;
-    const target = parseOutput(v.output, ctx.cwd);
+    const epoch = cli.env.SOURCE_DATE_EPOCH && /^\d+$/.test(cli.env.SOURCE_DATE_EPOCH) ? Number(cli.env.SOURCE_DATE_EPOCH) : 0;
+    const target = parseOutput(v.output, cli.cwd);
     const ref = target.kind === 'registry' ? parseReference(target.ref) : undefined;
     const started = Date.now();
     try {
-      const image = await importRootfs(resolve(ctx.cwd, source), {
-        blobs: new BlobDir(join(defaultCacheDir(ctx.env), 'build', 'blobs')),
+      const image = await importRootfs(resolve(cli.cwd, source), {
+        blobs: new BlobDir(join(defaultCacheDir(cli.env), 'build', 'blobs')),
         epoch,
         compression,
         ...(v.env ? { env: v.env } : {}),
@@ -63,27 +67,21 @@ export const imagesImportCommand: Command = {
       if (target.kind === 'layout') await writeLayout(target.dir, image, 'latest');
       else if (target.kind === 'archive') await writeLayoutArchive(target.file, image, 'latest');
       else if (ref) {
-        const client = new RegistryClient({ host: ref.domain, insecure: v.insecure ?? false });
-        const pushed = await pushToRegistry(client, ref.path, ref.tag ?? 'latest', image);
-        ctx.stdout.write(`pushed ${ref.domain}/${ref.path}:${ref.tag ?? 'latest'}@${pushed.digest.text}  ${image.layer.size} bytes layer in ${Date.now() - started} ms\n`);
+        const credentials = registryCredentials(cli).credentialsFor(ref.domain);
+        const client = new RegistryClient({ host: ref.domain, insecure: v.insecure ?? false, ...(credentials ? { credentials } : {}) });
+        try {
+          const pushed = await pushToRegistry(client, ref.path, ref.tag ?? 'latest', image);
+          cli.stdout.write(`pushed ${ref.domain}/${ref.path}:${ref.tag ?? 'latest'}@${pushed.digest.text}  ${image.layer.size} bytes layer in ${Date.now() - started} ms\n`);
+        } finally {
+          client.close();
+        }
         return 0;
       }
-      ctx.stdout.write(`wrote ${v.output} (${image.manifest.digest.text})\n`);
+      cli.stdout.write(`wrote ${v.output} (${image.manifest.digest.text})\n`);
       return 0;
     } catch (err) {
-      if (err instanceof UsageError) throw err;
+      if (err instanceof UsageError || err instanceof UserError) throw err;
       throw new UserError((err as Error).message);
     }
-  },
-};
-
-/** `unikraft images <sub>`: only `import` lives here; other image commands belong to the platform CLI. */
-export const imagesCommand: Command = {
-  name: 'images',
-  summary: 'images import: make a FROM-able OCI image from a root filesystem',
-  async run(args: string[], ctx: CommandContext): Promise<number> {
-    const [sub, ...rest] = args;
-    if (sub === 'import') return imagesImportCommand.run(rest, ctx);
-    throw new UsageError(`unknown images subcommand "${sub ?? ''}" (known here: import)`);
   },
 };

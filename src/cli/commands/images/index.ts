@@ -10,10 +10,26 @@ import { RegistryClient } from '../../../client/registry-client.js';
 import type { LocalImage } from '../../../client/platform.js';
 import { imagesImportCommand } from '../build-glue.js';
 import { centralImageRows, imagesView, localImageRows, type ImageRow } from '../../views.js';
-import { controlPlane, nodeApi, parseCommand, print, progress, requireAccount, type CliRuntime } from '../../runtime.js';
+import { controlPlane, nodeApi, parseCommand, print, progress, requireAccount, subcommand, type CliRuntime } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
+import type { CommandHelp } from '../../../util/usage.js';
 
-const USAGE = 'unikraft images list [--all] [--central|--local] | get REF | delete REF | import DIR --output REF';
+const WHERE = {
+  central: { type: 'boolean', help: 'only the central registry' },
+  local: { type: 'boolean', help: "only the selected metro's node-local registry" },
+} as const;
+
+export const IMAGES_HELP = {
+  synopsis: 'list|get|delete|import ...',
+  summary: 'list, inspect and delete images (central and node-local); import a root filesystem',
+  options: {},
+  subcommands: {
+    list: { synopsis: '[--all] [--central|--local]', summary: 'list your images (REF DIGEST SIZE WHERE)', options: { all: { type: 'boolean', help: "also official images and (for root) everyone's" }, ...WHERE } },
+    get: { synopsis: 'NAME[:TAG] [--central|--local]', summary: 'show one image', options: WHERE },
+    delete: { synopsis: 'NAME[:TAG]... [--central|--local]', summary: 'delete an image tag (every tag without one), in both registries', options: WHERE },
+    import: imagesImportCommand.help,
+  },
+} as const satisfies CommandHelp;
 
 /** `[host/]owner/image[:tag]` or `image[:tag]` (your namespace) → repository and tag. */
 export function parseImageArg(text: string, account: string): { repository: string; tag?: string } {
@@ -87,17 +103,18 @@ async function deleteLocal(cli: CliRuntime, repository: string, tag: string | un
 
 export const imagesCommand: CliCommand = {
   name: 'images',
-  summary: 'list, inspect and delete images (central and node-local); import a root filesystem',
+  summary: IMAGES_HELP.summary,
+  help: IMAGES_HELP,
   async run(args, cli) {
-    const [sub, ...rest] = args;
+    const { name: sub, help, rest } = subcommand('unikraft images', IMAGES_HELP, args, { ls: 'list', rm: 'delete', remove: 'delete' });
     if (sub === 'import') return imagesImportCommand.run(rest, cli);
-    const parsed = parseCommand(cli, rest, { all: { type: 'boolean' }, central: { type: 'boolean' }, local: { type: 'boolean' } }, USAGE);
+    const parsed = parseCommand(cli, `unikraft images ${sub}`, { ...help, options: { all: IMAGES_HELP.subcommands.list.options.all, ...WHERE } }, rest);
+    if (sub !== 'list' && parsed.values.all !== undefined) throw new UsageError(`images ${sub} has no --all`);
     const v = parsed.values;
     const only = v.central === true ? 'central' : v.local === true ? 'local' : undefined;
     const where = { central: only !== 'local', local: only !== 'central' };
     switch (sub) {
       case 'list':
-      case 'ls':
         print(cli, imagesView(await gather(cli, { all: v.all === true, ...where })), 'table');
         return 0;
       case 'get': {
@@ -109,9 +126,7 @@ export const imagesCommand: CliCommand = {
         print(cli, imagesView(rows), 'kv');
         return 0;
       }
-      case 'delete':
-      case 'remove':
-      case 'rm': {
+      case 'delete': {
         if (parsed.positionals.length === 0) throw new UsageError('images delete needs an image name');
         for (const name of parsed.positionals) {
           const { repository, tag } = parseImageArg(name, requireAccount(cli));
@@ -136,8 +151,6 @@ export const imagesCommand: CliCommand = {
         }
         return 0;
       }
-      default:
-        throw new UsageError(`unknown images subcommand "${sub ?? ''}"\nusage: ${USAGE}`);
     }
   },
 };

@@ -5,10 +5,43 @@
 import { UsageError } from '../../../util/command.js';
 import { selectorOf, type Instance, type PlatformClient, type Selector } from '../../../client/platform.js';
 import { changesView, instancesView } from '../../views.js';
-import { nodeApi, parseCommand, parseTimeout, print, type CliRuntime } from '../../runtime.js';
+import { nodeApi, parseCommand, parseTimeout, print, subcommand, type CliRuntime } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
+import type { CommandHelp } from '../../../util/usage.js';
 
-const USAGE = 'unikraft instances list | get NAME... | logs NAME... [--follow] [--tail BYTES] | start|stop|restart|delete NAME... | wait NAME... [--state running] [--timeout 60s]';
+const NAMES = 'NAME|UUID...';
+
+export const INSTANCES_HELP = {
+  synopsis: 'list|get|logs|start|stop|restart|delete|wait ...',
+  summary: 'list, inspect, start, stop, restart, delete and wait for instances; read their logs',
+  options: {},
+  subcommands: {
+    list: { synopsis: '', summary: 'list instances (METRO NAME STATE IMAGE ARGS MEMORY VCPUS FQDN CREATED)', options: {} },
+    get: { synopsis: NAMES, summary: 'show instances in full', options: {} },
+    logs: {
+      synopsis: `${NAMES} [--follow] [--tail BYTES]`,
+      summary: 'print the console output, each line prefixed with the instance name',
+      options: {
+        follow: { type: 'boolean', short: 'f', help: 'keep printing until the instances stop or Ctrl-C' },
+        tail: { type: 'string', value: 'BYTES', help: 'bytes of output to show first (default 65536)' },
+      },
+    },
+    start: { synopsis: NAMES, summary: 'start stopped instances', options: {} },
+    stop: { synopsis: `${NAMES} [--force]`, summary: 'stop instances', options: { force: { type: 'boolean', help: 'stop at once, without the graceful shutdown' } } },
+    restart: { synopsis: NAMES, summary: 'stop, then start instances', options: {} },
+    delete: { synopsis: NAMES, summary: 'delete instances', options: {} },
+    wait: {
+      synopsis: `${NAMES} [--state running] [--timeout 60s]`,
+      summary: 'wait until instances reach a state',
+      options: {
+        state: { type: 'string', value: 'STATE', help: 'the state to wait for (default running)' },
+        timeout: { type: 'string', value: 'DURATION', help: 'give up after this long, e.g. 30s, 5m, -1 for never (default 60s)' },
+      },
+    },
+  },
+} as const satisfies CommandHelp;
+
+type AllInstanceOptions = typeof INSTANCES_HELP.subcommands.logs.options & typeof INSTANCES_HELP.subcommands.stop.options & typeof INSTANCES_HELP.subcommands.wait.options;
 
 function selectors(names: string[], verb: string): Selector[] {
   if (names.length === 0) throw new UsageError(`instances ${verb} needs at least one instance name or UUID`);
@@ -55,29 +88,25 @@ export async function streamLogs(cli: CliRuntime, api: PlatformClient, instances
 
 export const instancesCommand: CliCommand = {
   name: 'instances',
-  summary: 'list, inspect, start, stop, restart, delete and wait for instances; read their logs',
+  summary: INSTANCES_HELP.summary,
+  help: INSTANCES_HELP,
   async run(args, cli) {
-    const [sub, ...rest] = args;
-    const parsed = parseCommand(
-      cli,
-      rest,
-      { follow: { type: 'boolean', short: 'f' }, tail: { type: 'string' }, state: { type: 'string' }, timeout: { type: 'string' }, force: { type: 'boolean' } },
-      USAGE,
-    );
+    const { name: sub, help, rest } = subcommand('unikraft instances', INSTANCES_HELP, args, { ls: 'list', log: 'logs', rm: 'delete', remove: 'delete' });
+    // Parse with this subcommand's table (typed with all of them: the others' flags stay undefined).
+    const parsed = parseCommand(cli, `unikraft instances ${sub}`, help as CommandHelp & { options: AllInstanceOptions }, rest);
     const names = parsed.positionals;
     const v = parsed.values;
     const { api, metro } = nodeApi(cli);
     const now = cli.deps.now();
     switch (sub) {
       case 'list':
-      case 'ls':
+        if (names.length > 0) throw new UsageError('instances list takes no names (use instances get)');
         print(cli, instancesView(await api.listInstances(), metro, now), 'table');
         return 0;
       case 'get':
         print(cli, instancesView(await api.getInstances(selectors(names, 'get')), metro, now), 'kv');
         return 0;
-      case 'logs':
-      case 'log': {
+      case 'logs': {
         const found = await api.getInstances(selectors(names, 'logs'));
         const tail = v.tail === undefined ? DEFAULT_LOG_TAIL_BYTES : Number(v.tail);
         if (!Number.isInteger(tail) || tail < 0 || tail > 1024 * 1024) throw new UsageError('--tail is a byte count up to 1048576');
@@ -97,8 +126,6 @@ export const instancesCommand: CliCommand = {
         return 0;
       }
       case 'delete':
-      case 'remove':
-      case 'rm':
         print(cli, changesView(await api.deleteInstances(selectors(names, 'delete'))), 'kv');
         return 0;
       case 'wait': {
@@ -107,8 +134,6 @@ export const instancesCommand: CliCommand = {
         print(cli, changesView(await api.waitInstances(selectors(names, 'wait'), state, timeout, cli.signal)), 'kv');
         return 0;
       }
-      default:
-        throw new UsageError(`unknown instances subcommand "${sub ?? ''}"\nusage: ${USAGE}`);
     }
   },
 };

@@ -10,12 +10,23 @@ import { PlatformClient } from '../../../client/platform.js';
 import { configPath, loadConfig, saveConfig, type Profile } from '../../config.js';
 import { parseCommand, progress } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
+import type { CommandHelp } from '../../../util/usage.js';
+
+export const LOGIN_HELP = {
+  synopsis: '--token TOKEN [--controlplane URL] [--profile NAME]',
+  summary: 'store an API token (checked against the control plane) in a CLI profile',
+  options: {
+    token: { type: 'string', value: 'TOKEN', help: 'the API token (default UKC_TOKEN)' },
+    controlplane: { type: 'string', value: 'URL', help: "the control plane's address (default the profile's)" },
+  },
+} as const satisfies CommandHelp;
 
 export const loginCommand: CliCommand = {
   name: 'login',
-  summary: 'store an API token (checked against the control plane) in a CLI profile',
+  summary: LOGIN_HELP.summary,
+  help: LOGIN_HELP,
   async run(args, cli) {
-    const parsed = parseCommand(cli, args, { token: { type: 'string' }, controlplane: { type: 'string' } }, 'unikraft login --token TOKEN [--controlplane URL] [--profile NAME]');
+    const parsed = parseCommand(cli, 'unikraft login', LOGIN_HELP, args);
     const token = parsed.values.token ?? cli.env.UKC_TOKEN;
     if (!token) throw new UsageError('login needs --token TOKEN (or UKC_TOKEN)');
     const path = configPath(cli.env, cli.globals.config);

@@ -1,18 +1,30 @@
 /** `unikraft profiles list | show [NAME] | use NAME | delete NAME`: the profiles of the CLI config (tokens are never printed). */
 import { UsageError, UserError } from '../../../util/command.js';
 import { configPath, loadConfig, saveConfig } from '../../config.js';
-import { parseCommand, print } from '../../runtime.js';
+import { parseCommand, print, subcommand } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
 import type { DisplayRecord } from '../../output.js';
+import type { CommandHelp } from '../../../util/usage.js';
 
-const USAGE = 'unikraft profiles list | show [NAME] | use NAME | delete NAME';
+export const PROFILES_HELP = {
+  synopsis: 'list|show|use|delete ...',
+  summary: 'list, show, switch and delete CLI profiles',
+  options: {},
+  subcommands: {
+    list: { synopsis: '', summary: 'list the profiles (tokens are never shown)', options: {} },
+    show: { synopsis: '[NAME]', summary: 'show a profile (default the current one)', options: {} },
+    use: { synopsis: 'NAME', summary: 'make a profile the current one', options: {} },
+    delete: { synopsis: 'NAME', summary: 'delete a profile', options: {} },
+  },
+} as const satisfies CommandHelp;
 
 export const profilesCommand: CliCommand = {
   name: 'profiles',
-  summary: 'list, show, switch and delete CLI profiles',
+  summary: PROFILES_HELP.summary,
+  help: PROFILES_HELP,
   async run(args, cli) {
-    const [sub, ...rest] = args;
-    const parsed = parseCommand(cli, rest, {}, USAGE);
+    const { name: sub, help, rest } = subcommand('unikraft profiles', PROFILES_HELP, args, { ls: 'list', rm: 'delete' });
+    const parsed = parseCommand(cli, `unikraft profiles ${sub}`, help, rest);
     const path = configPath(cli.env, cli.globals.config);
     const config = loadConfig(path);
     const records = (names: string[]): DisplayRecord[] =>
@@ -43,13 +55,12 @@ export const profilesCommand: CliCommand = {
     });
     const [name] = parsed.positionals;
     const must = (n: string | undefined): string => {
-      if (n === undefined) throw new UsageError(`usage: ${USAGE}`);
+      if (n === undefined) throw new UsageError(`profiles ${sub} needs a profile name`);
       if (!config.profiles[n]) throw new UserError(`no profile "${n}" in ${path}`);
       return n;
     };
     switch (sub) {
       case 'list':
-      case 'ls':
         print(cli, view(Object.keys(config.profiles)), 'table');
         return 0;
       case 'show':
@@ -60,13 +71,10 @@ export const profilesCommand: CliCommand = {
         saveConfig(path, config);
         return 0;
       case 'delete':
-      case 'rm':
         delete config.profiles[must(name)];
         if (config.currentProfile === name) delete config.currentProfile;
         saveConfig(path, config);
         return 0;
-      default:
-        throw new UsageError(`unknown profiles subcommand "${sub ?? ''}"\nusage: ${USAGE}`);
     }
   },
 };

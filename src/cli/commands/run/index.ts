@@ -9,24 +9,18 @@
  * `kraft cloud deploy .` did. Given `--image` it runs an existing image. Prints
  * one key/value block per instance (three with `--replicas 2`).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../../util/command.js';
-import { ProgressRenderer } from '../../../client/progress.js';
 import type { CreateInstanceRequest } from '../../../client/platform.js';
-import { buildProject } from '../../../build/exec/project.js';
-import { defaultCacheDir } from '../build/index.js';
+import { projectImageName } from '../../../build/exec/project.js';
+import { buildWithProfile } from '../build/index.js';
+import type { CommandHelp } from '../../../util/usage.js';
 import { instancesView } from '../../views.js';
 import { parsePortSpecs } from '../../ports.js';
 import { nodeApi, parseCommand, print, progress, requireAccount, type CliRuntime } from '../../runtime.js';
 import { streamLogs, DEFAULT_LOG_TAIL_BYTES } from '../instances/index.js';
 import { parseImageArg } from '../images/index.js';
-import { pushLayout } from './push.js';
 import type { CliCommand } from '../../command.js';
-
-const USAGE =
-  'unikraft run [DIR] [--image REF] [-n NAME] [-m 512M] [--vcpus N] [-e K=V]... [-p 443:8080]... [--domain D]... [--replicas N] [--scale-to-zero policy=on,cooldown-time=1000] [--restart never|always|on-failure] [--rm] [--follow] [--dry-run] [--build-arg K=V]... [-- ARGS...]';
 
 /** Seconds `run` waits for every new instance to be running. */
 export const RUN_START_TIMEOUT_S = 60;
@@ -68,82 +62,60 @@ export function parseScaleToZero(text: string): NonNullable<CreateInstanceReques
   return out;
 }
 
+/** Builds DIR and pushes it to the central registry under your account — the same path as `unikraft build --output`. */
 async function buildAndPush(cli: CliRuntime, dir: string, buildArgs: Record<string, string>): Promise<{ url: string; name: string }> {
   const s = cli.settings();
   const account = requireAccount(cli);
   if (s.registry === undefined) throw new UsageError(`profile ${s.profileName ?? '(none)'} names no central registry: run \`ukcd dev\` or \`unikraft login\``);
-  const work = await mkdtemp(join(tmpdir(), 'ukc-run-'));
-  try {
-    const layout = join(work, 'layout');
-    progress(cli, `building ${resolve(cli.cwd, dir)}`);
-    const built = await buildProject({
-      dir,
-      buildArgs,
-      cwd: cli.cwd,
-      output: layout,
-      cacheDir: join(defaultCacheDir(cli.env), 'build'),
-      registry: s.registry,
-      epoch: cli.env.SOURCE_DATE_EPOCH && /^\d+$/.test(cli.env.SOURCE_DATE_EPOCH) ? Number(cli.env.SOURCE_DATE_EPOCH) : 0,
-      log: (line) => progress(cli, line),
-      signal: cli.signal,
-    }).catch((err: unknown) => {
-      if (cli.signal.aborted) throw err;
-      throw new UserError(`build of ${dir} failed: ${err instanceof Error ? err.message : String(err)}`);
-    });
-    const repository = `${account}/${built.name}`;
-    progress(cli, `pushing ${s.registry}/${repository}:latest`);
-    const quietProgress = cli.globals.format === 'quiet' || cli.globals.format === 'json' || cli.globals.format === 'yaml';
-    const renderer = new ProgressRenderer(cli.stderr);
-    const pushed = await pushLayout({
-      layoutDir: layout,
-      registryHost: s.registry,
-      repository,
-      tag: 'latest',
-      ...(s.token ? { token: s.token } : {}),
-      ...(quietProgress ? {} : { onProgress: renderer.listener }),
-      signal: cli.signal,
-    });
-    renderer.finish();
-    progress(cli, `pushed ${s.registry}/${repository}@${pushed.digest}`);
-    return { url: `${s.registry}/${repository}:latest`, name: built.name };
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+  const path = resolve(cli.cwd, dir);
+  const name = await projectImageName(path).catch((err: unknown) => {
+    throw new UserError(`cannot read the project in ${dir}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  const url = `${s.registry}/${account}/${name}:latest`;
+  progress(cli, `building ${path} → ${url}`);
+  await buildWithProfile(cli, { dir: path, output: url, buildArgs, say: (line) => progress(cli, line) }).catch((err: unknown) => {
+    if (cli.signal.aborted || err instanceof UsageError) throw err;
+    throw new UserError(`build of ${dir} failed: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  return { url, name };
 }
+
+export const RUN_HELP = {
+  synopsis: ['DIR [options] [-- ARGS...]', '--image REF [options] [-- ARGS...]'],
+  summary: 'run an image (--image REF), or build, push and run a project directory in one step',
+  options: {
+    image: { type: 'string', value: 'REF', help: 'an existing image: NAME[:TAG] in your namespace, or a full reference' },
+    name: { type: 'string', short: 'n', value: 'NAME', help: 'the instance name (default generated)' },
+    memory: { type: 'string', short: 'm', value: 'SIZE', help: 'memory, e.g. 512M or 1G (default the platform\'s)' },
+    vcpus: { type: 'string', value: 'N', help: 'virtual CPUs' },
+    env: { type: 'string', short: 'e', multiple: true, value: 'K=V', help: 'an environment variable' },
+    port: { type: 'string', short: 'p', multiple: true, value: 'PUBLIC:DEST[/tls+http]', help: 'publish DEST on the public port PUBLIC through the gateway' },
+    domain: { type: 'string', multiple: true, value: 'DOMAIN', help: 'a domain (FQDN) for the service (needs -p)' },
+    replicas: { type: 'string', value: 'N', help: 'extra instances of the same image (N+1 in all)' },
+    'scale-to-zero': { type: 'string', value: 'policy=on,cooldown-time=MS,stateful=false', help: 'stop the instance when idle, wake it on the next request' },
+    restart: { type: 'string', value: 'never|always|on-failure', help: 'restart policy' },
+    rm: { type: 'boolean', help: 'delete the instance when it stops' },
+    follow: { type: 'boolean', short: 'f', help: 'print its logs until it stops or Ctrl-C' },
+    'dry-run': { type: 'boolean', help: 'print the create request instead of sending it' },
+    'build-arg': { type: 'string', multiple: true, value: 'K=V', help: 'a Dockerfile ARG value when building DIR' },
+  },
+  notes: 'Prints one key/value block per instance (three with --replicas 2), with the boot time.',
+} as const satisfies CommandHelp;
 
 export const runCommand: CliCommand = {
   name: 'run',
-  summary: 'run an image (--image REF), or build, push and run a project directory in one step',
+  summary: RUN_HELP.summary,
+  help: RUN_HELP,
   async run(args, cli) {
     const dashdash = args.indexOf('--');
     const own = dashdash === -1 ? args : args.slice(0, dashdash);
     const appArgs = dashdash === -1 ? undefined : args.slice(dashdash + 1);
-    const parsed = parseCommand(
-      cli,
-      own,
-      {
-        image: { type: 'string' },
-        name: { type: 'string', short: 'n' },
-        memory: { type: 'string', short: 'm' },
-        vcpus: { type: 'string' },
-        env: { type: 'string', short: 'e', multiple: true },
-        port: { type: 'string', short: 'p', multiple: true },
-        domain: { type: 'string', multiple: true },
-        replicas: { type: 'string' },
-        'scale-to-zero': { type: 'string' },
-        restart: { type: 'string' },
-        rm: { type: 'boolean' },
-        follow: { type: 'boolean', short: 'f' },
-        'dry-run': { type: 'boolean' },
-        'build-arg': { type: 'string', multiple: true },
-      },
-      USAGE,
-    );
+    const parsed = parseCommand(cli, 'unikraft run', RUN_HELP, own);
     const v = parsed.values;
     const [dir, ...extra] = parsed.positionals;
     if (extra.length > 0) throw new UsageError(`unexpected arguments ${extra.join(' ')} (put the app's arguments after --)`);
     if (dir !== undefined && v.image !== undefined) throw new UsageError('give a directory to build or --image, not both');
-    if (dir === undefined && v.image === undefined) throw new UsageError(`give a directory to build, or --image REF\nusage: ${USAGE}`);
+    if (dir === undefined && v.image === undefined) throw new UsageError('give a directory to build, or --image REF (see unikraft run --help)');
 
     const req: CreateInstanceRequest = { image: '', autostart: true, timeout_s: RUN_START_TIMEOUT_S };
     if (v.name !== undefined) req.name = v.name;

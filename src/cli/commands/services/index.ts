@@ -3,28 +3,44 @@ import { UsageError } from '../../../util/command.js';
 import { selectorOf } from '../../../client/platform.js';
 import { servicesView } from '../../views.js';
 import { parsePortSpecs } from '../../ports.js';
-import { nodeApi, parseCommand, print } from '../../runtime.js';
+import { nodeApi, parseCommand, print, subcommand } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
+import type { CommandHelp } from '../../../util/usage.js';
 
-const USAGE = 'unikraft services list | get NAME... | create -p PUBLIC:DEST[/handlers]... [--name NAME] [--domain DOMAIN]... [--soft-limit N] [--hard-limit N] | delete NAME...';
+export const SERVICES_HELP = {
+  synopsis: 'list|get|create|delete ...',
+  summary: 'list, create, inspect and delete service groups (public ports and domains)',
+  options: {},
+  subcommands: {
+    list: { synopsis: '', summary: 'list service groups', options: {} },
+    get: { synopsis: 'NAME|UUID...', summary: 'show service groups', options: {} },
+    create: {
+      synopsis: '-p PUBLIC:DEST[/handlers]... [--name NAME] [--domain DOMAIN]... [--soft-limit N] [--hard-limit N]',
+      summary: 'create a service group',
+      options: {
+        port: { type: 'string', short: 'p', multiple: true, value: 'PUBLIC:DEST[/tls+http]', help: 'a public port served by instances on DEST' },
+        name: { type: 'string', short: 'n', value: 'NAME', help: 'the group\'s name (default generated)' },
+        domain: { type: 'string', multiple: true, value: 'DOMAIN', help: 'a domain (FQDN) the group answers for' },
+        'soft-limit': { type: 'string', value: 'N', help: 'concurrent requests per instance before load is spread' },
+        'hard-limit': { type: 'string', value: 'N', help: 'concurrent requests per instance at most' },
+      },
+    },
+    delete: { synopsis: 'NAME|UUID...', summary: 'delete service groups', options: {} },
+  },
+} as const satisfies CommandHelp;
 
 export const servicesCommand: CliCommand = {
   name: 'services',
-  summary: 'list, create, inspect and delete service groups (public ports and domains)',
+  summary: SERVICES_HELP.summary,
+  help: SERVICES_HELP,
   async run(args, cli) {
-    const [sub, ...rest] = args;
-    const parsed = parseCommand(
-      cli,
-      rest,
-      { port: { type: 'string', short: 'p', multiple: true }, name: { type: 'string', short: 'n' }, domain: { type: 'string', multiple: true }, 'soft-limit': { type: 'string' }, 'hard-limit': { type: 'string' } },
-      USAGE,
-    );
+    const { name: sub, help, rest } = subcommand('unikraft services', SERVICES_HELP, args, { ls: 'list', rm: 'delete', remove: 'delete' });
+    const parsed = parseCommand(cli, `unikraft services ${sub}`, help as CommandHelp & { options: typeof SERVICES_HELP.subcommands.create.options }, rest);
     const v = parsed.values;
     const { api } = nodeApi(cli);
     const names = parsed.positionals;
     switch (sub) {
       case 'list':
-      case 'ls':
         print(cli, servicesView(await api.listServices()), 'table');
         return 0;
       case 'get':
@@ -47,13 +63,9 @@ export const servicesCommand: CliCommand = {
         return 0;
       }
       case 'delete':
-      case 'remove':
-      case 'rm':
         if (names.length === 0) throw new UsageError('services delete needs a name');
         print(cli, servicesView(await api.deleteServices(names.map(selectorOf))), 'kv');
         return 0;
-      default:
-        throw new UsageError(`unknown services subcommand "${sub ?? ''}"\nusage: ${USAGE}`);
     }
   },
 };
