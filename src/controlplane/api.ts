@@ -3,7 +3,7 @@
  * (`status`, `message`, `errors`, `data.<collection>`, `op_time_us`):
  *
  *   GET    /v1/healthz                       no auth
- *   GET    /v1/auth                          who the token belongs to
+ *   GET    /v1/auth                          who the token belongs to, and its account's quotas
  *   GET    /v1/images?details=&namespace=    central images visible to the caller
  *   DELETE /v1/images     [{name}]           remove images (all tags, or one with :tag)
  *   GET    /v1/metros                        metros and their API addresses
@@ -19,7 +19,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { AuthError, AuthInputError, type AccountPrincipal, type PlatformAuthenticator, type Policy } from '../auth/index.js';
+import { AuthError, AuthInputError, type AccountPrincipal, type AccountQuotas, type PlatformAuthenticator, type Policy } from '../auth/index.js';
 import { CentralImages, ImageNameError } from './images.js';
 import { NodeDirectory, NodeDirectoryError, type NodeRecord } from './nodes.js';
 
@@ -28,6 +28,8 @@ export interface ControlPlaneApiOptions {
   nodes: NodeDirectory;
   authenticator: PlatformAuthenticator;
   policy: Policy;
+  /** An account's quotas, answered by `GET /v1/auth` (nodes that check tokens here enforce them). */
+  quotasOf?: (account: string) => AccountQuotas | undefined;
   /** Largest request body in bytes. */
   maxBodyBytes: number;
   /** Items in one batch body. */
@@ -40,6 +42,7 @@ const EACCES = 13;
 const EINVAL = 22;
 const ENOSPC = 28;
 const EIO = 5;
+const EBUSY = 16;
 
 class ApiFailure extends Error {
   constructor(
@@ -60,7 +63,7 @@ function failure(err: unknown, log?: (e: unknown) => void): ApiFailure {
     const headers: Record<string, string> = {};
     if (err.challenge) headers['www-authenticate'] = err.challenge;
     if (err.retryAfterSeconds) headers['retry-after'] = String(err.retryAfterSeconds);
-    return new ApiFailure(err.status, EACCES, err.message, headers);
+    return new ApiFailure(err.status, err.code === 'TOOMANYREQUESTS' ? EBUSY : EACCES, err.message, headers);
   }
   if (err instanceof AuthInputError) return new ApiFailure(401, EACCES, err.message);
   if (err instanceof ImageNameError) return new ApiFailure(400, EINVAL, err.message);
@@ -173,7 +176,9 @@ export function createControlPlaneApi(options: ControlPlaneApiOptions): (req: In
     const body = await readJson(req, options.maxBodyBytes);
     const [, resource, id, action] = parts;
     if (resource === 'auth' && parts.length === 2 && method === 'GET') {
-      return { collection: 'auth', items: [{ ok: true, fields: { account: principal.name, role: principal.role, token_scope: principal.tokenScope } }] };
+      const q = options.quotasOf?.(principal.name);
+      const quotas = q === undefined ? {} : { quotas: { instances: q.maxInstances, live_memory_mb: q.maxLiveMemoryMb, services: q.maxServices } };
+      return { collection: 'auth', items: [{ ok: true, fields: { account: principal.name, role: principal.role, token_scope: principal.tokenScope, ...quotas } }] };
     }
     if (resource === 'images' && parts.length === 2) {
       if (method === 'GET') {

@@ -136,3 +136,36 @@ test('hostile bodies: oversized, not JSON, wrong shapes change nothing', async (
     assert.deepEqual(await api.listNodes(), []);
   });
 });
+
+test('per-account request rate: over the burst is 429 with Retry-After in the v1 envelope; /v1/auth answers quotas', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ukc-cp-'));
+  const cp = await startControlPlane({ dataDir: dir, host: '127.0.0.1', port: 0, logError: () => {}, rateLimit: { ratePerSecond: 0.25, burst: 2 } });
+  try {
+    const root = readFileSync(cp.rootTokenFile, 'utf8').trim();
+    cp.accounts.createAccount('alice', { quotas: { maxInstances: 5 } });
+    const alice = cp.accounts.createToken('alice').text;
+    const call = (token: string): Promise<Response> => fetch(`${cp.url}/v1/auth`, { headers: { authorization: `Bearer ${token}` } });
+    const first = await call(alice);
+    assert.equal(first.status, 200);
+    const body = (await first.json()) as { data: { auth: Record<string, unknown>[] } };
+    assert.deepEqual(body.data.auth[0], {
+      status: 'success',
+      account: 'alice',
+      role: 'user',
+      token_scope: 'full',
+      quotas: { instances: 5, live_memory_mb: 4096, services: 8 },
+    });
+    assert.equal((await call(alice)).status, 200);
+    const limited = await call(alice);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get('retry-after'), '4');
+    const env = (await limited.json()) as { status: string; errors: { status: number; error: number }[] };
+    assert.equal(env.status, 'error');
+    assert.equal(env.errors[0]?.status, 429);
+    // Counted per account: root is not slowed down by alice.
+    assert.equal((await call(root)).status, 200);
+  } finally {
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -22,7 +22,9 @@ import {
   createRegistryAuthenticator,
   loadOrCreateSigningKey,
   Policy,
+  RequestRateLimiter,
   type RegistryAuthenticator,
+  type RequestRateLimitOptions,
 } from '../auth/index.js';
 import { createRegistry, openStores, RegistryError, type Authorizer, type Registry, type RequestLogEntry } from '../registry/index.js';
 import { createControlPlaneApi } from './api.js';
@@ -35,6 +37,15 @@ export interface ControlPlaneLimits {
   /** A node silent this long is `offline`. */
   nodeOfflineAfterMs: number;
 }
+
+/**
+ * Requests per second per account on the control plane API (`/v1`; the registry on /v2 has its
+ * own). Nodes checking tokens through `/v1/auth` cache the answers, so this counts people.
+ */
+export const DEFAULT_CONTROL_PLANE_RATE_LIMIT: Readonly<Required<Pick<RequestRateLimitOptions, 'ratePerSecond' | 'burst'>>> = Object.freeze({
+  ratePerSecond: 50,
+  burst: 200,
+});
 
 export const DEFAULT_CONTROL_PLANE_LIMITS: ControlPlaneLimits = {
   maxBodyBytes: 1024 * 1024,
@@ -52,6 +63,8 @@ export interface ControlPlaneOptions {
   /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
   anonymousPullOfficial?: boolean;
   limits?: Partial<ControlPlaneLimits>;
+  /** Per-account request rate on /v1 (429 + Retry-After); default DEFAULT_CONTROL_PLANE_RATE_LIMIT; `false`: none. */
+  rateLimit?: RequestRateLimitOptions | false;
   /** Called for every finished registry request (metrics, tests). */
   onRegistryRequest?: (entry: RequestLogEntry) => void;
   logError?: (err: unknown) => void;
@@ -142,7 +155,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     images,
     nodes,
     policy,
-    authenticator: createPlatformAuthenticator({ accounts }),
+    authenticator: createPlatformAuthenticator({
+      accounts,
+      ...(options.rateLimit === false ? {} : { rateLimiter: new RequestRateLimiter({ ...DEFAULT_CONTROL_PLANE_RATE_LIMIT, ...options.rateLimit }) }),
+    }),
+    quotasOf: (name) => accounts.getAccount(name)?.quotas,
     maxBodyBytes: limits.maxBodyBytes,
     maxBatchItems: limits.maxBatchItems,
     logError,

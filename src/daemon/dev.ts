@@ -4,7 +4,8 @@
  *
  * The whole platform on one machine in one process: the control plane with the
  * central registry, and one node (local registry, API, micro runtime, network,
- * gateway). Data lives under one directory (UKC_HOME, default
+ * gateway). The node's API and local registry use the control plane's accounts:
+ * every request carries an API token (the CLI profile's). Data lives under one directory (UKC_HOME, default
  * ~/.local/share/ukc):
  *   controlplane/   central registry, accounts, nodes
  *   node/           the node's local registry, instances, rootfs cache, TLS
@@ -94,6 +95,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       port: port(values['node-port'], '--node-port'),
       home: join(home, 'node'),
       centralUrl: cp.url,
+      // The node checks tokens against the control plane's own accounts (same process, same store).
+      auth: { mode: 'accounts', accounts: cp.accounts },
       ...(values.bridge ? { bridge: values.bridge } : {}),
       ...(values.subnet ? { subnet: values.subnet } : {}),
       ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
@@ -102,7 +105,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
         : { gateway: { metro: values.metro, domain: 'localhost', listenAddress: (p: number) => ({ host, port: p + offset }), log: (m: string) => void ctx.stderr.write(`gateway: ${m}\n`) } }),
     });
     const nodeHost = new URL(node.url).host;
-    const local = new RegistryClient({ baseUrl: node.url });
+    const local = new RegistryClient({ baseUrl: node.url, credentials: { token: rootToken } });
     try {
       await publishOfficialRuntimes(local);
     } finally {

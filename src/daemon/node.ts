@@ -5,7 +5,17 @@
  *   ukcd node --listen 127.0.0.1:PORT --central URL --home DIR
  *             [--bridge ukcbr0] [--subnet 10.88.0.0/16] [--cgroup-parent /ukc-node]
  *             [--port-map 443=127.0.0.1:8443,80=127.0.0.1:8080] [--metro local] [--domain localhost]
- *             [--no-gateway]
+ *             [--no-gateway] (--accounts-db PATH | --auth-url URL | --no-auth)
+ *
+ * Authentication (exactly one is required):
+ *   --accounts-db PATH  the accounts database (shared with a control plane on this
+ *                       machine, or the node's own); root's token is written to
+ *                       `root-token` beside it when root has none;
+ *   --auth-url URL      the control plane's base URL: tokens are checked by its
+ *                       `GET /v1/auth` (valid answers cached for
+ *                       --auth-cache-seconds, default 30; refusals for at most 1 s);
+ *   --no-auth           no authentication at all (every request is the `local`
+ *                       account, root-like). For tests and throwaway setups only.
  *
  * The gateway serves service groups on public ports. Without --port-map a
  * public port P is served on 0.0.0.0:P, opened when a service group first
@@ -17,6 +27,9 @@
  * Stopping it (SIGINT/SIGTERM, or kill -9) leaves instances running; the next
  * start re-adopts them.
  */
+import { dirname, join } from 'node:path';
+import { AccountStore } from '../auth/index.js';
+import type { NodeAuthOption } from '../node/server.js';
 import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { UsageError, type Command, type CommandContext } from '../util/command.js';
 import { parseListen } from '../registry/index.js';
@@ -24,7 +37,7 @@ import { startNodeServer } from '../node/server.js';
 import { parsePortMap } from '../node/index.js';
 
 export const NODE_HELP = {
-  synopsis: '--home DIR [--listen 127.0.0.1:7000] [--central URL] [options]',
+  synopsis: '--home DIR (--accounts-db PATH | --auth-url URL | --no-auth) [--listen 127.0.0.1:7000] [--central URL] [options]',
   summary: 'run a node: local registry, controller API v1 and the micro instance runtime',
   options: {
     listen: { type: 'string', default: '127.0.0.1:7000', value: 'HOST:PORT', help: 'address of the node API and local registry' },
@@ -37,12 +50,23 @@ export const NODE_HELP = {
     metro: { type: 'string', value: 'NAME', help: 'metro name in FQDNs (default local)' },
     domain: { type: 'string', value: 'DOMAIN', help: 'domain of FQDNs (default localhost)' },
     'no-gateway': { type: 'boolean', default: false, help: 'run without the gateway' },
+    'accounts-db': { type: 'string', value: 'PATH', help: 'accounts database (shared with a control plane on this machine, or the node\'s own)' },
+    'auth-url': { type: 'string', value: 'URL', help: "check tokens with this control plane's /v1/auth" },
+    'auth-cache-seconds': { type: 'string', value: 'N', help: 'with --auth-url: how long a valid token is trusted (default 30)' },
+    'no-auth': { type: 'boolean', default: false, help: 'NO authentication (tests and throwaway setups only)' },
   },
 } as const satisfies CommandHelp;
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   const { values } = parseOptions('ukcd node', NODE_HELP, args);
   if (!values.home) throw new UsageError('--home DIR is required');
+  const authChoices = [values['accounts-db'] !== undefined, values['auth-url'] !== undefined, values['no-auth']].filter(Boolean).length;
+  if (authChoices !== 1) throw new UsageError('choose exactly one of --accounts-db PATH, --auth-url URL or --no-auth');
+  if (values['auth-url'] !== undefined && !/^https?:\/\/[^\s@]+$/.test(values['auth-url'])) throw new UsageError('--auth-url must be an http(s) URL without credentials');
+  const cacheText = values['auth-cache-seconds'];
+  if (cacheText !== undefined && (values['auth-url'] === undefined || !/^\d{1,5}$/.test(cacheText))) {
+    throw new UsageError('--auth-cache-seconds takes whole seconds and goes with --auth-url');
+  }
   let listen;
   try {
     listen = parseListen(values.listen);
@@ -63,7 +87,25 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   if (values.metro !== undefined && !label.test(values.metro)) throw new UsageError('--metro must be a DNS label');
   if (values.domain !== undefined && !values.domain.split('.').every((l) => label.test(l))) throw new UsageError('--domain must be a DNS name');
   if (values.central !== undefined && !/^https?:\/\/[^\s]+$/.test(values.central)) throw new UsageError('--central must be an http(s) URL');
+  let accounts: AccountStore | undefined;
+  let auth: NodeAuthOption;
+  if (values['accounts-db'] !== undefined) {
+    const dbPath = values['accounts-db'];
+    accounts = new AccountStore({ path: dbPath });
+    const rootTokenFile = join(dirname(dbPath), 'root-token');
+    if (accounts.ensureRootAccount(rootTokenFile).tokenWritten) ctx.stdout.write(`root token written to ${rootTokenFile}\n`);
+    auth = { mode: 'accounts', accounts };
+  } else if (values['auth-url'] !== undefined) {
+    auth = { mode: 'controlplane', authUrl: values['auth-url'], ...(cacheText !== undefined ? { positiveTtlMs: Number(cacheText) * 1000 } : {}) };
+  } else {
+    ctx.stderr.write(
+      '\n*** WARNING: ukcd node --no-auth: NO AUTHENTICATION. Anyone who can reach this port can run,\n' +
+        '*** read and delete every instance and image. Use it for tests and throwaway setups only. ***\n\n',
+    );
+    auth = { mode: 'none' };
+  }
   const node = await startNodeServer({
+    auth,
     host: listen.host,
     port: listen.port,
     home: values.home,
@@ -96,6 +138,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   await node.close();
+  accounts?.close();
   ctx.stdout.write('node stopped\n');
   return 0;
 }

@@ -14,9 +14,18 @@ export interface Principal {
   account: string;
   /** The platform operator: sees every account's objects and owner fields. */
   root: boolean;
+  /** The account's quotas (instances, live memory, services); absent on a single-tenant node: no quotas. */
+  quotas?: NodeQuotas;
 }
 
-export type ObjectKind = 'instance' | 'image' | 'node' | 'service' | 'certificate';
+/** Mirrors src/auth's AccountQuotas; kept here so the node API does not depend on the accounts store. */
+export interface NodeQuotas {
+  readonly maxInstances: number;
+  readonly maxLiveMemoryMb: number;
+  readonly maxServices: number;
+}
+
+export type ObjectKind = 'instance' | 'image' | 'node' | 'service' | 'certificate' | 'user';
 
 /** Verbs checked by the policy. `read` gates visibility; the rest gate changes. */
 export type Action = 'read' | 'create' | 'update' | 'delete' | 'start' | 'stop' | 'log' | 'metrics' | 'wait';
@@ -33,8 +42,12 @@ export interface AccessPolicy {
   authorize(principal: Principal, action: Action, object: ObjectRef): boolean;
 }
 
-/** Resolves request headers to a principal, or undefined when not authenticated (401). */
-export type Authenticator = (headers: IncomingHttpHeaders) => Principal | undefined;
+/**
+ * Resolves request headers to a principal, or undefined when not authenticated (401).
+ * May be asynchronous (a node checking tokens with its control plane) and may throw a
+ * `NodeError` of its own (e.g. 503 when the control plane cannot be asked).
+ */
+export type Authenticator = (headers: IncomingHttpHeaders) => Principal | undefined | Promise<Principal | undefined>;
 
 /** The account every request belongs to on a single-tenant node. */
 export const LOCAL_PRINCIPAL: Principal = Object.freeze({ account: 'local', root: true });

@@ -53,11 +53,26 @@ export class NodeError extends Error {
     message: string,
     /** HTTP status override (e.g. 401 for a missing token); default derives from errno. */
     readonly httpStatus: number = httpStatusForErrno(errno),
+    /** Response headers the failure needs (`WWW-Authenticate` on 401, `Retry-After` on 429). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = 'NodeError';
   }
 }
+
+/** 401: no or unusable credentials; carries the challenge a client answers with a token. */
+export const unauthenticated = (message = 'authentication required', challenge = 'Bearer realm="ukc"'): NodeError =>
+  new NodeError(Errno.EACCES, message, 401, { 'www-authenticate': challenge });
+
+/** 429: over the per-principal request rate; `Retry-After` says when to come back (whole seconds, ≥ 1). */
+export const tooManyRequests = (retryAfterSeconds: number): NodeError =>
+  new NodeError(Errno.EBUSY, `too many requests; retry after ${retryAfterSeconds} s`, 429, {
+    'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))),
+  });
+
+/** EDQUOT (122): the change would take the account over one of its quotas. */
+export const overQuota = (message: string): NodeError => new NodeError(Errno.EDQUOT, message);
 
 export const notFound = (what: string): NodeError => new NodeError(Errno.ENOENT, `${what} not found`);
 export const invalid = (message: string): NodeError => new NodeError(Errno.EINVAL, message);

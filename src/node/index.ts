@@ -32,6 +32,17 @@ import { DEFAULT_SERVICE_LIMITS, ServiceGroupService, ServiceGroupStore, service
 import { CertificateService, CertificateStore, DEFAULT_CERTIFICATE_LIMITS, certificateRoutes, ensureNodeTls, type CertificateLimits, type CertificateRecord, type NodeTlsMaterial } from './certificates/index.js';
 import { CertificateDirectory, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type ListenAddress } from './gateway/index.js';
 import { DEFAULT_ROUTE_LIMITS, healthRoute, instanceRoutes, type InstanceRouteLimits } from './instances/routes.js';
+import { RequestRateLimiter, type RequestRateLimitOptions } from '../auth/index.js';
+import { QuotaGuard, userRoutes, type UserDirectory } from './users.js';
+
+/**
+ * Requests per second per account on the node API. Generous: the CLI's waits and the
+ * e2e tests' polling (20/s) stay far below it; a runaway script does not.
+ */
+export const DEFAULT_NODE_API_RATE_LIMIT: Readonly<Required<Pick<RequestRateLimitOptions, 'ratePerSecond' | 'burst'>>> = Object.freeze({
+  ratePerSecond: 100,
+  burst: 200,
+});
 
 export interface NodeApiLimits extends InstanceRouteLimits, LifecycleLimits {
   /** Largest request body (413 above). */
@@ -67,6 +78,10 @@ export interface NodeApiOptions {
   principalForOwner?: (owner: string) => Principal;
   /** Runs the gateway and enables service groups and certificates. */
   gateway?: NodeGatewayOptions;
+  /** Per-account request rate (429 + Retry-After); default DEFAULT_NODE_API_RATE_LIMIT; `false`: none. */
+  rateLimit?: RequestRateLimitOptions | false;
+  /** Where `POST /v1/users` creates accounts (absent: EOPNOTSUPP, accounts live elsewhere). */
+  users?: UserDirectory;
 }
 
 export interface NodeGatewayOptions {
@@ -116,7 +131,10 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     drainer: (uuid, ms) => (gateway ? gateway.drain(uuid, ms) : Promise.resolve()),
   });
   const principalFor = options.principalForOwner ?? ((owner: string): Principal => ({ account: owner, root: false }));
-  const parts = options.gateway ? await gatewayParts(options.gateway, options.dataDir, store, lifecycle, policy, clock, principalFor) : undefined;
+  const quotaSources: { services?: () => readonly { owner: string }[] } = {};
+  const quotas = new QuotaGuard({ instances: () => store.list(), services: () => quotaSources.services?.() ?? [] });
+  const parts = options.gateway ? await gatewayParts(options.gateway, options.dataDir, store, lifecycle, policy, clock, principalFor, quotas) : undefined;
+  if (parts) quotaSources.services = parts.groups;
   const capabilities: Capabilities = { serviceGroups: parts !== undefined, volumes: false, ...options.capabilities };
   const service = new InstanceService({
     store,
@@ -127,6 +145,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     logs,
     limits,
     capabilities,
+    quotas,
     ...(parts ? { groups: parts.attachment } : {}),
   });
   let recovery: RecoveryReport;
@@ -147,11 +166,14 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
       ...instanceRoutes(service, limits),
       ...imageRoutes(new ImageQueries(options.catalog, policy), limits.maxImageFilters),
       ...(parts?.routes(limits.maxBatchItems) ?? []),
-      healthRoute(() => store.list(undefined).length),
+      ...userRoutes({ guard: quotas, ...(options.users ? { directory: options.users } : {}), limits: { maxBatchItems: limits.maxBatchItems } }),
+      // Health checks (heartbeats, load balancers) carry no token.
+      { ...healthRoute(() => store.list(undefined).length), anonymous: true },
     ],
     authenticate: options.authenticate ?? singleTenantAuthenticator,
     policy,
     maxBodyBytes: limits.maxBodyBytes,
+    ...(options.rateLimit === false ? {} : { rateLimiter: new RequestRateLimiter({ ...DEFAULT_NODE_API_RATE_LIMIT, ...options.rateLimit }) }),
   });
   let closed = false;
   return {
@@ -170,6 +192,8 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
 }
 
 interface GatewayParts {
+  /** Every service group (quota counting). */
+  groups(): readonly { owner: string }[];
   gateway: Gateway;
   tls: NodeTlsMaterial;
   attachment: ServiceGroupAttachment;
@@ -186,6 +210,7 @@ async function gatewayParts(
   policy: AccessPolicy,
   clock: Clock,
   principalFor: (owner: string) => Principal,
+  quotas: QuotaGuard,
 ): Promise<GatewayParts> {
   const metro = opts.metro ?? 'local';
   const domain = opts.domain ?? 'localhost';
@@ -203,6 +228,7 @@ async function gatewayParts(
     clock,
     metro,
     domain,
+    quotas,
     limits: serviceLimits,
     certificates: {
       find: (principal, sel): CertificateRecord => certificates.findVisible(principal, sel, 'read'),
@@ -266,6 +292,7 @@ async function gatewayParts(
   late.gateway = gateway;
   const serviceGateway = gateway;
   return {
+    groups: () => groupStore.list(),
     gateway: serviceGateway,
     tls,
     attachment,
@@ -286,7 +313,21 @@ export { Errno, NodeError, httpStatusForErrno } from './errors.js';
 export type { ApiRequest, ApiResponse } from './api/router.js';
 export type { Principal, AccessPolicy, Authenticator, Action, ObjectKind, ObjectRef } from './auth.js';
 export { LOCAL_PRINCIPAL, ownerOnlyPolicy, allowAllPolicy, singleTenantAuthenticator } from './auth.js';
-export { nodeAuthFromAccounts, type NodeAccountsAuth } from './accounts-auth.js';
+export {
+  nodeAuthFromAccounts,
+  nodeAuthFromVerifier,
+  localTokenVerifier,
+  ControlPlaneTokenVerifier,
+  DEFAULT_CONTROL_PLANE_TOKEN_CACHE,
+  presentedToken,
+  accountPrincipalOf,
+  type NodeAccountsAuth,
+  type TokenVerifier,
+  type VerifiedAccount,
+  type ControlPlaneTokenVerifierOptions,
+} from './accounts-auth.js';
+export { QuotaGuard, userRoutes, userDirectoryFromAccounts, DEFAULT_USER_ROUTE_LIMITS, type UserDirectory, type QuotaUsage } from './users.js';
+export { NOBODY } from './api/router.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { systemClock } from './clock.js';
 export type * from './runtime/driver.js';

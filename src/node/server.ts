@@ -13,19 +13,56 @@
  *   network/            leases.json and the hosts file bound into instances
  *   api/tls/            the gateway's generated CA and wildcard certificate (keys 0600)
  *   api/services.db, api/certificates.db   service groups and user certificates
+ *   registry-signing-key.pem   signs the local registry's tokens (0600; accounts mode)
+ *
+ * Authentication (`auth`, required — there is no silent default):
+ *   - `accounts`: an AccountStore in this process (`ukcd dev` shares the control
+ *     plane's; `ukcd node --accounts-db` opens the file a control plane on the same
+ *     machine uses). /v1 takes `Bearer <API token>`; /v2 is the full token flow
+ *     (`/v2/token` at this node's own URL), exactly as the central registry;
+ *   - `controlplane`: tokens are checked by the control plane's `GET /v1/auth`
+ *     (cached briefly, see accounts-auth.ts); /v2 takes the API token directly
+ *     (`Bearer ukc_…`, or Basic with the token as password);
+ *   - `none`: single tenant, every request is the root-like `local` account. For
+ *     tests and throwaway setups only; the daemon prints a warning.
+ * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
+ * start from); everything else follows src/auth's policy (owners, root).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { createRegistry, openStores, type Registry } from '../registry/index.js';
+import type { IncomingMessage } from 'node:http';
+import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl } from '../registry/index.js';
+import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
 import { createNodeApi, type NodeApi } from './index.js';
+import {
+  accountPrincipalOf,
+  ControlPlaneTokenVerifier,
+  nodeAuthFromAccounts,
+  nodeAuthFromVerifier,
+  presentedToken,
+  type ControlPlaneTokenVerifierOptions,
+  type NodeAccountsAuth,
+  type TokenVerifier,
+} from './accounts-auth.js';
+import { userDirectoryFromAccounts } from './users.js';
+import { NodeError } from './errors.js';
 import { LocalImages } from './images/local.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
 import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
 
+/** How the node authenticates /v1 and /v2 (see the file comment). */
+export type NodeAuthOption =
+  | { mode: 'accounts'; accounts: AccountStore }
+  | ({ mode: 'controlplane' } & ControlPlaneTokenVerifierOptions)
+  | { mode: 'none' };
+
 export interface NodeServerOptions {
+  auth: NodeAuthOption;
+  /** Per-account request rate on /v1 (default: the node API's); `false`: none. */
+  rateLimit?: RequestRateLimitOptions | false;
   /** host and port to listen on (port 0 = any free one). */
   host: string;
   port: number;
@@ -69,7 +106,6 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
-  const registry = createRegistry({ blobs, metadata });
   const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -80,6 +116,24 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   const addr = server.address() as AddressInfo;
   const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${hostText}:${addr.port}`;
+  const policy = new Policy({ anonymousPullOfficial: true });
+  let apiAuth: NodeAccountsAuth | undefined;
+  let access: RegistryAccessControl | undefined;
+  if (options.auth.mode === 'accounts') {
+    apiAuth = nodeAuthFromAccounts(options.auth.accounts, { policy });
+    access = createRegistryAuth({
+      publicUrl: url,
+      accounts: options.auth.accounts,
+      signingKeyFile: join(home, 'registry-signing-key.pem'),
+      anonymousPullOfficial: true,
+    });
+  } else if (options.auth.mode === 'controlplane') {
+    const { mode: _mode, ...verifierOptions } = options.auth;
+    apiAuth = nodeAuthFromVerifier(new ControlPlaneTokenVerifier(verifierOptions), { policy });
+    access = tokenRegistryAccess(apiAuth.verifier, policy);
+  }
+  const registry = createRegistry({ blobs, metadata, ...(access ? { access } : {}) });
   const images = new LocalImages({
     blobs,
     metadata,
@@ -105,6 +159,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.gateway ? { gateway: options.gateway } : {}),
+      ...(apiAuth ? { authenticate: apiAuth.authenticate, policy: apiAuth.policy } : {}),
+      ...(options.auth.mode === 'accounts' ? { users: userDirectoryFromAccounts(options.auth.accounts) } : {}),
+      ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
     });
   } catch (err) {
     server.close();
@@ -121,7 +178,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   let closed = false;
   return {
-    url: `http://${hostText}:${addr.port}`,
+    url,
     server,
     api,
     registry,
@@ -142,4 +199,44 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       await network.close();
     },
   };
+}
+
+/**
+ * /v2 access when tokens are checked by the control plane: no token flow of our own, the API
+ * token itself (`Bearer ukc_…` or Basic with it as password) on every request, then src/auth's
+ * policy for the route's repository and actions (deny by default). Anonymous requests may
+ * pull `official/*`; anything else gets 401 with a Basic challenge.
+ */
+export function tokenRegistryAccess(verifier: TokenVerifier, policy: Policy): RegistryAccessControl {
+  const challenge = { 'WWW-Authenticate': 'Basic realm="ukc node registry"' };
+  const principalOf = async (req: IncomingMessage) => {
+    if (req.headers.authorization === undefined) return undefined;
+    const token = presentedToken(req.headers, { basic: true });
+    let found;
+    try {
+      found = token === undefined ? undefined : await verifier.verify(token);
+    } catch (err) {
+      if (err instanceof NodeError && err.httpStatus === 429) throw new RegistryError('TOOMANYREQUESTS', { headers: err.headers as Record<string, string> });
+      throw new RegistryError('UNAUTHORIZED', { message: err instanceof NodeError ? err.message : 'cannot verify the token', headers: challenge });
+    }
+    if (found === undefined) throw new RegistryError('UNAUTHORIZED', { message: 'invalid token', headers: challenge });
+    return accountPrincipalOf(found);
+  };
+  const authorize: RegistryAccessControl['authorize'] = async (req, need) => {
+    const account = await principalOf(req);
+    const p = account ?? ({ kind: 'anonymous' } as const);
+    if (need.catalog === true) {
+      if (!policy.mayListCatalog(p)) throw account ? new RegistryError('DENIED') : new RegistryError('UNAUTHORIZED', { headers: challenge });
+    } else if (need.repository !== undefined) {
+      const repository = need.repository;
+      for (const action of need.actions) {
+        if (policy.authorize(p, action, { kind: 'repository', name: repository }).allow) continue;
+        throw account ? new RegistryError('DENIED', { message: `may not ${action} ${repository}` }) : new RegistryError('UNAUTHORIZED', { headers: challenge });
+      }
+    } else if (!account) {
+      throw new RegistryError('UNAUTHORIZED', { headers: challenge });
+    }
+    return account ? { name: account.name, anonymous: false } : { name: 'anonymous', anonymous: true };
+  };
+  return { authorize };
 }

@@ -85,7 +85,7 @@ before(async () => {
   const registry = /central registry (\S+)\)/.exec(devOut)![1]!;
   await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: registry, repository: 'official/busybox', tag: '1.36-musl', token: rootToken });
   const nodeRegistry = /local registry (\S+)\)/.exec(devOut)![1]!;
-  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: nodeRegistry, repository: 'official/busybox', tag: '1.36-musl' });
+  await pushLayout({ layoutDir: join(env.dir, 'bb-layout'), registryHost: nodeRegistry, repository: 'official/busybox', tag: '1.36-musl', token: rootToken });
   centralBase = `BASE=${registry}/official/busybox:1.36-musl`;
   localBase = `BASE=${nodeRegistry}/official/busybox:1.36-musl`;
 });

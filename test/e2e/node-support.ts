@@ -87,7 +87,12 @@ export interface Daemon {
   child: ChildProcess;
   url: string;
   output: () => string;
+  /** For nodes started by `startNode`: root's API token (also used by `api` for this URL). */
+  token?: string;
 }
+
+/** Root's token per node URL, so `api(node.url, ...)` authenticates without every test passing it. */
+const rootTokenOf = new Map<string, string>();
 
 /** Starts `node bin/ukcd.js ARGS` and waits for its "listening on URL" line. */
 export function startDaemon(args: string[], timeoutMs = 20_000): Promise<Daemon> {
@@ -116,11 +121,25 @@ export function startCentral(env: TestEnv): Promise<Daemon> {
   return startDaemon(['registry', '--listen', '127.0.0.1:0', '--data', join(env.dir, 'central')]);
 }
 
-export function startNode(env: TestEnv, centralUrl: string, listen = '127.0.0.1:0'): Promise<Daemon> {
-  return startDaemon([
+/** The accounts database of the test's nodes (`root-token` is written beside it at first start). */
+export function accountsDb(env: TestEnv): string {
+  return join(env.dir, 'accounts', 'auth.db');
+}
+
+/** Starts `ukcd node` with an accounts database; `auth` replaces `--accounts-db` (e.g. `['--auth-url', url]`). */
+export async function startNode(env: TestEnv, centralUrl: string, listen = '127.0.0.1:0', auth?: string[]): Promise<Daemon> {
+  mkdirSync(join(env.dir, 'accounts'), { recursive: true, mode: 0o700 });
+  const d = await startDaemon([
     'node', '--listen', listen, '--central', centralUrl, '--home', join(env.dir, 'node'),
     '--bridge', env.bridge, '--subnet', env.subnet, '--cgroup-parent', env.cgroupParent,
+    ...(auth ?? ['--accounts-db', accountsDb(env)]),
   ]);
+  const tokenFile = join(env.dir, 'accounts', 'root-token');
+  if (auth === undefined && existsSync(tokenFile)) {
+    d.token = readFileSync(tokenFile, 'utf8').trim();
+    rootTokenOf.set(d.url, d.token);
+  }
+  return d;
 }
 
 export async function stopDaemon(d: Daemon | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -137,10 +156,13 @@ export interface ApiResult {
   body: { status: string; message?: string; data?: Record<string, unknown>; errors?: unknown[] };
 }
 
-export async function api(base: string, method: string, path: string, body?: unknown): Promise<ApiResult> {
+/** Calls the v1 API; `token` defaults to root's token of a node started by `startNode` at `base`. */
+export async function api(base: string, method: string, path: string, body?: unknown, token: string | undefined = rootTokenOf.get(base)): Promise<ApiResult> {
+  const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`; // an empty token: an anonymous request
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(60_000),
   });

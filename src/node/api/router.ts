@@ -17,7 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Errno, NodeError } from '../errors.js';
+import { Errno, NodeError, tooManyRequests, unauthenticated } from '../errors.js';
 import type { AccessPolicy, Action, Authenticator, ObjectKind, Principal } from '../auth.js';
 import { ValidationError } from './validate.js';
 
@@ -69,8 +69,16 @@ export interface Route {
   collection?: string;
   action: Action;
   kind: ObjectKind;
+  /**
+   * Served without credentials (health checks only). The handler then sees `NOBODY`, a principal
+   * that owns nothing and may do nothing; every other route authenticates first (deny by default).
+   */
+  anonymous?: boolean;
   handler(ctx: RouteContext): Promise<RouteResult>;
 }
+
+/** The principal of an anonymous route: no account (no account name is empty), not root. */
+export const NOBODY: Principal = Object.freeze({ account: '', root: false });
 
 export interface RouterOptions {
   routes: readonly Route[];
@@ -78,6 +86,16 @@ export interface RouterOptions {
   policy: AccessPolicy;
   /** Largest accepted request body in bytes (413 above it). */
   maxBodyBytes: number;
+  /**
+   * Per-principal request rate, asked after authentication with the account name; an answer
+   * `{ ok: false }` becomes 429 with `Retry-After`. Absent: no limit.
+   */
+  rateLimiter?: PrincipalRateLimiter;
+}
+
+/** What the router needs of a limiter (src/auth's RequestRateLimiter fits). */
+export interface PrincipalRateLimiter {
+  take(key: string): { readonly ok: true } | { readonly ok: false; readonly retryAfterSeconds: number };
 }
 
 const internalMessage = 'internal error';
@@ -168,7 +186,9 @@ export function createRouter(options: RouterOptions): Router {
       data: collection === undefined ? {} : { [collection]: [] },
       op_time_us: Math.round((performance.now() - started) * 1000),
     };
-    return json(err.httpStatus, body);
+    const r = json(err.httpStatus, body);
+    Object.assign(r.headers, err.headers);
+    return r;
   }
 
   async function dispatch(req: ApiRequest, bodyTooLarge: boolean): Promise<ApiResponse> {
@@ -199,10 +219,17 @@ export function createRouter(options: RouterOptions): Router {
     }
     const { route, params } = found;
     try {
-      const principal = options.authenticate(lowerCaseHeaders(req.headers ?? {}));
-      if (!principal) throw new NodeError(Errno.EACCES, 'authentication required', 401);
+      let principal: Principal;
+      if (route.anonymous === true) principal = NOBODY;
+      else {
+        const found = await options.authenticate(lowerCaseHeaders(req.headers ?? {}));
+        if (!found) throw unauthenticated();
+        principal = found;
+        const allowed = options.rateLimiter?.take(`account:${principal.account}`);
+        if (allowed !== undefined && !allowed.ok) throw tooManyRequests(allowed.retryAfterSeconds);
+      }
       if (bodyTooLarge) throw tooLarge(options.maxBodyBytes);
-      if (!options.policy.authorize(principal, route.action, { kind: route.kind }))
+      if (route.anonymous !== true && !options.policy.authorize(principal, route.action, { kind: route.kind }))
         throw new NodeError(Errno.EACCES, 'not allowed');
       const body = parseBody(req.body, options.maxBodyBytes);
       const result = await route.handler({

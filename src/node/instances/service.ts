@@ -3,6 +3,10 @@
  * create planning, and per-item operations. Routes validate and shape; this
  * module decides. Every lookup goes through `findVisible`, which answers an
  * object the principal may not read exactly like a missing one (ENOENT).
+ *
+ * Quotas (see ../users.ts): create and start are admitted by the `QuotaGuard`
+ * against the caller's own account (EDQUOT). Root acting on another account's
+ * instance is not charged to either account.
  */
 import { Errno, NodeError } from '../errors.js';
 import type { AccessPolicy, Action, Principal } from '../auth.js';
@@ -12,6 +16,7 @@ import type { InstanceStore } from './store.js';
 import type { LogRing } from './logs.js';
 import type { InstanceLifecycle } from './lifecycle.js';
 import { checkCreateRules, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
+import type { QuotaGuard } from '../users.js';
 import { presentInstance, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature, type ServiceGroupRequest } from './model.js';
 
 /** How instances join service groups (implemented by src/node/services, wired in index.ts). */
@@ -47,6 +52,8 @@ export interface InstanceServiceDeps {
   limits: InstanceLimits;
   capabilities: Capabilities;
   groups?: ServiceGroupAttachment;
+  /** Per-account quotas; absent: none (single tenant). */
+  quotas?: QuotaGuard;
 }
 
 export interface PatchRequest {
@@ -99,6 +106,8 @@ export class InstanceService {
     const count = (req.replicas ?? 0) + 1;
     if (this.deps.store.list().length + count > this.deps.limits.maxInstances)
       throw new NodeError(Errno.ENOSPC, `this node holds at most ${this.deps.limits.maxInstances} instances`);
+    // Early, before an image is pulled; checked again with the planned records below.
+    this.deps.quotas?.check(principal, { instances: count });
     const imageRequest = imageRequestOf(req);
     const image = await this.deps.resolver.resolve(imageRequest, principal);
     const groups = this.deps.groups;
@@ -107,6 +116,7 @@ export class InstanceService {
     const group = req.service_group !== undefined && groups ? await groups.attach(principal, req.service_group as ServiceGroupRequest) : undefined;
     const autostart = req.autostart ?? true;
     let records: InstanceRecord[];
+    let liveMemory = 0;
     try {
       records = planInstances(req, {
         owner: principal.account,
@@ -116,12 +126,18 @@ export class InstanceService {
         nameTaken: (name) => this.deps.store.nameTaken(principal.account, name),
       });
       if (group) for (const r of records) r.serviceGroup = { uuid: group.uuid };
+      liveMemory = records.reduce((sum, r) => sum + r.memoryMb, 0);
+      // Check and insert in one synchronous step, so concurrent creates cannot both slip under the quota.
+      this.deps.quotas?.check(principal, { instances: records.length, liveMemoryMb: autostart ? liveMemory : 0 });
       this.deps.store.insertAll(records);
     } catch (err) {
       await group?.rollback();
       throw err;
     }
-    await this.deps.lifecycle.startAll(records, principal, autostart);
+    const startAll = (): Promise<void> => this.deps.lifecycle.startAll(records, principal, autostart);
+    // The memory stays reserved until the starts have made it visible as `starting`/`running`.
+    if (this.deps.quotas && autostart) await this.deps.quotas.admitStarts(principal, records, startAll);
+    else await startAll();
     const waitErrors = new Map<string, NodeError>();
     const timeoutMs = (req.timeout_s ?? 0) * 1000;
     if (autostart && timeoutMs > 0) {
@@ -139,7 +155,12 @@ export class InstanceService {
 
   async start(principal: Principal, r: InstanceRecord): Promise<Record<string, unknown>> {
     const previous = r.state;
-    const after = await this.deps.lifecycle.start(r.uuid, principal);
+    const start = (): Promise<InstanceRecord> => this.deps.lifecycle.start(r.uuid, principal);
+    const becomesLive = r.state !== 'starting' && r.state !== 'running';
+    const after =
+      this.deps.quotas && becomesLive && r.owner === principal.account
+        ? await this.deps.quotas.admitStarts(principal, [r], start)
+        : await start();
     return { uuid: r.uuid, name: r.name, state: after.state, previous_state: previous };
   }
 

@@ -22,6 +22,7 @@ import { HANDLERS, normalizeService, serviceRulesViolation } from './rules.js';
 import { DNS_LABEL, generateServiceName, isHostname, serviceFqdn } from './names.js';
 import type { DomainRecord, ServiceGroupRecord, ServiceGroupStore } from './store.js';
 import type { Selector } from './crud-routes.js';
+import type { QuotaGuard } from '../users.js';
 
 export interface ServiceLimits {
   maxServicesPerGroup: number;
@@ -114,6 +115,8 @@ export interface ServiceGroupDeps {
   certificates?: CertificateLookup;
   limits: ServiceLimits;
   onChange(): Promise<void>;
+  /** Per-account quotas (service groups count, EDQUOT); absent: none. */
+  quotas?: QuotaGuard;
 }
 
 export class ServiceGroupService {
@@ -175,6 +178,8 @@ export class ServiceGroupService {
   async create(principal: Principal, req: CreateServiceRequest, persistent = true): Promise<ServiceGroupRecord> {
     const violation = groupRulesViolation(req);
     if (violation !== undefined) throw new NodeError(Errno.EINVAL, violation);
+    // Checked here and inserted below with no await in between: concurrent creates cannot both pass.
+    this.deps.quotas?.check(principal, { services: 1 });
     let name = req.name;
     if (name === undefined) {
       for (let i = 0; i < this.deps.limits.maxNameAttempts && name === undefined; i++) {
