@@ -19,7 +19,8 @@
 #
 # Choice: the platform is LEFT RUNNING so you can keep using it (the script prints
 # the environment to export for `node bin/unikraft.js ...`). Stop it with
-# `scripts/demo.sh --stop` (or kill the pid it prints). Idempotent: a second run
+# `scripts/demo.sh --stop` (deletes the demo instance, stops ukcd dev and releases
+# its mounts). Idempotent: a second run
 # stops the previous platform first, reuses its data, cache and CLI profile, and
 # replaces the demo instance.
 # Environment: UKC_DEMO_HOME (data), UKC_DEMO_PORT_OFFSET (gateway: public port P
@@ -41,12 +42,18 @@ stop_platform() {
     local pid
     pid="$(cat "$PIDFILE")"
     if kill -0 "$pid" 2>/dev/null; then
+      # Instances outlive a stopped node (it re-adopts them on start): delete the demo's first.
+      node "$REPO/bin/unikraft.js" instances delete "$APP_NAME" >/dev/null 2>&1 || true
       echo "demo: stopping ukcd dev (pid $pid)"
       kill -INT "$pid" 2>/dev/null || true
       for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$PIDFILE"
+  fi
+  # Root filesystems the node mounted from images stay mounted as its cache; release ours.
+  if [ -d "$DEMO_HOME/node/rootfs" ]; then
+    findmnt -rn -o TARGET | grep -F "$DEMO_HOME/node/rootfs/" | sort -r | while read -r m; do umount "$m" 2>/dev/null || true; done
   fi
 }
 
