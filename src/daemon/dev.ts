@@ -144,6 +144,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     say(`control plane  ${cp.url}   (central registry ${cp.registryHost})`);
     say(`node ${values.metro}       ${node.url}   (local registry ${nodeHost})`);
     if (node.api.gateway) say(`gateway        https://${host}:${443 + offset}  http://${host}:${80 + offset}  (public port p is served on p+${offset}; FQDNs *.${values.metro}.localhost)`);
+    if (node.api.tls) say(`gateway CA     ${node.api.tls.caCertPath}  (curl --cacert it)`);
     say(`data           ${home}`);
     say(`cli profile    dev in ${cfgPath} (account ${DEV_ACCOUNT}); try: unikraft run --image <name> or unikraft run <dir>`);
     say('ready');
