@@ -413,6 +413,8 @@ static void answer(struct request *q) {
 	fail_errno = q->err;
 	reply(q->tok[1], q->rc);
 	fflush(stdout);
+	fail_op = NULL;
+	fail_errno = 0;
 }
 
 /* Carries out the requests in order and answers each as soon as it is done; a run of `del`s is
