@@ -1,8 +1,11 @@
 #!/bin/sh
-# Compiles the native sandbox launcher into dist/native/ukc-sandbox.
-# Static, so it runs the same in any rootfs and starts without the dynamic loader.
+# Compiles the native helpers into dist/native/: ukc-sandbox (the sandbox launcher) and
+# ukc-netns (builds instance network namespaces over rtnetlink).
+# Static, so they run the same in any rootfs and start without the dynamic loader.
 set -eu
 cd "$(dirname "$0")/.."
 mkdir -p dist/native
-${CC:-cc} -O2 -Wall -Wextra -Werror -static -o dist/native/ukc-sandbox.tmp src/sandbox/native/ukc-sandbox.c
-mv dist/native/ukc-sandbox.tmp dist/native/ukc-sandbox
+for tool in ukc-sandbox ukc-netns; do
+  ${CC:-cc} -O2 -Wall -Wextra -Werror -static -o "dist/native/$tool.tmp" "src/sandbox/native/$tool.c"
+  mv "dist/native/$tool.tmp" "dist/native/$tool"
+done

@@ -77,6 +77,7 @@ async function deleteAll(node: Daemon): Promise<void> {
 }
 
 async function runcRuns(bundleRoot: string, rootfs: string, runs: number): Promise<{ boot: number[]; net: number[] } | { skipped: string }> {
+  if (runs === 0) return { skipped: '--peer-runs 0' };
   if (spawnSync('runc', ['--version']).status !== 0) return { skipped: 'runc not installed' };
   const bundle = join(bundleRoot, 'bundle');
   mkdirSync(bundle, { recursive: true });
@@ -107,6 +108,7 @@ async function runcRuns(bundleRoot: string, rootfs: string, runs: number): Promi
 }
 
 async function podmanRuns(dir: string, rootfs: string, runs: number): Promise<{ boot: number[]; net: number[] } | { skipped: string }> {
+  if (runs === 0) return { skipped: '--peer-runs 0' };
   if (spawnSync('podman', ['--version']).status !== 0) return { skipped: 'podman not installed' };
   const common = ['--root', join(dir, 'podman-root'), '--runroot', join(dir, 'podman-run'), '--storage-driver', 'vfs', '--runtime', 'runc'];
   const boot: number[] = [];
@@ -144,8 +146,21 @@ async function main(): Promise<void> {
       idle: { type: 'string', default: '500' },
       'peer-runs': { type: 'string', default: '10' },
       out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.help) {
+    console.log(
+      'usage: node dist/bench/boot/run.js [--seq N=20] [--parallel N=50] [--idle N=500] [--peer-runs N=10] [--out FILE]\n' +
+        '  --seq       sequential starts (one instance at a time)\n' +
+        '  --parallel  instances created at once (one request with replicas)\n' +
+        '  --idle      instances left running to measure the node RSS (0 skips)\n' +
+        '  --peer-runs runc / podman runs each (0 skips the peers)\n' +
+        '  --out       result JSON (default bench/results/boot-<date>.json)\n' +
+        'UKC_BOOT_TRACE=1 saves per-start phase marks to /tmp/ukc-boot-trace.txt',
+    );
+    return;
+  }
   const env = newEnv('bench-boot');
   let central: Daemon | undefined;
   let node: Daemon | undefined;

@@ -28,6 +28,8 @@
 // Network (network.ts): ensureBridge({name='ukc0', address: '10.88.0.1/16', inNetns?}),
 //   createInstanceNetwork({name, bridge?, address: '10.88.0.5/16', gateway: '10.88.0.1', inNetns?}) →
 //   {netnsPath, hostInterface, ...} (give netnsPath to spawnSandbox's network), removeInstanceNetwork(name),
+//   both over rtnetlink through the long-lived native helper ukc-netns (NetnsHelper; failures are NetlinkError
+//   {netns, operation, errno}),
 //   addressInSubnet(cidr, index), parseCidr, parseIpv4.
 //
 // Builds (run-step.ts): runStep({rootfs, argv, env, uid?, gid?, cwd?, network?: 'host'|'none', resolvConf?, hosts?,
@@ -88,7 +90,16 @@ export {
   parseCidr,
   parseIpv4,
   hostVethName,
+  NetnsHelper,
+  NetlinkError,
+  netnsAddRequest,
+  netnsDelRequest,
+  parseNetnsReply,
   DEFAULT_BRIDGE,
+  DEFAULT_NETNS_HELPER_PATH,
+  DEFAULT_NETNS_REQUEST_TIMEOUT_MS,
+  type NetnsHelperOptions,
+  type NetnsHelperReply,
   type BridgeSpec,
   type InstanceNetworkSpec,
   type InstanceNetwork,

@@ -9,12 +9,16 @@
  * routed or NATed beyond the bridge: the node adds no forwarding or iptables
  * rule, so an instance cannot reach the host's other networks.
  *
- * Warm pool (why: building a netns costs three `ip` processes, 20–40 ms on a
- * busy node, which would otherwise sit inside every instance's boot): the
- * node keeps `poolSize` namespaces ready — veth on the bridge, address and
- * default route set — each holding a lease under a `pool:` key. `attach` takes
- * one synchronously (the address comes with it) and a background refill
- * replaces it; only an empty pool makes a start build its netns on demand.
+ * Namespaces are built and removed over rtnetlink by the `ukc-netns` helper
+ * (src/sandbox/network.ts), about 1 ms each; concurrent builds are pipelined
+ * into it, so a burst of starts pays no process spawn per netns.
+ *
+ * Warm pool (why: even 1–3 ms, and a round trip to the helper, would sit
+ * inside every instance's boot): the node keeps `poolSize` namespaces ready —
+ * veth on the bridge, address and default route set — each holding a lease
+ * under a `pool:` key. `attach` takes one synchronously (the address comes
+ * with it) and a background refill replaces the missing ones, all requested at
+ * once; only an empty pool makes a start build its netns on demand.
  *
  * Invariants:
  *  - Leases live in leases.json (snapshot) + leases.log (changes since), see
@@ -167,11 +171,18 @@ export class NodeNetwork {
   async init(): Promise<void> {
     await ensureBridge({ name: this.options.bridge, address: addressInSubnet(this.options.subnet, 1) });
     const stale = [...this.leases.keys()].filter((k) => k.startsWith(POOL_PREFIX));
-    for (const key of stale) {
+    await Promise.all(stale.map((key) => this.dropSlot(key)));
+    this.refill();
+  }
+
+  /** Removes a pool slot's netns, then its lease; a slot that cannot be removed keeps its lease (and address). */
+  private async dropSlot(key: string): Promise<void> {
+    try {
       await removeInstanceNetwork(key.slice(POOL_PREFIX.length));
       this.setLease(key, undefined);
+    } catch (err) {
+      this.lastPoolError = err as Error;
     }
-    this.refill();
   }
 
   /** Resolves once the pool is full (or a refill failed); tests and benches use it to start from a warm node. */
@@ -184,10 +195,8 @@ export class NodeNetwork {
     this.closed = true;
     await this.poolFilled();
     const slots = this.pool.splice(0);
-    for (const key of slots) {
-      await removeInstanceNetwork(key.slice(POOL_PREFIX.length));
-      this.setLease(key, undefined);
-    }
+    // Sent together, so the helper removes them as one batch.
+    await Promise.all(slots.map((key) => this.dropSlot(key)));
   }
 
   /** Removes the bridge (tests, decommissioning). */
@@ -229,7 +238,7 @@ export class NodeNetwork {
     return { netnsPath: `/run/netns/${netnsName}`, netnsName, ip: addressInSubnet(this.options.subnet, lease.index).split('/')[0] as string };
   }
 
-  /** Removes the instance's netns and gives the address back. */
+  /** Removes the instance's netns and gives the address back (kept when the removal failed: the netns may still hold it). */
   async detach(uuid: string): Promise<void> {
     const lease = this.leases.get(uuid);
     await removeInstanceNetwork(lease?.netns ?? netnsNameFor(uuid));
@@ -254,32 +263,42 @@ export class NodeNetwork {
     });
   }
 
-  /** Tops the pool up in the background, one slot at a time (never more than one refill loop). */
+  /**
+   * Tops the pool up in the background (never more than one refill loop): each
+   * round requests every missing slot at once, so the helper builds them back
+   * to back. Stops at the first failure (kept in lastPoolError; the next take retries).
+   */
   private refill(): void {
     if (this.refilling || this.closed || this.pool.length >= this.poolSize) return;
     this.refilling = (async () => {
-      // Never inside the attach that triggered it: spawning `ip` from Node costs ms, and that start is timed.
+      // Never inside the attach that triggered it: that start is timed.
       await new Promise((r) => setImmediate(r));
       while (!this.closed && this.pool.length < this.poolSize) {
-        const netns = freshNetnsName();
-        const key = POOL_PREFIX + netns;
-        let lease: Lease;
+        const round: Array<{ key: string; lease: Lease }> = [];
         try {
-          lease = { index: this.freeIndex(), name: '', netns };
+          for (let k = this.pool.length; k < this.poolSize; k++) {
+            const netns = freshNetnsName();
+            const lease: Lease = { index: this.freeIndex(), name: '', netns };
+            // The lease is recorded before the build so a crash mid-build leaves a slot init() can clean.
+            this.setLease(POOL_PREFIX + netns, lease);
+            round.push({ key: POOL_PREFIX + netns, lease });
+          }
         } catch (err) {
           this.lastPoolError = err as Error;
-          return;
         }
-        // The lease is recorded before the build so a crash mid-build leaves a slot init() can clean.
-        this.setLease(key, lease);
-        try {
-          await this.build(lease);
-        } catch (err) {
-          this.lastPoolError = err as Error;
-          this.setLease(key, undefined);
-          return;
-        }
-        this.pool.push(key);
+        const built = await Promise.allSettled(round.map(({ lease }) => this.build(lease)));
+        let failed = round.length === 0;
+        built.forEach((r, k) => {
+          const { key } = round[k] as { key: string };
+          if (r.status === 'fulfilled') {
+            this.pool.push(key);
+          } else {
+            failed = true;
+            this.lastPoolError = r.reason as Error;
+            this.setLease(key, undefined);
+          }
+        });
+        if (failed) return;
       }
     })().finally(() => {
       this.refilling = undefined;

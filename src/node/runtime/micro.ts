@@ -35,8 +35,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import {
@@ -66,6 +66,8 @@ export interface MicroDriverLimits {
   netProbeFastWindowMs: number;
   /** …up to this. */
   netProbeMaxIntervalMs: number;
+  /** Listener probes the driver runs per ms across all starts: with many starts at once each probes less often, so the probes cannot saturate the event loop. */
+  netProbeTicksPerMs: number;
   /** How often an adopted run's liveness is checked (its exit line usually arrives first). */
   livenessPollMs: number;
   /** Console bytes kept on disk before the file is cut (the controller keeps its own ring). */
@@ -82,6 +84,7 @@ export const DEFAULT_MICRO_LIMITS: MicroDriverLimits = {
   netProbeFastMs: 1,
   netProbeFastWindowMs: 100,
   netProbeMaxIntervalMs: 50,
+  netProbeTicksPerMs: 4,
   livenessPollMs: 1000,
   consoleFileMaxBytes: 1024 * 1024,
   launcherPoolSize: 8,
@@ -170,6 +173,8 @@ class MicroRun implements RuntimeHandle {
   private startedSent: boolean;
   private pendingNetTimeUs: number | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  /** Ends the listener probe's share of the driver's probe budget. */
+  private endProbe: (() => void) | undefined;
 
   constructor(
     private readonly driver: MicroDriver,
@@ -313,10 +318,17 @@ class MicroRun implements RuntimeHandle {
     const limits = this.driver.limits;
     const begin = Date.now();
     let delay = limits.netProbeFastMs;
+    this.driver.activeProbes++;
+    let probing = true;
+    const done = (): void => {
+      if (probing) this.driver.activeProbes--;
+      probing = false;
+    };
+    this.endProbe = done;
     const tick = (): void => {
-      if (this.finished || this.detached) return;
+      if (this.finished || this.detached) return done();
       this.poll();
-      if (this.finished || this.events.error) return;
+      if (this.finished || this.events.error) return done();
       const pid = this.events.pid;
       if (pid !== undefined) {
         let found = false;
@@ -331,13 +343,13 @@ class MicroRun implements RuntimeHandle {
         if (found) {
           this.pendingNetTimeUs = hrUs(t0, process.hrtime.bigint());
           this.sendListening();
-          return;
+          return done();
         }
       }
       const elapsed = Date.now() - begin;
-      if (elapsed > limits.netProbeTimeoutMs) return;
+      if (elapsed > limits.netProbeTimeoutMs) return done();
       if (elapsed > limits.netProbeFastWindowMs) delay = Math.min(Math.ceil(delay * 1.5), limits.netProbeMaxIntervalMs);
-      this.later(delay, tick);
+      this.later(Math.max(delay, Math.ceil(this.driver.activeProbes / limits.netProbeTicksPerMs)), tick);
     };
     tick();
   }
@@ -381,6 +393,7 @@ class MicroRun implements RuntimeHandle {
   }
 
   private stopFollowing(): void {
+    this.endProbe?.();
     for (const w of this.watchers) w.close();
     this.watchers = [];
     for (const t of this.timers) clearTimeout(t);
@@ -438,6 +451,8 @@ const POOL_DIR_PREFIX = 'pool-';
 export class MicroDriver implements RuntimeDriver {
   readonly limits: MicroDriverLimits;
   private readonly warm: WarmLauncher[] = [];
+  /** Listener probes running now (they share netProbeTicksPerMs). */
+  activeProbes = 0;
   private refilling: Promise<void> | undefined;
   private closed = false;
   /** Last failure to pre-start a launcher (diagnostics; starts then spawn on demand). */
@@ -647,7 +662,8 @@ export class MicroDriver implements RuntimeDriver {
       trace(warm ? 'spec sent' : 'spawned');
       const ref: RunRef = { v: 1, pid, start, runDir, cgroup: cgroup.name, netns: attachment !== undefined, uuid: spec.uuid, oomBefore };
       if (attachment) ref.ip = attachment.ip;
-      await writeFile(join(runDir, 'ref.json'), JSON.stringify(ref));
+      // Synchronous: a tiny file, and an async write queues behind the libuv pool (hundreds of ms in a burst of starts).
+      writeFileSync(join(runDir, 'ref.json'), JSON.stringify(ref));
       const run = new MicroRun(this, ref, cgroup, hooks, t0, false);
       if (warm && (child.exitCode !== null || child.signalCode !== null)) queueMicrotask(() => run.gone());
       child.on('exit', () => run.gone());
