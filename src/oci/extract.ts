@@ -216,26 +216,101 @@ async function* zstdDecode(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
   yield* out;
 }
 
-async function* gunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/**
+ * One reader over a decompression source. It remembers a read in flight so that
+ * teardown never waits on it: a stalled peer (a socket, a FIFO, a producer that
+ * stopped) would otherwise hold an aborted extraction open forever, and with it
+ * the source's file descriptor.
+ */
+class SourceReader {
+  private pending: Promise<IteratorResult<Buffer | string>> | undefined;
+  private readonly it: AsyncIterator<Buffer | string>;
+
+  constructor(private readonly source: AsyncIterable<Buffer | string>) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    const p = this.it.next();
+    this.pending = p;
+    const settled = (): void => {
+      if (this.pending === p) this.pending = undefined;
+    };
+    p.then(settled, settled);
+    const r = await p;
+    if (r.done) return { done: true, value: undefined };
+    return { done: false, value: typeof r.value === 'string' ? Buffer.from(r.value) : r.value };
+  }
+
+  /**
+   * Ends the source. On an early stop a stream source is destroyed first (which
+   * also closes a descriptor it owns), so a read in flight settles; the iterator's
+   * `return` is then awaited only when no read is in flight (an async generator
+   * would queue it behind that read).
+   */
+  async close(early: boolean): Promise<void> {
+    const stream = this.source as { destroy?: () => void; destroyed?: boolean };
+    if (early && typeof stream.destroy === 'function' && stream.destroyed !== true) stream.destroy();
+    const ret = this.it.return?.();
+    if (ret === undefined) return;
+    if (this.pending !== undefined) {
+      ret.then(undefined, () => undefined);
+      return;
+    }
+    try {
+      await ret;
+    } catch {
+      // The source failing while being closed changes nothing for an extraction already ending.
+    }
+  }
+}
+
+async function* headThen(head: Buffer[], reader: SourceReader): AsyncGenerator<Buffer> {
+  yield* head;
+  while (true) {
+    const r = await reader.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+/**
+ * gzip through zlib's stream, fed by a concurrent loop. Teardown (consumer stop or
+ * error) destroys the inflater and releases the feeder at once, without waiting for
+ * the source's next chunk.
+ */
+async function* gunzip(input: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
   const z = createGunzip();
-  const writable = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const done = (): void => {
-        z.off('drain', done);
-        z.off('close', done);
-        resolve();
-      };
-      z.on('drain', done);
-      z.on('close', done);
-    });
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<'stopped'>((resolve) => {
+    stop = () => resolve('stopped');
+  });
+  const writable = (): Promise<unknown> =>
+    Promise.race([
+      stopped,
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          z.off('drain', done);
+          z.off('close', done);
+          resolve();
+        };
+        z.on('drain', done);
+        z.on('close', done);
+      }),
+    ]);
   const feed = (async () => {
     try {
-      for await (const chunk of input) {
-        if (z.destroyed) return;
-        if (!z.write(chunk)) await writable();
-        if (z.destroyed) return;
+      while (!z.destroyed) {
+        const next = input.next();
+        next.then(undefined, () => undefined); // may lose the race below and settle later
+        const r = await Promise.race([next, stopped]);
+        if (r === 'stopped' || z.destroyed) return;
+        if (r.done) {
+          z.end();
+          return;
+        }
+        if (!z.write(r.value)) await writable();
       }
-      z.end();
     } catch (err) {
       z.destroy(err as Error);
     }
@@ -244,16 +319,8 @@ async function* gunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const chunk of z as AsyncIterable<Buffer>) yield chunk;
   } finally {
     z.destroy();
+    stop();
     await feed;
-  }
-}
-
-async function* withHead(head: Buffer[], it: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer> {
-  yield* head;
-  while (true) {
-    const r = await it.next();
-    if (r.done) return;
-    yield typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
   }
 }
 
@@ -262,24 +329,25 @@ export async function* decompressStream(
   source: AsyncIterable<Buffer | string>,
   compression: Compression | 'auto' = 'auto',
 ): AsyncGenerator<Buffer> {
-  const it = source[Symbol.asyncIterator]();
+  const reader = new SourceReader(source);
   const head: Buffer[] = [];
   let headLen = 0;
+  let finished = false;
   try {
     while (compression === 'auto' && headLen < 4) {
-      const r = await it.next();
+      const r = await reader.next();
       if (r.done) break;
-      const b = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-      head.push(b);
-      headLen += b.length;
+      head.push(r.value);
+      headLen += r.value.length;
     }
     const kind = compression === 'auto' ? detectCompression(Buffer.concat(head).subarray(0, 4)) : compression;
-    const raw = withHead(head, it);
+    const raw = headThen(head, reader);
     if (kind === 'gzip') yield* gunzip(raw);
     else if (kind === 'zstd') yield* zstdDecode(raw);
     else yield* raw;
+    finished = true;
   } finally {
-    await it.return?.();
+    await reader.close(!finished);
   }
 }
 
