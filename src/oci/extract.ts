@@ -1,6 +1,7 @@
 /**
  * Confined, streaming extraction of tar layers (plain, gzip or zstd) into a root
- * directory, with OCI whiteouts in `layer` mode.
+ * directory, with OCI whiteouts in `layer` mode. Other archive formats reuse the
+ * same confined writer through `extractArchive` (cpio-read.ts).
  *
  * Invariants (security-cases.md rows 1–3):
  * - Nothing is created, changed or removed outside `root`. Entry names are cleaned
@@ -613,28 +614,34 @@ function compressionFor(options: ExtractOptions): Compression | 'auto' {
   return 'auto';
 }
 
+/** One entry in the tar-shaped form the confined writer takes (tar's own, or another format mapped onto it). */
+export interface ArchiveEntry {
+  header: TarHeader;
+  /** The entry's data; read before the next entry is asked for. */
+  body: AsyncIterable<Buffer>;
+}
+
+/** Turns decompressed archive bytes into entries, honouring the limits it can check while parsing. */
+export type ArchiveParser = (bytes: AsyncIterable<Buffer>, limits: Readonly<ExtractLimits>) => AsyncIterable<ArchiveEntry>;
+
 /**
- * Extracts a tar stream (compressed or not) into `root`, which is created if
- * missing. See the file comment for the guarantees; errors are `ExtractError`
- * (`ExtractPathError`, `ExtractLimitError`) or `TarFormatError`.
+ * Extracts any archive whose entries `parse` yields into `root` (created if
+ * missing), with the guarantees of the file comment: decompression, the byte
+ * cap, confinement, limits, teardown. `extractTar` and src/oci/cpio-read.ts use it.
  */
-export async function extractTar(root: string, source: Readable | AsyncIterable<Buffer>, options: ExtractOptions = {}): Promise<ExtractResult> {
+export async function extractArchive(
+  root: string,
+  source: Readable | AsyncIterable<Buffer>,
+  options: ExtractOptions,
+  parse: ArchiveParser,
+): Promise<ExtractResult> {
   await mkdir(root, { recursive: true });
   const realRoot = await realpath(root);
   const ex = new Extractor(realRoot, options);
   const counter = { bytes: 0 };
   try {
     const bytes = capBytes(decompressStream(source as AsyncIterable<Buffer>, compressionFor(options)), ex.limits.maxBytes, counter);
-    try {
-      for await (const { header, body } of readTar(bytes, { maxMetaBytes: ex.limits.maxMetaBytes })) {
-        await ex.entry(header, body);
-      }
-    } catch (err) {
-      if (err instanceof TarMetaLimitError) {
-        throw new ExtractLimitError('maxMetaBytes', ex.limits.maxMetaBytes, err.message);
-      }
-      throw err;
-    }
+    for await (const { header, body } of parse(bytes, ex.limits)) await ex.entry(header, body);
     await ex.finish();
   } catch (err) {
     if (typeof (source as Readable).destroy === 'function') (source as Readable).destroy();
@@ -642,6 +649,24 @@ export async function extractTar(root: string, source: Readable | AsyncIterable<
     throw err;
   }
   return { ...ex.result, bytes: counter.bytes };
+}
+
+async function* tarEntries(bytes: AsyncIterable<Buffer>, limits: Readonly<ExtractLimits>): AsyncGenerator<ArchiveEntry> {
+  try {
+    yield* readTar(bytes, { maxMetaBytes: limits.maxMetaBytes });
+  } catch (err) {
+    if (err instanceof TarMetaLimitError) throw new ExtractLimitError('maxMetaBytes', limits.maxMetaBytes, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Extracts a tar stream (compressed or not) into `root`, which is created if
+ * missing. See the file comment for the guarantees; errors are `ExtractError`
+ * (`ExtractPathError`, `ExtractLimitError`) or `TarFormatError`.
+ */
+export function extractTar(root: string, source: Readable | AsyncIterable<Buffer>, options: ExtractOptions = {}): Promise<ExtractResult> {
+  return extractArchive(root, source, options, tarEntries);
 }
 
 /** Extracts one image layer (whiteouts applied). */

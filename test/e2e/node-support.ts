@@ -58,10 +58,18 @@ export interface BuiltImage {
   digest: string;
 }
 
-/** Packages the rootfs (EROFS initrd, Unikraft layout) and pushes it to `registryUrl` as `repository:tag`. */
-export async function buildAndPush(env: TestEnv, rootfs: string, registryUrl: string, repository: string, tag: string, cmd: string[]): Promise<BuiltImage> {
+/** Packages the rootfs (EROFS initrd by default, or CPIO newc; Unikraft layout) and pushes it to `registryUrl` as `repository:tag`. */
+export async function buildAndPush(
+  env: TestEnv,
+  rootfs: string,
+  registryUrl: string,
+  repository: string,
+  tag: string,
+  cmd: string[],
+  format: 'erofs' | 'cpio' = 'erofs',
+): Promise<BuiltImage> {
   const blobs = new BlobDir(join(env.dir, 'build-blobs'));
-  const img = await packageImage({ rootfsDir: rootfs, format: 'erofs', epoch: 0, name: repository, run: { cmd, env: ['PATH=/bin'], labels: {} }, blobs });
+  const img = await packageImage({ rootfsDir: rootfs, format, epoch: 0, name: repository, run: { cmd, env: ['PATH=/bin'], labels: {} }, blobs });
   const client = new RegistryClient({ baseUrl: registryUrl });
   try {
     const all = [img.config, ...img.layers];

@@ -15,7 +15,7 @@
  *    or a CPIO extracted (confined) into `<cacheDir>/<hex>/` and marked ready
  *    by `<cacheDir>/<hex>.ready` written last. Nothing half-made is ever used.
  */
-import { createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -24,6 +24,8 @@ import { randomUUID } from 'node:crypto';
 import { parseDigest, tryParseDigest, type Digest } from '../../oci/digest.js';
 import { parseReference, ImageReferenceError } from '../../oci/reference.js';
 import { readTar } from '../../oci/tar.js';
+import { CpioFormatError, extractCpio } from '../../oci/cpio-read.js';
+import { ExtractError, ExtractLimitError } from '../../oci/extract.js';
 import type { BlobStore, MetadataStore } from '../../store/types.js';
 import type { RegistryService } from '../../registry/service.js';
 import { RegistryClient, manifestBlobs, RegistryError as ClientRegistryError, RegistryClientError, type Descriptor } from '../../client/index.js';
@@ -32,7 +34,6 @@ import { Errno, NodeError } from '../errors.js';
 import type { Principal } from '../auth.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
-import { extractCpio } from './cpio-extract.js';
 
 /** Path of the initrd inside the single-file initrd layer (Unikraft layout). */
 export const INITRD_ENTRY = 'unikraft/bin/initrd';
@@ -315,7 +316,20 @@ export class LocalImages implements ImageResolver, ImageCatalog {
         await rename(tmp, img);
         await mountErofs(img, tree);
       } else {
-        await extractCpio(tmp, tree, { maxBytes: this.limits.maxInitrdBytes, maxEntries: this.limits.maxCpioEntries });
+        // Confined like a layer: devices skipped (the sandbox gives every instance its own /dev).
+        try {
+          await extractCpio(tree, createReadStream(tmp), {
+            compression: 'none',
+            maxBytes: this.limits.maxInitrdBytes,
+            maxEntries: this.limits.maxCpioEntries,
+            allowDevices: false,
+            removeOnError: true,
+          });
+        } catch (err) {
+          if (err instanceof ExtractLimitError) throw new NodeError(Errno.EFBIG, `the image's CPIO initrd is too large: ${err.message}`);
+          if (err instanceof ExtractError || err instanceof CpioFormatError) throw new NodeError(Errno.EINVAL, `the image's CPIO initrd is invalid: ${err.message}`);
+          throw err;
+        }
         await rm(tmp, { force: true });
       }
       await writeFile(ready, `${format}\n`);
