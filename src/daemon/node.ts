@@ -2,7 +2,7 @@
  * `ukcd node`: the node role — local registry (/v2), controller REST API v1
  * (/v1) and the `micro` instance runtime.
  *
- *   ukcd node --listen 127.0.0.1:PORT --central URL --home DIR
+ *   ukcd node --listen 127.0.0.1:PORT --central URL --home DIR [--allow-registry URL]...
  *             [--bridge ukcbr0] [--subnet 10.88.0.0/16] [--cgroup-parent /ukc-node]
  *             [--port-map 443=127.0.0.1:8443,80=127.0.0.1:8080] [--metro local] [--domain localhost]
  *             [--no-gateway]
@@ -29,6 +29,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     options: {
       listen: { type: 'string', default: '127.0.0.1:7000' },
       central: { type: 'string' },
+      'allow-registry': { type: 'string', multiple: true },
       home: { type: 'string' },
       bridge: { type: 'string' },
       subnet: { type: 'string' },
@@ -61,11 +62,14 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   if (values.metro !== undefined && !label.test(values.metro)) throw new UsageError('--metro must be a DNS label');
   if (values.domain !== undefined && !values.domain.split('.').every((l) => label.test(l))) throw new UsageError('--domain must be a DNS name');
   if (values.central !== undefined && !/^https?:\/\/[^\s]+$/.test(values.central)) throw new UsageError('--central must be an http(s) URL');
+  const allowed = values['allow-registry'] ?? [];
+  for (const u of allowed) if (!/^https?:\/\/[^\s/]+\/?$/.test(u)) throw new UsageError('--allow-registry must be an http(s) base URL (scheme and host only)');
   const node = await startNodeServer({
     host: listen.host,
     port: listen.port,
     home: values.home,
     ...(values.central ? { centralUrl: values.central } : {}),
+    ...(allowed.length > 0 ? { allowedRegistries: allowed } : {}),
     ...(values.bridge ? { bridge: values.bridge } : {}),
     ...(values.subnet ? { subnet: values.subnet } : {}),
     ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),

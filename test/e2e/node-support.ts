@@ -124,10 +124,10 @@ export function startCentral(env: TestEnv): Promise<Daemon> {
   return startDaemon(['registry', '--listen', '127.0.0.1:0', '--data', join(env.dir, 'central')]);
 }
 
-export function startNode(env: TestEnv, centralUrl: string, listen = '127.0.0.1:0'): Promise<Daemon> {
+export function startNode(env: TestEnv, centralUrl: string, listen = '127.0.0.1:0', extraArgs: readonly string[] = []): Promise<Daemon> {
   return startDaemon([
     'node', '--listen', listen, '--central', centralUrl, '--home', join(env.dir, 'node'),
-    '--bridge', env.bridge, '--subnet', env.subnet, '--cgroup-parent', env.cgroupParent,
+    '--bridge', env.bridge, '--subnet', env.subnet, '--cgroup-parent', env.cgroupParent, ...extraArgs,
   ]);
 }
 
