@@ -2,7 +2,7 @@
  * `ukcd node`: the node role — local registry (/v2), controller REST API v1
  * (/v1) and the `micro` instance runtime.
  *
- *   ukcd node --listen 127.0.0.1:PORT --central URL --home DIR
+ *   ukcd node --listen 127.0.0.1:PORT --central URL --home DIR [--allow-registry URL]...
  *             [--bridge ukcbr0] [--subnet 10.88.0.0/16] [--cgroup-parent /ukc-node]
  *             [--port-map 443=127.0.0.1:8443,80=127.0.0.1:8080] [--metro local] [--domain localhost]
  *             [--no-gateway] (--accounts-db PATH | --auth-url URL | --no-auth)
@@ -42,6 +42,7 @@ export const NODE_HELP = {
   options: {
     listen: { type: 'string', default: '127.0.0.1:7000', value: 'HOST:PORT', help: 'address of the node API and local registry' },
     central: { type: 'string', value: 'URL', help: 'the control plane (central registry) images are pulled from' },
+    'allow-registry': { type: 'string', multiple: true, value: 'URL', help: 'another registry instance images may name (scheme and host); others are refused' },
     home: { type: 'string', value: 'DIR', help: "the node's data directory (required)" },
     bridge: { type: 'string', value: 'NAME', help: "the instances' network bridge" },
     subnet: { type: 'string', value: 'CIDR', help: "the instances' subnet" },
@@ -104,12 +105,15 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     );
     auth = { mode: 'none' };
   }
+  const allowed = values['allow-registry'] ?? [];
+  for (const u of allowed) if (!/^https?:\/\/[^\s/]+\/?$/.test(u)) throw new UsageError('--allow-registry must be an http(s) base URL (scheme and host only)');
   const node = await startNodeServer({
     auth,
     host: listen.host,
     port: listen.port,
     home: values.home,
     ...(values.central ? { centralUrl: values.central } : {}),
+    ...(allowed.length > 0 ? { allowedRegistries: allowed } : {}),
     ...(values.bridge ? { bridge: values.bridge } : {}),
     ...(values.subnet ? { subnet: values.subnet } : {}),
     ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),

@@ -68,6 +68,8 @@ export interface NodeServerOptions {
   port: number;
   /** Central registry base URL, e.g. http://127.0.0.1:5000. */
   centralUrl?: string;
+  /** Base URLs of other registries instances may pull images from (see images/local.ts `locateImage`). */
+  allowedRegistries?: readonly string[];
   home: string;
   /** Bridge name and instance subnet. */
   bridge?: string;
@@ -141,6 +143,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     cacheDir: join(home, 'rootfs'),
     registryHost: `${hostText}:${addr.port}`,
     ...(options.centralUrl ? { centralUrl: options.centralUrl } : {}),
+    ...(options.allowedRegistries ? { allowedRegistries: options.allowedRegistries } : {}),
   });
   const driver = new MicroDriver({
     runsDir: join(home, 'runs'),

@@ -1,6 +1,7 @@
 /**
  * Confined, streaming extraction of tar layers (plain, gzip or zstd) into a root
- * directory, with OCI whiteouts in `layer` mode.
+ * directory, with OCI whiteouts in `layer` mode. Other archive formats reuse the
+ * same confined writer through `extractArchive` (cpio-read.ts).
  *
  * Invariants (security-cases.md rows 1–3):
  * - Nothing is created, changed or removed outside `root`. Entry names are cleaned
@@ -216,26 +217,101 @@ async function* zstdDecode(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
   yield* out;
 }
 
-async function* gunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/**
+ * One reader over a decompression source. It remembers a read in flight so that
+ * teardown never waits on it: a stalled peer (a socket, a FIFO, a producer that
+ * stopped) would otherwise hold an aborted extraction open forever, and with it
+ * the source's file descriptor.
+ */
+class SourceReader {
+  private pending: Promise<IteratorResult<Buffer | string>> | undefined;
+  private readonly it: AsyncIterator<Buffer | string>;
+
+  constructor(private readonly source: AsyncIterable<Buffer | string>) {
+    this.it = source[Symbol.asyncIterator]();
+  }
+
+  async next(): Promise<IteratorResult<Buffer>> {
+    const p = this.it.next();
+    this.pending = p;
+    const settled = (): void => {
+      if (this.pending === p) this.pending = undefined;
+    };
+    p.then(settled, settled);
+    const r = await p;
+    if (r.done) return { done: true, value: undefined };
+    return { done: false, value: typeof r.value === 'string' ? Buffer.from(r.value) : r.value };
+  }
+
+  /**
+   * Ends the source. On an early stop a stream source is destroyed first (which
+   * also closes a descriptor it owns), so a read in flight settles; the iterator's
+   * `return` is then awaited only when no read is in flight (an async generator
+   * would queue it behind that read).
+   */
+  async close(early: boolean): Promise<void> {
+    const stream = this.source as { destroy?: () => void; destroyed?: boolean };
+    if (early && typeof stream.destroy === 'function' && stream.destroyed !== true) stream.destroy();
+    const ret = this.it.return?.();
+    if (ret === undefined) return;
+    if (this.pending !== undefined) {
+      ret.then(undefined, () => undefined);
+      return;
+    }
+    try {
+      await ret;
+    } catch {
+      // The source failing while being closed changes nothing for an extraction already ending.
+    }
+  }
+}
+
+async function* headThen(head: Buffer[], reader: SourceReader): AsyncGenerator<Buffer> {
+  yield* head;
+  while (true) {
+    const r = await reader.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+/**
+ * gzip through zlib's stream, fed by a concurrent loop. Teardown (consumer stop or
+ * error) destroys the inflater and releases the feeder at once, without waiting for
+ * the source's next chunk.
+ */
+async function* gunzip(input: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
   const z = createGunzip();
-  const writable = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      const done = (): void => {
-        z.off('drain', done);
-        z.off('close', done);
-        resolve();
-      };
-      z.on('drain', done);
-      z.on('close', done);
-    });
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<'stopped'>((resolve) => {
+    stop = () => resolve('stopped');
+  });
+  const writable = (): Promise<unknown> =>
+    Promise.race([
+      stopped,
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          z.off('drain', done);
+          z.off('close', done);
+          resolve();
+        };
+        z.on('drain', done);
+        z.on('close', done);
+      }),
+    ]);
   const feed = (async () => {
     try {
-      for await (const chunk of input) {
-        if (z.destroyed) return;
-        if (!z.write(chunk)) await writable();
-        if (z.destroyed) return;
+      while (!z.destroyed) {
+        const next = input.next();
+        next.then(undefined, () => undefined); // may lose the race below and settle later
+        const r = await Promise.race([next, stopped]);
+        if (r === 'stopped' || z.destroyed) return;
+        if (r.done) {
+          z.end();
+          return;
+        }
+        if (!z.write(r.value)) await writable();
       }
-      z.end();
     } catch (err) {
       z.destroy(err as Error);
     }
@@ -244,16 +320,8 @@ async function* gunzip(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const chunk of z as AsyncIterable<Buffer>) yield chunk;
   } finally {
     z.destroy();
+    stop();
     await feed;
-  }
-}
-
-async function* withHead(head: Buffer[], it: AsyncIterator<Buffer | string>): AsyncGenerator<Buffer> {
-  yield* head;
-  while (true) {
-    const r = await it.next();
-    if (r.done) return;
-    yield typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
   }
 }
 
@@ -262,24 +330,25 @@ export async function* decompressStream(
   source: AsyncIterable<Buffer | string>,
   compression: Compression | 'auto' = 'auto',
 ): AsyncGenerator<Buffer> {
-  const it = source[Symbol.asyncIterator]();
+  const reader = new SourceReader(source);
   const head: Buffer[] = [];
   let headLen = 0;
+  let finished = false;
   try {
     while (compression === 'auto' && headLen < 4) {
-      const r = await it.next();
+      const r = await reader.next();
       if (r.done) break;
-      const b = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
-      head.push(b);
-      headLen += b.length;
+      head.push(r.value);
+      headLen += r.value.length;
     }
     const kind = compression === 'auto' ? detectCompression(Buffer.concat(head).subarray(0, 4)) : compression;
-    const raw = withHead(head, it);
+    const raw = headThen(head, reader);
     if (kind === 'gzip') yield* gunzip(raw);
     else if (kind === 'zstd') yield* zstdDecode(raw);
     else yield* raw;
+    finished = true;
   } finally {
-    await it.return?.();
+    await reader.close(!finished);
   }
 }
 
@@ -545,28 +614,34 @@ function compressionFor(options: ExtractOptions): Compression | 'auto' {
   return 'auto';
 }
 
+/** One entry in the tar-shaped form the confined writer takes (tar's own, or another format mapped onto it). */
+export interface ArchiveEntry {
+  header: TarHeader;
+  /** The entry's data; read before the next entry is asked for. */
+  body: AsyncIterable<Buffer>;
+}
+
+/** Turns decompressed archive bytes into entries, honouring the limits it can check while parsing. */
+export type ArchiveParser = (bytes: AsyncIterable<Buffer>, limits: Readonly<ExtractLimits>) => AsyncIterable<ArchiveEntry>;
+
 /**
- * Extracts a tar stream (compressed or not) into `root`, which is created if
- * missing. See the file comment for the guarantees; errors are `ExtractError`
- * (`ExtractPathError`, `ExtractLimitError`) or `TarFormatError`.
+ * Extracts any archive whose entries `parse` yields into `root` (created if
+ * missing), with the guarantees of the file comment: decompression, the byte
+ * cap, confinement, limits, teardown. `extractTar` and src/oci/cpio-read.ts use it.
  */
-export async function extractTar(root: string, source: Readable | AsyncIterable<Buffer>, options: ExtractOptions = {}): Promise<ExtractResult> {
+export async function extractArchive(
+  root: string,
+  source: Readable | AsyncIterable<Buffer>,
+  options: ExtractOptions,
+  parse: ArchiveParser,
+): Promise<ExtractResult> {
   await mkdir(root, { recursive: true });
   const realRoot = await realpath(root);
   const ex = new Extractor(realRoot, options);
   const counter = { bytes: 0 };
   try {
     const bytes = capBytes(decompressStream(source as AsyncIterable<Buffer>, compressionFor(options)), ex.limits.maxBytes, counter);
-    try {
-      for await (const { header, body } of readTar(bytes, { maxMetaBytes: ex.limits.maxMetaBytes })) {
-        await ex.entry(header, body);
-      }
-    } catch (err) {
-      if (err instanceof TarMetaLimitError) {
-        throw new ExtractLimitError('maxMetaBytes', ex.limits.maxMetaBytes, err.message);
-      }
-      throw err;
-    }
+    for await (const { header, body } of parse(bytes, ex.limits)) await ex.entry(header, body);
     await ex.finish();
   } catch (err) {
     if (typeof (source as Readable).destroy === 'function') (source as Readable).destroy();
@@ -574,6 +649,24 @@ export async function extractTar(root: string, source: Readable | AsyncIterable<
     throw err;
   }
   return { ...ex.result, bytes: counter.bytes };
+}
+
+async function* tarEntries(bytes: AsyncIterable<Buffer>, limits: Readonly<ExtractLimits>): AsyncGenerator<ArchiveEntry> {
+  try {
+    yield* readTar(bytes, { maxMetaBytes: limits.maxMetaBytes });
+  } catch (err) {
+    if (err instanceof TarMetaLimitError) throw new ExtractLimitError('maxMetaBytes', limits.maxMetaBytes, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Extracts a tar stream (compressed or not) into `root`, which is created if
+ * missing. See the file comment for the guarantees; errors are `ExtractError`
+ * (`ExtractPathError`, `ExtractLimitError`) or `TarFormatError`.
+ */
+export function extractTar(root: string, source: Readable | AsyncIterable<Buffer>, options: ExtractOptions = {}): Promise<ExtractResult> {
+  return extractArchive(root, source, options, tarEntries);
 }
 
 /** Extracts one image layer (whiteouts applied). */

@@ -6,5 +6,6 @@ export * from './reference.js';
 export * from './tree.js';
 export * from './tar.js';
 export * from './cpio.js';
+export * from './cpio-read.js';
 export * from './extract.js';
 export * from './layout.js';

@@ -345,7 +345,7 @@ export interface TarReaderOptions {
 export const DEFAULT_TAR_MAX_META_BYTES = 1024 * 1024;
 
 /** Pulls exact byte counts out of an async chunk source, holding at most one chunk plus the request. */
-class ByteSource {
+export class ByteSource {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private done = false;

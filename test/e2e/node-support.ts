@@ -6,7 +6,7 @@
  * cgroup parent so parallel test files never clash.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { BlobDir, packageImage } from '../../src/build/package/index.js';
 import { RegistryClient, pushImage } from '../../src/client/index.js';
 import { readLeases } from '../../src/node/network/index.js';
-import { detectCgroupLayout, mountsUnder, unmount, removeBridge, removeCgroupParent, removeInstanceNetwork } from '../../src/sandbox/index.js';
+import { detectCgroupLayout, freezerMountPoint, mountsUnder, unmount, removeBridge, removeCgroupParent, removeInstanceNetwork } from '../../src/sandbox/index.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const UKCD = join(REPO_ROOT, 'bin', 'ukcd.js');
@@ -71,10 +71,18 @@ export interface BuiltImage {
   digest: string;
 }
 
-/** Packages the rootfs (EROFS initrd, Unikraft layout) and pushes it to `registryUrl` as `repository:tag`. */
-export async function buildAndPush(env: TestEnv, rootfs: string, registryUrl: string, repository: string, tag: string, cmd: string[]): Promise<BuiltImage> {
+/** Packages the rootfs (EROFS initrd by default, or CPIO newc; Unikraft layout) and pushes it to `registryUrl` as `repository:tag`. */
+export async function buildAndPush(
+  env: TestEnv,
+  rootfs: string,
+  registryUrl: string,
+  repository: string,
+  tag: string,
+  cmd: string[],
+  format: 'erofs' | 'cpio' = 'erofs',
+): Promise<BuiltImage> {
   const blobs = new BlobDir(join(env.dir, 'build-blobs'));
-  const img = await packageImage({ rootfsDir: rootfs, format: 'erofs', epoch: 0, name: repository, run: { cmd, env: ['PATH=/bin'], labels: {} }, blobs });
+  const img = await packageImage({ rootfsDir: rootfs, format, epoch: 0, name: repository, run: { cmd, env: ['PATH=/bin'], labels: {} }, blobs });
   const client = new RegistryClient({ baseUrl: registryUrl });
   try {
     const all = [img.config, ...img.layers];
@@ -139,16 +147,22 @@ export function accountsDb(env: TestEnv): string {
   return join(env.dir, 'accounts', 'auth.db');
 }
 
-/** Starts `ukcd node` with an accounts database; `auth` replaces `--accounts-db` (e.g. `['--auth-url', url]`). */
-export async function startNode(env: TestEnv, centralUrl: string, listen = '127.0.0.1:0', auth?: string[]): Promise<Daemon> {
+/**
+ * Starts `ukcd node` with the test's accounts database, plus `extraArgs`; when
+ * `extraArgs` chooses the authentication itself (`--auth-url`, `--no-auth`,
+ * `--accounts-db`), the default database is not added.
+ */
+export async function startNode(env: TestEnv, centralUrl: string, listen = '127.0.0.1:0', extraArgs: readonly string[] = []): Promise<Daemon> {
   mkdirSync(join(env.dir, 'accounts'), { recursive: true, mode: 0o700 });
+  const ownAuth = extraArgs.some((a) => a === '--auth-url' || a === '--no-auth' || a === '--accounts-db');
   const d = await startDaemon([
     'node', '--listen', listen, '--central', centralUrl, '--home', join(env.dir, 'node'),
     '--bridge', env.bridge, '--subnet', env.subnet, '--cgroup-parent', env.cgroupParent,
-    ...(auth ?? ['--accounts-db', accountsDb(env)]),
+    ...(ownAuth ? [] : ['--accounts-db', accountsDb(env)]),
+    ...extraArgs,
   ]);
   const tokenFile = join(env.dir, 'accounts', 'root-token');
-  if (auth === undefined && existsSync(tokenFile)) {
+  if (!ownAuth && existsSync(tokenFile)) {
     d.token = readFileSync(tokenFile, 'utf8').trim();
     rootTokenOf.set(d.url, d.token);
   }
@@ -229,6 +243,22 @@ export async function fetchText(url: string, timeoutMs = 10_000): Promise<string
 export async function cleanupEnv(env: TestEnv): Promise<void> {
   const layout = detectCgroupLayout();
   const roots = layout.version === 2 ? [layout.mountPoint] : [layout.mountPoints.memory, layout.mountPoints.pids];
+  // Frozen (stateful standby) tasks cannot die: thaw whatever a test left frozen first.
+  const freezerMount = layout.version === 1 ? freezerMountPoint(readFileSync('/proc/self/mountinfo', 'utf8')) : undefined;
+  const freezerParent = freezerMount === undefined ? undefined : join(freezerMount, env.cgroupParent);
+  const frozenGroups = (): string[] =>
+    freezerParent !== undefined && existsSync(freezerParent)
+      ? readdirSync(freezerParent, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(freezerParent, d.name))
+      : [];
+  for (const dir of frozenGroups()) writeFileSync(join(dir, 'freezer.state'), 'THAWED');
+  if (layout.version === 2) {
+    const parent = join(layout.mountPoint, env.cgroupParent);
+    if (existsSync(parent)) {
+      for (const d of readdirSync(parent, { withFileTypes: true })) {
+        if (d.isDirectory() && existsSync(join(parent, d.name, 'cgroup.freeze'))) writeFileSync(join(parent, d.name, 'cgroup.freeze'), '0');
+      }
+    }
+  }
   for (let round = 0; round < 50; round++) {
     let left = 0;
     for (const r of roots) {
@@ -252,6 +282,20 @@ export async function cleanupEnv(env: TestEnv): Promise<void> {
   const networkState = join(env.dir, 'node', 'network');
   if (existsSync(networkState)) {
     for (const [key, lease] of readLeases(networkState)) await removeInstanceNetwork(lease.netns ?? `ukc-${key}`);
+  }
+  for (const dir of frozenGroups()) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // still busy; removed with the parent below when possible
+    }
+  }
+  if (freezerParent !== undefined && existsSync(freezerParent)) {
+    try {
+      rmdirSync(freezerParent);
+    } catch {
+      // a group is still busy
+    }
   }
   try {
     removeCgroupParent(env.cgroupParent);

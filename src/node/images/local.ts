@@ -15,15 +15,17 @@
  *    or a CPIO extracted (confined) into `<cacheDir>/<hex>/` and marked ready
  *    by `<cacheDir>/<hex>.ready` written last. Nothing half-made is ever used.
  */
-import { createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { parseDigest, tryParseDigest, type Digest } from '../../oci/digest.js';
-import { parseReference, ImageReferenceError } from '../../oci/reference.js';
+import { ImageReferenceError, isValidRepositoryPath, parseUnikraftReference, type ImageReference } from '../../oci/reference.js';
 import { readTar } from '../../oci/tar.js';
+import { CpioFormatError, extractCpio } from '../../oci/cpio-read.js';
+import { ExtractError, ExtractLimitError } from '../../oci/extract.js';
 import type { BlobStore, MetadataStore } from '../../store/types.js';
 import type { RegistryService } from '../../registry/service.js';
 import { RegistryClient, manifestBlobs, RegistryError as ClientRegistryError, RegistryClientError, type Descriptor } from '../../client/index.js';
@@ -32,7 +34,6 @@ import { Errno, NodeError } from '../errors.js';
 import type { Principal } from '../auth.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
-import { extractCpio } from './cpio-extract.js';
 
 /** Path of the initrd inside the single-file initrd layer (Unikraft layout). */
 export const INITRD_ENTRY = 'unikraft/bin/initrd';
@@ -66,6 +67,11 @@ export interface LocalImagesOptions {
   cacheDir: string;
   /** The host:port the node's registry is reached at, for `url` in the image list. */
   registryHost: string;
+  /**
+   * Base URLs of other registries images may be pulled from (`https://registry.example.com`).
+   * Without them a reference naming any host but the central's or this node's is refused.
+   */
+  allowedRegistries?: readonly string[];
   limits?: Partial<LocalImagesLimits>;
 }
 
@@ -78,17 +84,96 @@ export interface MicroRootfs extends RootfsHandle {
   layer: string;
 }
 
-/** Which of the central registry's reference forms name a repository, without the domain. */
-function parseImageUrl(url: string): { repository: string; tag?: string; digest?: Digest } {
+/** Where an image reference's bytes come from, decided by the registry host it names. */
+export type ImageOrigin =
+  | { kind: 'central'; baseUrl: string }
+  | { kind: 'local' }
+  | { kind: 'allowed'; baseUrl: string };
+
+export interface ImageLocation {
+  origin: ImageOrigin;
+  /** Repository in the node's local registry (the cache). */
+  repository: string;
+  /** Repository at the origin. */
+  remotePath: string;
+  tag?: string;
+  digest?: Digest;
+}
+
+export interface ImageHostRules {
+  centralUrl?: string;
+  /** This node's own registry (`host:port`). */
+  registryHost: string;
+  allowedRegistries?: readonly string[];
+}
+
+function hostOfUrl(url: string, what: string): string {
+  let u: URL;
   try {
-    const ref = parseReference(url, { defaultDomain: 'central.invalid', officialNamespace: '', domainAliases: [], defaultTag: 'latest' });
-    const out: { repository: string; tag?: string; digest?: Digest } = { repository: ref.path };
-    if (ref.digest) out.digest = ref.digest;
-    else if (ref.tag !== undefined) out.tag = ref.tag;
-    return out;
+    u = new URL(url);
+  } catch {
+    throw new NodeError(Errno.EINVAL, `${what} "${url}" is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new NodeError(Errno.EINVAL, `${what} "${url}" is not an http(s) URL`);
+  return u.host.toLowerCase();
+}
+
+/** The node's own registry under the names a client on this host may use for it. */
+function ownHosts(registryHost: string): Set<string> {
+  const host = registryHost.toLowerCase();
+  const out = new Set([host]);
+  const m = /^(.*):([0-9]+)$/.exec(host);
+  if (m && ['127.0.0.1', '[::1]', '0.0.0.0', '[::]', 'localhost'].includes(m[1] as string)) {
+    for (const alias of ['localhost', '127.0.0.1', '[::1]']) out.add(`${alias}:${m[2] as string}`);
+  }
+  return out;
+}
+
+/** A repository path component standing for another registry's host (`reg.example.com:5000` → `ext-reg-example-com-5000`). */
+function foreignNamespace(host: string): string {
+  return `ext-${host.replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '')}`;
+}
+
+/**
+ * Reads an image reference with the platform's rules (src/oci/reference.ts
+ * `parseUnikraftReference`): `base-compat:latest` is `official/base-compat` on the
+ * central registry, `alice/app` is `alice/app` there. A reference naming a host is
+ * accepted for the central's host and this node's own registry; any other host only
+ * when listed in `allowedRegistries`, and otherwise refused (EACCES) before any
+ * connection is made (security-cases.md row 10: the node never fetches from, or
+ * sends credentials to, a host it was not configured for).
+ */
+export function locateImage(url: string, rules: ImageHostRules): ImageLocation {
+  const central = rules.centralUrl !== undefined ? hostOfUrl(rules.centralUrl, 'central registry') : undefined;
+  let ref: ImageReference;
+  try {
+    ref = parseUnikraftReference(url, central ?? rules.registryHost.toLowerCase());
   } catch (err) {
     throw new NodeError(Errno.EINVAL, err instanceof ImageReferenceError ? err.message : 'invalid image reference');
   }
+  const domain = ref.domain.toLowerCase();
+  let origin: ImageOrigin;
+  let repository = ref.path;
+  if (central !== undefined && rules.centralUrl !== undefined && domain === central) {
+    origin = { kind: 'central', baseUrl: rules.centralUrl };
+  } else if (ownHosts(rules.registryHost).has(domain)) {
+    origin = { kind: 'local' };
+  } else {
+    const allowed = (rules.allowedRegistries ?? []).find((u) => hostOfUrl(u, 'allowed registry') === domain);
+    if (allowed === undefined) {
+      throw new NodeError(
+        Errno.EACCES,
+        `image registry "${ref.domain}" is not allowed on this node (images come from the central registry${central ? ` ${central}` : ''} or this node's registry; other registries must be configured as allowed)`,
+      );
+    }
+    origin = { kind: 'allowed', baseUrl: allowed };
+    repository = `${foreignNamespace(domain)}/${ref.path}`;
+    if (!isValidRepositoryPath(repository)) throw new NodeError(Errno.EINVAL, `image reference "${url}" is too long to cache on this node`);
+  }
+  const out: ImageLocation = { origin, repository, remotePath: ref.path };
+  if (ref.digest) out.digest = ref.digest;
+  else if (ref.tag !== undefined) out.tag = ref.tag;
+  return out;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -168,45 +253,68 @@ export class LocalImages implements ImageResolver, ImageCatalog {
 
   // ---- resolver -----------------------------------------------------------
 
+  /** Where `url`'s image comes from on this node (see `locateImage`); EACCES for a host not allowed. */
+  locate(url: string): ImageLocation {
+    const rules: ImageHostRules = { registryHost: this.options.registryHost };
+    if (this.options.centralUrl !== undefined) rules.centralUrl = this.options.centralUrl;
+    if (this.options.allowedRegistries !== undefined) rules.allowedRegistries = this.options.allowedRegistries;
+    return locateImage(url, rules);
+  }
+
   async resolve(request: ImageRequest, _principal: Principal): Promise<ResolvedImage> {
-    const ref = parseImageUrl(request.url);
-    const digest = await this.locate(ref, request);
-    const view = await this.readManifest(ref.repository, digest);
+    const loc = this.locate(request.url);
+    const digest = await this.find(loc, request);
+    const view = await this.readManifest(loc.repository, digest);
     const config = view.config ? parseImageConfig(await this.options.blobs.readBytes(parseDigest(view.config.digest), this.limits.maxConfigBytes)) : {};
     const initrd = view.layers[view.layers.length - 1];
     if (!initrd) throw new NodeError(Errno.EINVAL, 'image has no rootfs layer');
     const rootfs = await this.prepareRootfs(initrd);
-    return { digestRef: `${ref.repository}@${digest}`, config, rootfs };
+    return { digestRef: `${loc.repository}@${digest}`, config, rootfs };
   }
 
-  /** Finds the manifest digest locally or pulls it, following the pull policy. */
-  private async locate(ref: { repository: string; tag?: string; digest?: Digest }, request: ImageRequest): Promise<string> {
-    const { repository } = ref;
+  /**
+   * Finds the manifest digest locally or pulls it, following the pull policy.
+   * Tags of an allowed foreign registry are never cached here (only digests), so
+   * a local tag can never stand in for another registry's.
+   */
+  private async find(loc: ImageLocation, request: ImageRequest): Promise<string> {
+    const { repository } = loc;
     const local = async (): Promise<string | undefined> => {
-      if (ref.digest) return (await this.options.metadata.getManifest(repository, ref.digest.text)) ? ref.digest.text : undefined;
-      return this.options.metadata.resolveTag(repository, ref.tag ?? 'latest');
+      if (loc.digest) return (await this.options.metadata.getManifest(repository, loc.digest.text)) ? loc.digest.text : undefined;
+      if (loc.origin.kind === 'allowed') return undefined;
+      return this.options.metadata.resolveTag(repository, loc.tag ?? 'latest');
     };
-    if (request.pullPolicy !== 'always' || ref.digest) {
+    if (request.pullPolicy !== 'always' || loc.digest || loc.origin.kind === 'local') {
       const found = await local();
       if (found) return found;
     }
+    if (loc.origin.kind === 'local') throw new NodeError(Errno.ENOENT, `image ${request.url} is not in this node's registry`);
     if (request.pullPolicy === 'never') throw new NodeError(Errno.ENOENT, `image ${request.url} is not on this node (pull_policy never)`);
-    const reference = ref.digest?.text ?? ref.tag ?? 'latest';
+    const reference = loc.digest?.text ?? loc.tag ?? 'latest';
     const key = `${repository}\n${reference}`;
     let pull = this.pulls.get(key);
     if (!pull) {
-      pull = this.pull(repository, reference, request.credentials).finally(() => this.pulls.delete(key));
+      pull = this.pull(loc.origin, loc.remotePath, repository, reference, request.credentials).finally(() => this.pulls.delete(key));
       this.pulls.set(key, pull);
     }
     return pull;
   }
 
-  /** Pulls a manifest and its blobs from the central registry into the local one; answers the manifest digest. */
-  private async pull(repository: string, reference: string, credentials: ImageRequest['credentials']): Promise<string> {
-    if (!this.client || !this.options.centralUrl) throw new NodeError(Errno.ENOENT, `image ${repository}:${reference} not found (no central registry configured)`);
-    const client = credentials ? new RegistryClient({ baseUrl: this.options.centralUrl, credentials }) : this.client;
+  /**
+   * Pulls a manifest and its blobs from `origin` (the central registry or an allowed
+   * one) into the local registry as `repository`; answers the manifest digest.
+   */
+  private async pull(
+    origin: Exclude<ImageOrigin, { kind: 'local' }>,
+    remotePath: string,
+    repository: string,
+    reference: string,
+    credentials: ImageRequest['credentials'],
+  ): Promise<string> {
+    const shared = origin.kind === 'central' && !credentials ? this.client : undefined;
+    const client = shared ?? new RegistryClient({ baseUrl: origin.baseUrl, ...(credentials ? { credentials } : {}) });
     try {
-      const top = await client.getManifest(repository, reference);
+      const top = await client.getManifest(remotePath, reference);
       const { config, layers, children } = manifestBlobs(top.bytes);
       let bytes = top.bytes;
       let mediaType = top.mediaType;
@@ -214,19 +322,22 @@ export class LocalImages implements ImageResolver, ImageCatalog {
       if (children.length > 0) {
         // An index: the first child is the image (ours carry exactly one platform).
         const child = children[0] as Descriptor;
-        const m = await client.getManifest(repository, child.digest);
+        const m = await client.getManifest(remotePath, child.digest);
         const inner = manifestBlobs(m.bytes);
         if (inner.children.length > 0) throw new NodeError(Errno.EINVAL, 'nested image indexes are not supported');
         blobsOf = inner.config ? [inner.config, ...inner.layers] : inner.layers;
-        await this.storeBlobs(client, repository, blobsOf);
+        await this.storeBlobs(client, remotePath, repository, blobsOf);
         await this.options.service.putManifest(repository, { kind: 'digest', digest: m.digest }, m.bytes, m.mediaType);
         bytes = top.bytes;
         mediaType = top.mediaType;
         blobsOf = [];
       }
-      await this.storeBlobs(client, repository, blobsOf);
+      await this.storeBlobs(client, remotePath, repository, blobsOf);
       const isDigest = tryParseDigest(reference) !== undefined;
-      const ref = isDigest ? { kind: 'digest' as const, digest: parseDigest(reference) } : { kind: 'tag' as const, tag: reference };
+      const ref =
+        isDigest || origin.kind === 'allowed'
+          ? { kind: 'digest' as const, digest: isDigest ? parseDigest(reference) : top.digest }
+          : { kind: 'tag' as const, tag: reference };
       const stored = await this.options.service.putManifest(repository, ref, bytes, mediaType);
       if (children.length > 0) return (children[0] as Descriptor).digest;
       return stored.digest;
@@ -239,11 +350,11 @@ export class LocalImages implements ImageResolver, ImageCatalog {
       if (err instanceof RegistryClientError) throw new NodeError(Errno.EIO, `pulling ${repository}:${reference}: ${err.message}`);
       throw err;
     } finally {
-      if (client !== this.client) client.close();
+      if (client !== shared) client.close();
     }
   }
 
-  private async storeBlobs(client: RegistryClient, repository: string, blobs: Descriptor[]): Promise<void> {
+  private async storeBlobs(client: RegistryClient, remotePath: string, repository: string, blobs: Descriptor[]): Promise<void> {
     for (const d of blobs) {
       const digest = parseDigest(d.digest);
       const have = await this.options.blobs.stat(digest);
@@ -251,7 +362,7 @@ export class LocalImages implements ImageResolver, ImageCatalog {
         await this.options.metadata.linkBlob(repository, digest.text, d.size);
         continue;
       }
-      const stream = client.getBlob(repository, digest, { size: d.size });
+      const stream = client.getBlob(remotePath, digest, { size: d.size });
       await this.options.service.putMonolithic(repository, digest, stream, d.size);
     }
   }
@@ -315,7 +426,20 @@ export class LocalImages implements ImageResolver, ImageCatalog {
         await rename(tmp, img);
         await mountErofs(img, tree);
       } else {
-        await extractCpio(tmp, tree, { maxBytes: this.limits.maxInitrdBytes, maxEntries: this.limits.maxCpioEntries });
+        // Confined like a layer: devices skipped (the sandbox gives every instance its own /dev).
+        try {
+          await extractCpio(tree, createReadStream(tmp), {
+            compression: 'none',
+            maxBytes: this.limits.maxInitrdBytes,
+            maxEntries: this.limits.maxCpioEntries,
+            allowDevices: false,
+            removeOnError: true,
+          });
+        } catch (err) {
+          if (err instanceof ExtractLimitError) throw new NodeError(Errno.EFBIG, `the image's CPIO initrd is too large: ${err.message}`);
+          if (err instanceof ExtractError || err instanceof CpioFormatError) throw new NodeError(Errno.EINVAL, `the image's CPIO initrd is invalid: ${err.message}`);
+          throw err;
+        }
         await rm(tmp, { force: true });
       }
       await writeFile(ready, `${format}\n`);

@@ -16,6 +16,15 @@
  *    always / on-failure → restarted with the usual backoff).
  *  - `stopped` with `restart.next_at`: the pending restart is re-armed for the
  *    remaining time (at once when it is overdue).
+ *  - `standby` with a `runtimeRef` (stateful scale-to-zero: a frozen run; the
+ *    freezer is kernel state, so the run outlives the controller still frozen):
+ *    ADOPTED AND KEPT FROZEN. The driver adopts it, `freeze` is asked again
+ *    (a no-op for a frozen group; it re-freezes one that was thawed behind our
+ *    back), and the record stays `standby`: the next wake thaws the same
+ *    process, its memory and sockets intact. When it cannot be adopted (gone)
+ *    the record stays `standby` with `runtimeRef` cleared, so the wake starts it
+ *    anew (stateless). When it is adopted but cannot be frozen, it is killed
+ *    (thawed first) and recorded the same way — never left running unseen.
  * No record is dropped by recovery except through delete-on-stop.
  *
  * Other invariants:
@@ -299,6 +308,10 @@ export class InstanceLifecycle {
             this.armRestart(r.uuid, Math.max(0, r.restart.next_at - this.deps.clock.now()), principal);
             report.rearmed.push(r.uuid);
           }
+          return;
+        }
+        if (r.state === 'standby') {
+          if (r.runtimeRef !== null && (await this.recoverFrozen(r, principal))) report.adopted.push(r.uuid);
           return;
         }
         if (!LIVE.has(r.state)) return;
@@ -747,6 +760,36 @@ export class InstanceLifecycle {
     this.emit({ deleted: uuid });
     const set = this.waiters.get(uuid);
     if (set) for (const w of [...set]) w.resolve(undefined);
+  }
+
+  /** A standby record holding a frozen run (see the top of this file): true when it was adopted and kept frozen. */
+  private async recoverFrozen(r: InstanceRecord, principal: Principal): Promise<boolean> {
+    const adopted = await this.tryAdopt(r);
+    if (!adopted) {
+      r.runtimeRef = null;
+      this.deps.store.put(r);
+      return false;
+    }
+    const run = this.newRun();
+    run.handle = adopted.handle;
+    adopted.bind(run.generation);
+    this.runs.set(r.uuid, run);
+    if (isFreezable(adopted.handle)) {
+      try {
+        await adopted.handle.freeze();
+        if (!run.ended) {
+          run.frozen = true;
+          return true;
+        }
+        return false;
+      } catch (err) {
+        this.appendLog(r.uuid, Buffer.from(`[ukc] a frozen standby run could not be kept frozen, stopping it: ${err instanceof Error ? err.message : String(err)}\n`));
+      }
+    }
+    run.stopRequested = true;
+    run.toStandby = true;
+    await this.endRun(r.uuid, run, { force: true }, principal);
+    return false;
   }
 
   private async tryAdopt(r: InstanceRecord): Promise<{ handle: RuntimeHandle; bind(generation: number): void } | undefined> {

@@ -28,6 +28,13 @@
  *  - One run per instance uuid at a time; its directory is `<runsDir>/<uuid>`
  *    and is removed (with cgroup, netns and lease) once the run ended.
  *  - `exited` fires exactly once per run (after cleanup), `started` before it.
+ *  - Stateful scale-to-zero: a run can `freeze` (cgroup freezer over its whole
+ *    cgroup: no CPU, memory, sockets and files kept) and `thaw`. A frozen v1
+ *    task cannot die (signals stay pending), so every way a run ends — stop,
+ *    kill, cleanup — thaws first. Frozen state lives in the kernel, not in the
+ *    node: a run adopted after a node restart is still frozen (the lifecycle
+ *    keeps it so, see the top of instances/lifecycle.ts); `cleanup` thaws and
+ *    removes the v1 freezer directory whatever the node believed.
  *  - boot_time_us counts from `start()` being called (network, cgroup, spawn or
  *    spec hand-over included) to right before the app's execve; net_time_us from the same
  *    instant until a TCP socket listens on a non-loopback address in the
@@ -41,6 +48,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import {
   Cgroup,
+  CgroupFreezer,
+  freezerMountPoint,
   launcherArgs,
   specPayload,
   warmLauncherArgs,
@@ -53,7 +62,8 @@ import {
 import { applyEventLine, type LauncherEvents } from '../../sandbox/launcher.js';
 import { Errno, NodeError } from '../errors.js';
 import type { NodeNetwork } from '../network/index.js';
-import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHandle, RuntimeHooks, RuntimeStats } from './driver.js';
+import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHooks, RuntimeStats } from './driver.js';
+import type { FreezableHandle } from '../instances/lifecycle.js';
 
 export interface MicroDriverLimits {
   /** Most processes (threads included) one instance may have. */
@@ -161,7 +171,7 @@ function hrUs(from: bigint, to: bigint): number {
   return Math.max(0, Math.round(Number(to - from) / 1000));
 }
 
-class MicroRun implements RuntimeHandle {
+class MicroRun implements FreezableHandle {
   readonly runtimeRef: string;
   private readonly events: LauncherEvents = { stubs: [] };
   private eventsOffset = 0;
@@ -175,6 +185,7 @@ class MicroRun implements RuntimeHandle {
   private killTimer: NodeJS.Timeout | undefined;
   /** Ends the listener probe's share of the driver's probe budget. */
   private endProbe: (() => void) | undefined;
+  private freezer: CgroupFreezer | undefined;
 
   constructor(
     private readonly driver: MicroDriver,
@@ -410,15 +421,36 @@ class MicroRun implements RuntimeHandle {
     }
   }
 
+  /** Freezes every process of the run's cgroup; resolves once the kernel reports it frozen. */
+  async freeze(): Promise<void> {
+    if (this.finished) throw new Error('the run has ended');
+    this.freezer ??= this.driver.freezerFor(this.cgroup);
+    await this.freezer.freeze();
+  }
+
+  async thaw(): Promise<void> {
+    this.thawForExit();
+  }
+
+  /** Frozen tasks cannot act on a signal: every stop, kill and cleanup thaws first (idempotent). */
+  private thawForExit(): void {
+    (this.freezer ?? this.driver.existingFreezerFor(this.cgroup))?.thaw();
+  }
+
   async stop(graceMs: number): Promise<void> {
+    this.thawForExit();
     this.signal('SIGTERM');
     if (!this.killTimer) {
-      this.killTimer = setTimeout(() => this.signal('SIGUSR1'), Math.max(0, graceMs));
+      this.killTimer = setTimeout(() => {
+        this.thawForExit();
+        this.signal('SIGUSR1');
+      }, Math.max(0, graceMs));
       this.killTimer.unref();
     }
   }
 
   async kill(): Promise<void> {
+    this.thawForExit();
     this.signal('SIGUSR1');
   }
 
@@ -595,7 +627,40 @@ export class MicroDriver implements RuntimeDriver {
     }
   }
 
-  async start(spec: InstanceSpec, hooks: RuntimeHooks): Promise<RuntimeHandle> {
+  /** The freezer of a run's cgroup (v1: its directory in the freezer hierarchy, made if missing). */
+  freezerFor(cgroup: Cgroup): CgroupFreezer {
+    return CgroupFreezer.forCgroup(cgroup, { parent: this.options.cgroupParent });
+  }
+
+  /**
+   * The freezer of a run's cgroup if one may be holding it: v2 always (the group's
+   * own directory), v1 only when its freezer directory exists (never made here).
+   */
+  existingFreezerFor(cgroup: Cgroup): CgroupFreezer | undefined {
+    if (cgroup.layout.version === 2) return this.freezerFor(cgroup);
+    const mount = this.freezerMount();
+    if (mount === undefined || !existsSync(join(mount, this.options.cgroupParent, cgroup.name))) return undefined;
+    try {
+      return this.freezerFor(cgroup);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private freezerMountCache: string | null | undefined;
+
+  private freezerMount(): string | undefined {
+    if (this.freezerMountCache === undefined) {
+      try {
+        this.freezerMountCache = freezerMountPoint(readFileSync('/proc/self/mountinfo', 'utf8')) ?? null;
+      } catch {
+        this.freezerMountCache = null;
+      }
+    }
+    return this.freezerMountCache ?? undefined;
+  }
+
+  async start(spec: InstanceSpec, hooks: RuntimeHooks): Promise<FreezableHandle> {
     const t0 = process.hrtime.bigint();
     const lower = spec.rootfs.path;
     if ((spec.rootfs.kind !== 'erofs' && spec.rootfs.kind !== 'cpio') || typeof lower !== 'string') {
@@ -688,7 +753,7 @@ export class MicroDriver implements RuntimeDriver {
     }
   }
 
-  async adopt(request: AdoptRequest, hooks: RuntimeHooks): Promise<RuntimeHandle | undefined> {
+  async adopt(request: AdoptRequest, hooks: RuntimeHooks): Promise<FreezableHandle | undefined> {
     let ref: RunRef;
     try {
       ref = JSON.parse(request.runtimeRef) as RunRef;
@@ -713,7 +778,11 @@ export class MicroDriver implements RuntimeDriver {
 
   /** Removes what a run leaves: its cgroup (killing stragglers), netns + lease, and run directory. */
   async cleanup(ref: RunRef, cgroup: Cgroup): Promise<void> {
+    // A frozen task cannot die: thaw before the cgroup's stragglers are killed, then drop the v1 freezer group.
+    const freezer = this.existingFreezerFor(cgroup);
+    freezer?.thaw();
     await cgroup.destroy().catch(() => undefined);
+    if (freezer && cgroup.layout.version === 1) await freezer.remove().catch(() => undefined);
     if (ref.netns) await this.options.network?.detach(ref.uuid).catch(() => undefined);
     await rm(ref.runDir, { recursive: true, force: true }).catch(() => undefined);
   }
