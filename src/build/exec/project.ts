@@ -20,11 +20,12 @@ import type { UrlPolicy } from './download.js';
 import type { ArchiveLimits } from './archive.js';
 import type { ExtractLimits } from '../../oci/extract.js';
 import { mergeRunConfig, type RunConfig } from '../package/config.js';
-import { packageImage, type PackagedImage } from '../package/image.js';
+import { packageImage, packagePrebuiltInitrd, type PackagedImage } from '../package/image.js';
 import type { RootfsFormat } from '../package/initrd.js';
 import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive, type ImageBlobs } from '../package/output.js';
 import { runtimeInfo, unpackRuntimeRootfs, type RuntimeInfo } from '../package/runtime.js';
 import type { StoredBlob } from '../package/blobs.js';
+import { checkErofsImage, sha256File, unpackRootfsFile, type RootfsFileKind } from './rootfs-file.js';
 
 export interface ProjectBuildOptions {
   /** The project directory (Kraftfile and/or Dockerfile). */
@@ -59,6 +60,8 @@ export interface ProjectBuildOptions {
   layerLimits?: Partial<ExtractLimits>;
   /** Caps for ADD archives. */
   archiveLimits?: Partial<ArchiveLimits>;
+  /** Caps for extracting a Kraftfile rootfs given as a tarball or CPIO archive (defaults: src/oci's DEFAULT_EXTRACT_LIMITS). */
+  rootfsLimits?: Partial<ExtractLimits>;
   log?: (line: string) => void;
   output_?: (chunk: Buffer) => void;
   signal?: AbortSignal;
@@ -139,6 +142,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
   let dockerfilePath: string | undefined;
   let contextDir = dir;
   let rootfsDirInput: string | undefined;
+  let rootfsFile: { kind: RootfsFileKind; path: string } | undefined;
   const rf = kraftfile?.rootfsResolved;
   if (rf) {
     if (rf.kind === 'dockerfile') {
@@ -147,7 +151,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
     } else if (rf.kind === 'directory') {
       rootfsDirInput = rf.path;
     } else {
-      throw new Error(`rootfs of kind ${rf.kind} is not supported by this builder yet (use a Dockerfile or a directory)`);
+      rootfsFile = { kind: rf.kind, path: rf.path };
     }
   } else {
     const df = join(dir, 'Dockerfile');
@@ -161,7 +165,37 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
   let appRoot: string;
   let appKey: string;
   let dockerConfig: StageConfig | undefined;
-  if (dockerfilePath) {
+  // An EROFS rootfs packaged as EROFS with nothing laid under it is the initrd as it is.
+  let prebuiltInitrd: string | undefined;
+  if (rootfsFile) {
+    appKey = hashOf('ukc-file-rootfs-v1', rootfsFile.kind, await sha256File(rootfsFile.path));
+    if (rootfsFile.kind === 'erofs' && format === 'erofs' && !kraftfile?.runtime) {
+      await checkErofsImage(rootfsFile.path);
+      prebuiltInitrd = rootfsFile.path;
+      appRoot = rootfsFile.path;
+      log(`rootfs ${basename(rootfsFile.path)}: EROFS image used as the initrd as it is`);
+    } else {
+      const hit = opts.noCache ? undefined : await cache.getState<Record<string, never>>(appKey);
+      if (hit) {
+        appRoot = cache.rootfsOf(hit.fsKey);
+        log(`rootfs ${basename(rootfsFile.path)} (${rootfsFile.kind}) unpacked  CACHED`);
+      } else {
+        const work = await mkdtemp(join(opts.cacheDir, 'rootfs-'));
+        try {
+          const tree = join(work, 'rootfs');
+          await unpackRootfsFile(rootfsFile.kind, rootfsFile.path, tree, {
+            ...(opts.rootfsLimits ? { limits: opts.rootfsLimits } : {}),
+            onWarning: (m) => log(`warning: ${m}`),
+          });
+          const st = await cache.putState(appKey, {}, { rootfs: tree }, { replace: opts.noCache === true });
+          appRoot = cache.rootfsOf(st.fsKey);
+          log(`rootfs ${basename(rootfsFile.path)} (${rootfsFile.kind}) unpacked`);
+        } finally {
+          await rm(work, { recursive: true, force: true });
+        }
+      }
+    }
+  } else if (dockerfilePath) {
     build = await buildDockerfile({
       contextDir,
       dockerfile: await readFile(dockerfilePath, 'utf8'),
@@ -241,7 +275,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
       : {}),
   });
   const refName = target.kind === 'registry' ? (parseReference(target.ref).tag ?? 'latest') : 'latest';
-  const pkgKey = hashOf('ukc-package-v1', rootKey, JSON.stringify(run), format, String(epoch), name, refName, runtime.kernelLayer?.digest.text ?? '');
+  const pkgKey = hashOf('ukc-package-v1', prebuiltInitrd ? 'prebuilt' : 'made', rootKey, JSON.stringify(run), format, String(epoch), name, refName, runtime.kernelLayer?.digest.text ?? '');
   let image: PackagedImage | undefined;
   let packagingCached = false;
   const cachedImage = opts.noCache ? undefined : await cache.getImage(pkgKey);
@@ -258,7 +292,8 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
     log(`package ${format} initrd  CACHED`);
   } else {
     const started = Date.now();
-    image = await packageImage({
+    const common = { epoch, name, refName, run, blobs: cache.blobs, ...(runtime.kernelLayer ? { kernelLayer: runtime.kernelLayer } : {}) };
+    image = prebuiltInitrd ? await packagePrebuiltInitrd(prebuiltInitrd, common) : await packageImage({
       rootfsDir: finalRoot,
       format,
       epoch,

@@ -5,7 +5,7 @@
  * Everything lands in a BlobDir; outputs (registry, layout dir, .oci.tar) copy
  * from there.
  */
-import { rm } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
 import type { BlobDir, StoredBlob } from './blobs.js';
 import { renderConfig, renderManifest, type RunConfig, type UnikraftImageInput } from './config.js';
 import { makeInitrd, type RootfsFormat } from './initrd.js';
@@ -38,6 +38,25 @@ export async function packageImage(opts: PackageOptions): Promise<PackagedImage>
   const initrdTmp = await opts.blobs.tempPath();
   try {
     await makeInitrd(opts.rootfsDir, initrdTmp, { format: opts.format, epoch: opts.epoch, ...(opts.warn ? { warn: opts.warn } : {}) });
+    const initrdLayer = await writeSingleFileLayer(initrdTmp, INITRD_PATH, opts.blobs);
+    const initrd = await opts.blobs.putFile(initrdTmp);
+    return await assembleImage(opts, initrdLayer, initrd);
+  } finally {
+    await rm(initrdTmp, { force: true });
+  }
+}
+
+/**
+ * Packages an initrd that already exists (an EROFS image given as the rootfs),
+ * byte for byte: the file is copied into the store, never moved or changed.
+ */
+export async function packagePrebuiltInitrd(
+  initrdFile: string,
+  opts: Pick<PackageOptions, 'epoch' | 'name' | 'refName' | 'run' | 'kernelLayer' | 'blobs'>,
+): Promise<PackagedImage> {
+  const initrdTmp = await opts.blobs.tempPath();
+  try {
+    await copyFile(initrdFile, initrdTmp);
     const initrdLayer = await writeSingleFileLayer(initrdTmp, INITRD_PATH, opts.blobs);
     const initrd = await opts.blobs.putFile(initrdTmp);
     return await assembleImage(opts, initrdLayer, initrd);
