@@ -4,7 +4,7 @@
  * output (registry push, OCI layout dir, .oci.tar). Every stage is cached: an
  * unchanged rebuild reads only keys and writes the output.
  */
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { BuildCache, hashOf } from '../cache/cache.js';
@@ -180,6 +180,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
         appRoot = cache.rootfsOf(hit.fsKey);
         log(`rootfs ${basename(rootfsFile.path)} (${rootfsFile.kind}) unpacked  CACHED`);
       } else {
+        await mkdir(opts.cacheDir, { recursive: true });
         const work = await mkdtemp(join(opts.cacheDir, 'rootfs-'));
         try {
           const tree = join(work, 'rootfs');
