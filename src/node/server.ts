@@ -49,6 +49,7 @@ import {
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
 import { LocalImages } from './images/local.js';
+import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
 import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
@@ -162,7 +163,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.gateway ? { gateway: options.gateway } : {}),
-      ...(apiAuth ? { authenticate: apiAuth.authenticate, policy: apiAuth.policy } : {}),
+      ...(apiAuth
+        ? { authenticate: apiAuth.authenticate, policy: apiAuth.policy, mayPullImage: imagePullCheck((u) => images.locate(u), apiAuth.mayPull) }
+        : {}),
       ...(options.auth.mode === 'accounts' ? { users: userDirectoryFromAccounts(options.auth.accounts) } : {}),
       ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
     });
