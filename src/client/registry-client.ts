@@ -74,6 +74,8 @@ export interface RegistryClientOptions {
   /** Registries tried in order for pulls before the upstream. */
   mirrors?: readonly (string | MirrorOptions)[];
   agents?: AgentPair;
+  /** Extra CA certificates (PEM) trusted for this client's HTTPS connections (a private registry's own CA). */
+  ca?: string | Buffer | readonly (string | Buffer)[];
   userAgent?: string;
   /** Retries of a failed request or chunk (network errors, 5xx, 429). Default 3. */
   retries?: number;
@@ -224,6 +226,7 @@ export class RegistryClient {
       const transport = new Transport({
         insecure,
         agents: options.agents,
+        ...(options.ca !== undefined ? { ca: options.ca } : {}),
         userAgent: options.userAgent,
         timeoutMs: options.timeoutMs,
       });

@@ -12,6 +12,7 @@
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { PolicyError, ProtocolError, TransportError } from './errors.js';
@@ -33,6 +34,17 @@ export interface TransportOptions {
   maxRedirects?: number;
   /** Most sockets per host in the default agents. Default 16. */
   maxSockets?: number;
+  /**
+   * Extra CA certificates (PEM) trusted for HTTPS besides the system's roots, e.g. the
+   * self-signed certificate of a private registry. Ignored when `agents` is given.
+   */
+  ca?: string | Buffer | readonly (string | Buffer)[];
+}
+
+/** The system roots plus `extra`, for an https.Agent's `ca` (which otherwise replaces the roots). */
+export function trustedCas(extra: NonNullable<TransportOptions['ca']>): (string | Buffer)[] {
+  const more = typeof extra === 'string' || Buffer.isBuffer(extra) ? [extra] : [...extra];
+  return [...tls.rootCertificates, ...more];
 }
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -100,7 +112,12 @@ export class Transport {
     const maxSockets = options.maxSockets ?? DEFAULT_MAX_SOCKETS;
     this.agents = options.agents ?? {
       http: new http.Agent({ keepAlive: true, maxSockets }),
-      https: new https.Agent({ keepAlive: true, maxSockets, rejectUnauthorized: !this.insecure }),
+      https: new https.Agent({
+        keepAlive: true,
+        maxSockets,
+        rejectUnauthorized: !this.insecure,
+        ...(options.ca !== undefined ? { ca: trustedCas(options.ca) } : {}),
+      }),
     };
     this.userAgent = options.userAgent ?? DEFAULT_USER_AGENT;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;

@@ -169,3 +169,27 @@ test('per-account request rate: over the burst is 429 with Retry-After in the v1
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the registry token realm names the public URL when one is set, else the listen address', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ukc-cp-'));
+  const cp = await startControlPlane({ dataDir: dir, host: '127.0.0.1', port: 0, publicUrl: 'https://cp.ukc.test:7443/', logError: () => {} });
+  const plain = await startControlPlane({ dataDir: join(dir, 'plain'), host: '127.0.0.1', port: 0, logError: () => {} });
+  try {
+    assert.equal(cp.publicUrl, 'https://cp.ukc.test:7443');
+    assert.equal(cp.registryHost, 'cp.ukc.test:7443');
+    assert.match(cp.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${cp.url}/v2/alice/app/tags/list`);
+    assert.equal(res.status, 401);
+    const challenge = res.headers.get('www-authenticate') ?? '';
+    assert.match(challenge, /^Bearer /);
+    assert.match(challenge, /realm="https:\/\/cp\.ukc\.test:7443\/v2\/token"/);
+    const other = await fetch(`${plain.url}/v2/alice/app/tags/list`);
+    assert.equal(other.status, 401);
+    assert.ok((other.headers.get('www-authenticate') ?? '').includes(`realm="${plain.url}/v2/token"`));
+    assert.equal(plain.publicUrl, plain.url);
+  } finally {
+    await cp.close();
+    await plain.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

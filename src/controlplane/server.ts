@@ -10,7 +10,7 @@
  *   registry-signing-key.pem   signs registry tokens (0600)
  *   controlplane.db            nodes
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ import { createRegistry, openStores, RegistryError, type Authorizer, type Regist
 import { createControlPlaneApi } from './api.js';
 import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
+import { createListener, schemeOf, type Listener, type ListenerTls } from '../util/listener.js';
 
 export interface ControlPlaneLimits {
   maxBodyBytes: number;
@@ -58,8 +59,15 @@ export interface ControlPlaneOptions {
   host: string;
   /** 0 = any free port. */
   port: number;
-  /** Host shown in image names (`{owner}/{registry}/{image}`); default: the listening host:port. */
+  /** Host shown in image names (`{owner}/{registry}/{image}`); default: the public URL's host:port, else the listening host:port. */
   registryName?: string;
+  /**
+   * The origin clients reach this control plane by (`https://cp.example.com`): the registry
+   * token realm and the printed addresses use it. Default: the listening address (fine on loopback).
+   */
+  publicUrl?: string;
+  /** Serve HTTPS with this certificate and key (default plain HTTP). */
+  tls?: ListenerTls;
   /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
   anonymousPullOfficial?: boolean;
   limits?: Partial<ControlPlaneLimits>;
@@ -71,9 +79,11 @@ export interface ControlPlaneOptions {
 }
 
 export interface ControlPlane {
-  /** `http://host:port`: the API and the registry. */
+  /** `http(s)://host:port` it listens on: the API and the registry. */
   url: string;
-  /** `host:port` of the central registry. */
+  /** The origin clients are told to use (`publicUrl`, else `url`). */
+  publicUrl: string;
+  /** `host:port` of the central registry as clients name it (from `publicUrl`). */
   registryHost: string;
   /** The first root token, when this start created it (else undefined: see `rootTokenFile`). */
   rootTokenFile: string;
@@ -81,7 +91,7 @@ export interface ControlPlane {
   registry: Registry;
   images: CentralImages;
   nodes: NodeDirectory;
-  server: Server;
+  server: Listener;
   close(): Promise<void>;
 }
 
@@ -115,7 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const limits = { ...DEFAULT_CONTROL_PLANE_LIMITS, ...options.limits };
   const logError = options.logError ?? ((err: unknown) => console.error('controlplane: internal error:', err));
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
+  const server = createListener(options.tls);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -125,8 +135,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const addr = server.address() as AddressInfo;
   const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const registryHost = `${hostText}:${addr.port}`;
-  const url = `http://${registryHost}`;
+  const url = `${schemeOf(options.tls)}://${hostText}:${addr.port}`;
+  const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
+  const registryHost = new URL(publicUrl).host;
 
   const accounts = new AccountStore({ path: join(options.dataDir, 'auth.db') });
   const rootTokenFile = join(options.dataDir, 'root-token');
@@ -134,7 +145,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const policy = new Policy({ anonymousPullOfficial: options.anonymousPullOfficial ?? true });
   const { blobs, metadata } = openStores(join(options.dataDir, 'registry'));
   const registryAuth = createRegistryAuthenticator({
-    realm: `${url}/v2/token`,
+    realm: `${publicUrl}/v2/token`,
     service: 'ukc-registry',
     issuer: 'ukc',
     policy,
@@ -185,6 +196,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   let closed = false;
   return {
     url,
+    publicUrl,
     registryHost,
     rootTokenFile,
     accounts,

@@ -1,5 +1,6 @@
 /**
- * `ukcd controlplane --listen 127.0.0.1:7000 --data DIR [--registry-name HOST]`:
+ * `ukcd controlplane --listen 127.0.0.1:7000 --data DIR [--registry-name HOST] [--public-url URL]
+ *                   [--tls-cert FILE --tls-key FILE]`:
  * the central registry (/v2) and the control plane API (/v1 images, metros,
  * nodes, auth). The root token is written to DIR/root-token on first start.
  */
@@ -7,14 +8,17 @@ import { parseOptions, type CommandHelp } from '../util/usage.js';
 import { UsageError, type Command } from '../util/command.js';
 import { parseListen } from '../registry/index.js';
 import { startControlPlane } from '../controlplane/index.js';
+import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
 
 export const CONTROLPLANE_HELP = {
-  synopsis: '--data DIR [--listen 127.0.0.1:7000] [--registry-name HOST]',
+  synopsis: '--data DIR [--listen 127.0.0.1:7000] [--registry-name HOST] [--public-url URL] [--tls-cert FILE --tls-key FILE]',
   summary: 'run the control plane: central registry (/v2) and /v1 images, metros, nodes',
   options: {
     listen: { type: 'string', default: '127.0.0.1:7000', value: 'HOST:PORT', help: 'address of the API and central registry' },
     data: { type: 'string', value: 'DIR', help: 'data directory (required); the root token is written there' },
-    'registry-name': { type: 'string', value: 'HOST', help: 'the name the central registry is reached by (default the listen address)' },
+    'registry-name': { type: 'string', value: 'HOST', help: 'the name the central registry is reached by (default the public URL\'s host, else the listen address)' },
+    'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach it by, for the registry token realm (default the listen address)' },
+    ...TLS_OPTIONS,
   },
 } as const satisfies CommandHelp;
 
@@ -31,14 +35,19 @@ export const controlplaneCommand: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    const publicUrl = values['public-url'] !== undefined ? parsePublicUrl(values['public-url']) : undefined;
+    const tls = tlsFromOptions(values);
     const cp = await startControlPlane({
       dataDir: values.data,
+      ...(publicUrl !== undefined ? { publicUrl } : {}),
+      ...(tls ? { tls } : {}),
       host: listen.host,
       port: listen.port,
       ...(values['registry-name'] ? { registryName: values['registry-name'] } : {}),
       logError: (err) => ctx.stderr.write(`controlplane: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
     });
-    ctx.stdout.write(`control plane listening on ${cp.url} (registry ${cp.registryHost}); root token in ${cp.rootTokenFile}\n`);
+    const reachedAt = cp.publicUrl !== cp.url ? `, reached at ${cp.publicUrl}` : '';
+    ctx.stdout.write(`control plane listening on ${cp.url}${reachedAt} (registry ${cp.registryHost}); root token in ${cp.rootTokenFile}\n`);
     await new Promise<void>((resolve) => {
       if (ctx.signal.aborted) resolve();
       else ctx.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -5,7 +5,7 @@
  *   ukcd node --listen 127.0.0.1:PORT --central URL --home DIR [--allow-registry URL]...
  *             [--bridge ukcbr0] [--subnet 10.88.0.0/16] [--cgroup-parent /ukc-node]
  *             [--port-map 443=127.0.0.1:8443,80=127.0.0.1:8080] [--metro local] [--domain localhost]
- *             [--no-gateway] (--accounts-db PATH | --auth-url URL | --no-auth)
+ *             [--no-gateway] [--tls-cert FILE --tls-key FILE] (--accounts-db PATH | --auth-url URL | --no-auth)
  *
  * Authentication (exactly one is required):
  *   --accounts-db PATH  the accounts database (shared with a control plane on this
@@ -35,6 +35,7 @@ import { UsageError, type Command, type CommandContext } from '../util/command.j
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/server.js';
 import { parsePortMap } from '../node/index.js';
+import { TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
 
 export const NODE_HELP = {
   synopsis: '--home DIR (--accounts-db PATH | --auth-url URL | --no-auth) [--listen 127.0.0.1:7000] [--central URL] [options]',
@@ -55,6 +56,7 @@ export const NODE_HELP = {
     'auth-url': { type: 'string', value: 'URL', help: "check tokens with this control plane's /v1/auth" },
     'auth-cache-seconds': { type: 'string', value: 'N', help: 'with --auth-url: how long a valid token is trusted (default 30)' },
     'no-auth': { type: 'boolean', default: false, help: 'NO authentication (tests and throwaway setups only)' },
+    ...TLS_OPTIONS,
   },
 } as const satisfies CommandHelp;
 
@@ -105,6 +107,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     );
     auth = { mode: 'none' };
   }
+  const tls = tlsFromOptions(values);
   const allowed = values['allow-registry'] ?? [];
   for (const u of allowed) if (!/^https?:\/\/[^\s/]+\/?$/.test(u)) throw new UsageError('--allow-registry must be an http(s) base URL (scheme and host only)');
   const node = await startNodeServer({
@@ -112,6 +115,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     host: listen.host,
     port: listen.port,
     home: values.home,
+    ...(tls ? { tls } : {}),
     ...(values.central ? { centralUrl: values.central } : {}),
     ...(allowed.length > 0 ? { allowedRegistries: allowed } : {}),
     ...(values.bridge ? { bridge: values.bridge } : {}),

@@ -35,6 +35,8 @@ export interface NodeAccountsAuth {
   policy: AccessPolicy;
   /** The verifier behind `authenticate` (the node's registry checks tokens with it too). */
   verifier: TokenVerifier;
+  /** May `principal` pull `repository` under the platform policy (instance create checks images with it). */
+  mayPull(principal: Principal, repository: string): boolean;
 }
 
 /** An account as a verified token presents it. */
@@ -232,6 +234,9 @@ export function nodeAuthFromVerifier(verifier: TokenVerifier, options: { policy?
     Object.freeze({ kind: 'account', name: p.account, role: p.root ? 'root' : 'user', tokenScope: 'full' });
   return {
     verifier,
+    mayPull(principal, repository) {
+      return policy.authorize(accountOf(principal), 'pull', { kind: 'repository', name: repository }).allow;
+    },
     async authenticate(headers) {
       // The platform API takes `Bearer` only (like the control plane); Basic is for registry clients.
       const token = presentedToken(headers, { basic: false });

@@ -18,6 +18,7 @@ import { createRouter, type ApiRequest, type ApiResponse } from './api/router.js
 import { allowAllPolicy, singleTenantAuthenticator, type AccessPolicy, type Authenticator, type Principal } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
 import type { ImageResolver } from './images/resolver.js';
+import type { ImagePullCheck } from './images/pull-access.js';
 import { ImageQueries, type ImageCatalog } from './images/catalog.js';
 import { imageRoutes } from './images/routes.js';
 import type { RuntimeDriver } from './runtime/driver.js';
@@ -82,6 +83,8 @@ export interface NodeApiOptions {
   rateLimit?: RequestRateLimitOptions | false;
   /** Where `POST /v1/users` creates accounts (absent: EOPNOTSUPP, accounts live elsewhere). */
   users?: UserDirectory;
+  /** Checked at instance create before the image is resolved (see images/pull-access.ts); absent: every image. */
+  mayPullImage?: ImagePullCheck;
 }
 
 export interface NodeGatewayOptions {
@@ -147,6 +150,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     capabilities,
     quotas,
     ...(parts ? { groups: parts.attachment } : {}),
+    ...(options.mayPullImage ? { mayPullImage: options.mayPullImage } : {}),
   });
   let recovery: RecoveryReport;
   try {
@@ -333,6 +337,7 @@ export { systemClock } from './clock.js';
 export type * from './runtime/driver.js';
 export type * from './images/resolver.js';
 export type { CatalogImage, ImageCatalog } from './images/catalog.js';
+export { imagePullCheck, imageNotFoundMessage, type ImagePullCheck, type RepositoryPullDecision } from './images/pull-access.js';
 export type { InstanceRecord, InstanceState, RestartPolicy } from './instances/model.js';
 export { StopReason, StopReasons, INSTANCE_STATES } from './instances/model.js';
 export type { RecoveryReport, LifecycleLimits } from './instances/lifecycle.js';

@@ -28,7 +28,7 @@
  * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
  * start from); everything else follows src/auth's policy (owners, root).
  */
-import { createServer, type Server } from 'node:http';
+import { createListener, schemeOf, type Listener, type ListenerTls } from '../util/listener.js';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -49,6 +49,7 @@ import {
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
 import { LocalImages } from './images/local.js';
+import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
 import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
@@ -83,12 +84,14 @@ export interface NodeServerOptions {
   launcherPath?: string;
   /** The gateway (public ports, TLS, service groups); absent: no service groups on this node. */
   gateway?: NodeGatewayOptions;
+  /** Serve the API and local registry over HTTPS with this certificate and key (default plain HTTP). */
+  tls?: ListenerTls;
 }
 
 export interface NodeServer {
-  /** `http://host:port` */
+  /** `http://host:port`, or `https://` with `tls` */
   url: string;
-  server: Server;
+  server: Listener;
   api: NodeApi;
   registry: Registry;
   images: LocalImages;
@@ -108,7 +111,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
+  const server = createListener(options.tls);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -118,7 +121,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   const addr = server.address() as AddressInfo;
   const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${hostText}:${addr.port}`;
+  const url = `${schemeOf(options.tls)}://${hostText}:${addr.port}`;
   const policy = new Policy({ anonymousPullOfficial: true });
   let apiAuth: NodeAccountsAuth | undefined;
   let access: RegistryAccessControl | undefined;
@@ -162,7 +165,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.gateway ? { gateway: options.gateway } : {}),
-      ...(apiAuth ? { authenticate: apiAuth.authenticate, policy: apiAuth.policy } : {}),
+      ...(apiAuth
+        ? { authenticate: apiAuth.authenticate, policy: apiAuth.policy, mayPullImage: imagePullCheck((u) => images.locate(u), apiAuth.mayPull) }
+        : {}),
       ...(options.auth.mode === 'accounts' ? { users: userDirectoryFromAccounts(options.auth.accounts) } : {}),
       ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
     });

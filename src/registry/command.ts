@@ -1,7 +1,7 @@
 /**
  * `ukcd registry`: serve the OCI registry, or collect its garbage.
  *
- *   ukcd registry [--listen 127.0.0.1:5000] --data DIR [--no-delete]
+ *   ukcd registry [--listen 127.0.0.1:5000] --data DIR [--no-delete] [--tls-cert FILE --tls-key FILE]
  *                 [--auth [--accounts-db PATH] [--root-token-file PATH] [--public-url URL] [--anonymous-pull-official]]
  *   ukcd registry gc --data DIR [--dry-run] [--grace-period 1h]
  */
@@ -11,6 +11,7 @@ import { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS } from './gc.js';
 import { openStores, parseListen, startRegistryServer } from './server.js';
 import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
 import { join } from 'node:path';
+import { TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
 export function parseDuration(text: string): number {
@@ -30,10 +31,11 @@ const SERVE_OPTIONS = {
   'root-token-file': { type: 'string', value: 'PATH', help: 'where the root token is written on first start (with --auth)' },
   'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach the registry by, for the token realm (with --auth)' },
   'anonymous-pull-official': { type: 'boolean', default: false, help: 'let requests without a token pull official/* (with --auth)' },
+  ...TLS_OPTIONS,
 } as const;
 
 const SERVE_HELP = {
-  synopsis: '[serve] --data DIR [--listen 127.0.0.1:5000] [--no-delete] [--auth [--accounts-db PATH] [--root-token-file PATH] [--public-url URL] [--anonymous-pull-official]]',
+  synopsis: '[serve] --data DIR [--listen 127.0.0.1:5000] [--no-delete] [--tls-cert FILE --tls-key FILE] [--auth [--accounts-db PATH] [--root-token-file PATH] [--public-url URL] [--anonymous-pull-official]]',
   summary: 'serve the OCI registry',
   options: SERVE_OPTIONS,
 } as const satisfies CommandHelp;
@@ -71,12 +73,14 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const tls = tlsFromOptions(values);
   const limits = values['upload-timeout'] ? { uploadSessionTimeoutMs: parseDuration(values['upload-timeout']) } : {};
   const dataDir = values.data;
   let auth: RegistryAuth | undefined;
   const srv = await startRegistryServer({
     listen,
     dataDir,
+    ...(tls ? { tls } : {}),
     ...(values.auth
       ? {
           accessFor: (serverUrl: string) => {

@@ -1,9 +1,10 @@
 /**
  * The registry as a request handler (`createRegistry`) that the node and the
  * control plane mount in their own servers, and as a standalone server
- * (`startRegistryServer`). Built on node:http only.
+ * (`startRegistryServer`). Built on node:http (node:https with TLS) only.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createListener, schemeOf, type Listener, type ListenerTls } from '../util/listener.js';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -182,13 +183,15 @@ export interface RegistryServerOptions extends RegistryOptions {
   accessFor?: (serverUrl: string) => RegistryAccessControl;
   /** Per-request socket inactivity timeout (ms, default 5 minutes). */
   requestTimeoutMs?: number;
+  /** Serve HTTPS with this certificate and key (default plain HTTP). */
+  tls?: ListenerTls;
 }
 
 export interface RegistryServer {
   registry: Registry;
-  server: Server;
+  server: Listener;
   address: ListenAddress;
-  /** `http://host:port` */
+  /** `http://host:port`, or `https://` with `tls` */
   url: string;
   close(): Promise<void>;
 }
@@ -197,7 +200,7 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   const listen = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
   // Listen first, build the registry once the URL is known; nothing is served before that.
   let registry: Registry | undefined;
-  const server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 }, (req, res) => {
+  const server = createListener(options.tls, (req, res) => {
     if (registry) registry.handler(req, res);
     else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
   });
@@ -212,7 +215,7 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   const addr = server.address() as AddressInfo;
   const address = { host: addr.address, port: addr.port };
   const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${hostText}:${addr.port}`;
+  const url = `${schemeOf(options.tls)}://${hostText}:${addr.port}`;
   try {
     registry = createRegistry(options.accessFor ? { ...options, access: options.accessFor(url) } : options);
   } catch (err) {

@@ -129,6 +129,26 @@ test('ukcd node --accounts-db: root makes accounts; bob cannot tell alice\'s ins
   assert.equal((still.body.data?.instances as { state: string; tags?: string[] }[])[0]?.state, 'running');
 });
 
+test('bob naming alice\'s image, already in the node\'s cache, gets exactly the answer of an image that does not exist', async (t) => {
+  if (!root) return t.skip('needs root');
+  const base = (node as Daemon).url;
+  const mine = await api(base, 'GET', `/v1/instances/${aliceUuid}`, undefined, alice);
+  const pinned = (mine.body.data?.instances as { image: string }[])[0]!.image;
+  const digest = pinned.slice(pinned.indexOf('@') + 1);
+  const cases: [string, string][] = [
+    ['alice/box:latest', 'alice/no-such-box:latest'],
+    [`alice/box@${digest}`, `alice/box@sha256:${'0'.repeat(64)}`],
+  ];
+  for (const [real, ghost] of cases) {
+    const a = await api(base, 'POST', '/v1/instances', { image: real, name: 'borrowed', memory_mb: 32 }, bob);
+    const b = await api(base, 'POST', '/v1/instances', { image: ghost, name: 'borrowed', memory_mb: 32 }, bob);
+    assert.equal(a.status, 404, JSON.stringify(a.body));
+    assert.equal((a.body.errors as { error: number }[] | undefined)?.[0]?.error, 2);
+    assert.deepEqual(comparable(a, real), comparable(b, ghost));
+  }
+  assert.deepEqual((await api(base, 'GET', '/v1/instances', undefined, bob)).body.data?.instances, []);
+});
+
 test('quotas on the real node: alice\'s third instance is EDQUOT (122); GET /v1/users/quotas shows her usage', async (t) => {
   if (!root) return t.skip('needs root');
   const base = (node as Daemon).url;

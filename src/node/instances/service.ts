@@ -12,6 +12,7 @@ import { Errno, NodeError } from '../errors.js';
 import type { AccessPolicy, Action, Principal } from '../auth.js';
 import type { Clock } from '../clock.js';
 import type { ImageResolver } from '../images/resolver.js';
+import { imageNotFoundMessage, type ImagePullCheck } from '../images/pull-access.js';
 import type { InstanceStore } from './store.js';
 import type { LogRing } from './logs.js';
 import type { InstanceLifecycle } from './lifecycle.js';
@@ -54,6 +55,8 @@ export interface InstanceServiceDeps {
   groups?: ServiceGroupAttachment;
   /** Per-account quotas; absent: none (single tenant). */
   quotas?: QuotaGuard;
+  /** May the caller run this image (see ../images/pull-access.ts); absent: every image (single tenant). */
+  mayPullImage?: ImagePullCheck;
 }
 
 export interface PatchRequest {
@@ -109,6 +112,9 @@ export class InstanceService {
     // Early, before an image is pulled; checked again with the planned records below.
     this.deps.quotas?.check(principal, { instances: count });
     const imageRequest = imageRequestOf(req);
+    // Another tenant's image (even one already cached on this node) looks exactly like a missing one.
+    if (this.deps.mayPullImage && !this.deps.mayPullImage(principal, imageRequest.url))
+      throw new NodeError(Errno.ENOENT, imageNotFoundMessage(imageRequest.url));
     const image = await this.deps.resolver.resolve(imageRequest, principal);
     const groups = this.deps.groups;
     if (req.service_group !== undefined && !groups)

@@ -1,0 +1,88 @@
+/**
+ * The HTTP(S) listeners of `ukcd registry`, `ukcd controlplane` and `ukcd node`
+ * (ARCHITECTURE.md decision 7: every listener can serve TLS, certificate and
+ * key from config). One handler serves both; only the socket layer differs.
+ *
+ * Invariant: a listener given TLS material never accepts plain HTTP, and its
+ * URL says `https://`. The certificate and key are checked to form a usable
+ * pair before anything listens, so a bad file is a clear error at start.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { UsageError, UserError } from './command.js';
+import type { OptionSpec } from './usage.js';
+
+/** PEM certificate chain and private key of a listener. */
+export interface ListenerTls {
+  cert: Buffer;
+  key: Buffer;
+}
+
+export type Listener = http.Server | https.Server;
+
+/** Timeouts shared by the daemons' listeners (long uploads: no overall request timeout). */
+export const LISTENER_TIMEOUTS = Object.freeze({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
+
+/** A node:http server, or node:https with `tls`, calling `handler` for every request. */
+export function createListener(tls: ListenerTls | undefined, handler?: http.RequestListener): Listener {
+  if (tls) return https.createServer({ ...LISTENER_TIMEOUTS, cert: tls.cert, key: tls.key }, handler);
+  return http.createServer({ ...LISTENER_TIMEOUTS }, handler);
+}
+
+/** `http` or `https`, as the listener serves. */
+export function schemeOf(tls: ListenerTls | undefined): 'http' | 'https' {
+  return tls ? 'https' : 'http';
+}
+
+/** The `--tls-cert` / `--tls-key` rows of a command's option table. */
+export const TLS_OPTIONS = {
+  'tls-cert': { type: 'string', value: 'FILE', help: 'serve HTTPS with this PEM certificate (chain); needs --tls-key' },
+  'tls-key': { type: 'string', value: 'FILE', help: 'the PEM private key of --tls-cert' },
+} as const satisfies Record<string, OptionSpec>;
+
+/** Reads `--tls-cert FILE --tls-key FILE` (both or neither); undefined means plain HTTP. */
+export function tlsFromOptions(values: { 'tls-cert'?: string | undefined; 'tls-key'?: string | undefined }): ListenerTls | undefined {
+  const certPath = values['tls-cert'];
+  const keyPath = values['tls-key'];
+  if (certPath === undefined && keyPath === undefined) return undefined;
+  if (certPath === undefined || keyPath === undefined) throw new UsageError('--tls-cert FILE and --tls-key FILE go together');
+  return readListenerTls(certPath, keyPath);
+}
+
+/** Reads a certificate and key and checks they form a usable pair. */
+export function readListenerTls(certPath: string, keyPath: string): ListenerTls {
+  let cert: Buffer;
+  let key: Buffer;
+  try {
+    cert = readFileSync(certPath);
+    key = readFileSync(keyPath);
+  } catch (err) {
+    throw new UserError(`cannot read the TLS certificate or key: ${(err as Error).message}`);
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new UserError(`TLS certificate ${certPath} and key ${keyPath} are not a usable pair: ${(err as Error).message}`);
+  }
+  return { cert, key };
+}
+
+/**
+ * Reads a public base URL (`--public-url`): http(s), no credentials, query or
+ * fragment, no path; answers its origin (`https://cp.example.com:7000`).
+ */
+export function parsePublicUrl(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new UsageError(`--public-url "${text}" is not a URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError('--public-url must be an http(s) URL');
+  if (u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '' || (u.pathname !== '/' && u.pathname !== '')) {
+    throw new UsageError('--public-url takes scheme, host and port only (no credentials, path, query or fragment)');
+  }
+  return u.origin;
+}
