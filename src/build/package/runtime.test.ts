@@ -89,7 +89,7 @@ test('a runtime initrd CPIO over the entry limit is refused', async (t) => {
   const { base, rootfs } = await setup(t);
   const initrd = join(base, 'initrd.cpio');
   await writeFile(initrd, cpio(file('a', '1'), file('b', '2'), file('c', '3')));
-  await assert.rejects(unpackInitrd(initrd, rootfs), /maxEntries|entries/);
+  await assert.rejects(unpackInitrd(initrd, rootfs, { maxEntries: 2 }), /maxEntries|entries/);
 });
 
 test('an EROFS runtime initrd unpacks, with fsck.erofs sandboxed to the rootfs', async (t) => {
