@@ -4,7 +4,7 @@
  * API v1 on /v1, over the `micro` runtime, the node network and the image
  * cache backed by the central registry.
  *
- * Layout of `home` (everything the node keeps; nothing is lost on kill -9):
+ * Layout of `home` (0700, like rootfs/; everything the node keeps; nothing is lost on kill -9):
  *   registry/           blobs + registry.db of the local registry
  *   rootfs/             prepared root filesystems (EROFS image + mount, or extracted CPIO), per layer digest
  *   api/                instances.db and console logs
@@ -31,7 +31,7 @@
 import { createListener, schemeOf, type Listener, type ListenerTls } from '../util/listener.js';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl } from '../registry/index.js';
 import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
@@ -102,7 +102,12 @@ export interface NodeServer {
 
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
   const home = options.home;
-  mkdirSync(home, { recursive: true });
+  // Private (0700): the home holds tenants' images and root filesystems (setuid
+  // files included), instance state and keys; no other local user may reach them.
+  for (const dir of [home, join(home, 'rootfs')]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
   const network = new NodeNetwork({
     bridge: options.bridge ?? DEFAULT_NODE_NETWORK.bridge,
     subnet: options.subnet ?? DEFAULT_NODE_NETWORK.subnet,

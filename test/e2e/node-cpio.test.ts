@@ -3,7 +3,7 @@
 // into its rootfs cache (src/oci/cpio-read.ts) and the instance serves from it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, lstat, readlink } from 'node:fs/promises';
+import { readFile, readdir, lstat, readlink, stat } from 'node:fs/promises';
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, buildAndPush, busyboxRootfs, cleanupEnv, fetchText, newEnv, startCentral, startNode, stopDaemon, waitInstance, type Daemon, type Instance } from './node-support.js';
@@ -29,6 +29,9 @@ test('a CPIO-initrd image runs through the real node from its extracted rootfs',
     // The cache holds an extracted tree (no .img), marked ready as cpio, with links and modes as packaged.
     const cache = join(env.dir, 'node', 'rootfs');
     const names = await readdir(cache);
+    // Private: the cache holds tenants' trees (setuid files included); no other local user reaches them.
+    assert.equal((await stat(join(env.dir, 'node'))).mode & 0o777, 0o700, 'the node home is 0700');
+    assert.equal((await stat(cache)).mode & 0o777, 0o700, 'the rootfs cache is 0700');
     const ready = names.filter((n) => n.endsWith('.ready'));
     assert.equal(ready.length, 1, names.join(','));
     assert.equal((await readFile(join(cache, ready[0] as string), 'utf8')).trim(), 'cpio');

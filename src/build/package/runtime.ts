@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, rm, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { applyLayers, type ExtractLimits } from '../../oci/extract.js';
+import { extractCpio, type CpioExtractOptions } from '../../oci/cpio-read.js';
 import { readTar } from '../../oci/tar.js';
 import type { PulledImage } from '../exec/images.js';
 import type { BlobDir, StoredBlob } from './blobs.js';
@@ -45,8 +46,26 @@ async function extractSingleFile(layerPath: string, dest: string, maxBytes: numb
   throw new Error('runtime layer holds no file');
 }
 
-/** Unpacks an EROFS or CPIO initrd into `dir` (which must be empty). */
-export async function unpackInitrd(file: string, dir: string): Promise<void> {
+/** Options for `unpackInitrd`: the confined extractor's limits and owner policy. */
+export type InitrdUnpackOptions = CpioExtractOptions & {
+  /** Longest an EROFS extraction may run, in ms. */
+  erofsTimeoutMs?: number;
+};
+
+export const DEFAULT_EROFS_EXTRACT_TIMEOUT_MS = 600_000;
+
+const CPIO_MAGICS = new Set(['070701', '070702']);
+
+/**
+ * Unpacks an EROFS or CPIO initrd (a runtime's, so untrusted) into `dir`.
+ * CPIO (plain, gzip or zstd) goes through the confined extractor (no write
+ * outside `dir`, not even through symlinks the archive made; bytes, entries and
+ * depth capped). EROFS goes through `fsck.erofs --extract`, which has no such
+ * guarantees of its own, so it runs in a bubblewrap sandbox whose only writable
+ * path is `dir` and whose other paths are read-only system binds or bwrap's
+ * empty tmpfs root: a symlink the image plants can only lead inside that view.
+ */
+export async function unpackInitrd(file: string, dir: string, options: InitrdUnpackOptions = {}): Promise<void> {
   const fh = await open(file, 'r');
   const head = Buffer.alloc(1028);
   try {
@@ -55,16 +74,45 @@ export async function unpackInitrd(file: string, dir: string): Promise<void> {
     await fh.close();
   }
   await mkdir(dir, { recursive: true });
-  if (head.subarray(0, 6).toString('latin1') === '070701') {
-    // GNU cpio into an empty directory, names kept relative.
-    await runTool('sh', ['-c', 'cd "$1" && cpio -idm --quiet --no-absolute-filenames < "$2"', 'unpack', dir, file]);
+  const { erofsTimeoutMs, ...cpioOptions } = options;
+  const compressed = (head[0] === 0x1f && head[1] === 0x8b) || head.readUInt32LE(0) === 0xfd2fb528;
+  if (CPIO_MAGICS.has(head.subarray(0, 6).toString('latin1')) || compressed) {
+    await extractCpio(dir, createReadStream(file), cpioOptions);
     return;
   }
   if (head.readUInt32LE(1024) === 0xe0f5e1e2) {
-    await runTool('fsck.erofs', [`--extract=${dir}`, file]);
+    await extractErofsSandboxed(file, dir, erofsTimeoutMs ?? DEFAULT_EROFS_EXTRACT_TIMEOUT_MS);
     return;
   }
   throw new Error('runtime initrd is neither CPIO newc nor EROFS');
+}
+
+/** Runs `fsck.erofs --extract` seeing only `dir` (writable) and the image (read-only). */
+async function extractErofsSandboxed(file: string, dir: string, timeoutMs: number): Promise<void> {
+  const caps = ['CAP_CHOWN', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_DAC_OVERRIDE', 'CAP_MKNOD'];
+  const root = process.getuid?.() === 0;
+  await runTool(
+    'bwrap',
+    [
+      '--unshare-all',
+      '--die-with-parent',
+      '--new-session',
+      '--ro-bind', '/usr', '/usr',
+      '--symlink', 'usr/lib', '/lib',
+      '--symlink', 'usr/lib64', '/lib64',
+      '--symlink', 'usr/bin', '/bin',
+      '--symlink', 'usr/sbin', '/sbin',
+      '--dev', '/dev',
+      '--ro-bind', file, '/image',
+      '--bind', dir, '/out',
+      ...(root ? ['--cap-drop', 'ALL', ...caps.flatMap((c) => ['--cap-add', c])] : []),
+      '--',
+      'fsck.erofs',
+      '--extract=/out',
+      '/image',
+    ],
+    timeoutMs,
+  );
 }
 
 export const DEFAULT_RUNTIME_INITRD_MAX_BYTES = 4 * 1024 ** 3;
@@ -99,7 +147,7 @@ export async function unpackRuntimeRootfs(pulled: PulledImage, dir: string, blob
     const tmp = await mkdtemp(join(blobs.root, 'initrd-'));
     try {
       await extractSingleFile(local.path, join(tmp, 'initrd'), limits.maxBytes ?? DEFAULT_RUNTIME_INITRD_MAX_BYTES);
-      await unpackInitrd(join(tmp, 'initrd'), dir);
+      await unpackInitrd(join(tmp, 'initrd'), dir, limits);
     } finally {
       await rm(tmp, { recursive: true, force: true });
     }

@@ -13,10 +13,18 @@
  *  - The rootfs of one initrd layer is prepared once per layer digest:
  *    `<cacheDir>/<hex>.img` + a read-only EROFS mount at `<cacheDir>/<hex>/`,
  *    or a CPIO extracted (confined) into `<cacheDir>/<hex>/` and marked ready
- *    by `<cacheDir>/<hex>.ready` written last. Nothing half-made is ever used.
+ *    by `<cacheDir>/<hex>.ready` written last. Nothing half-made is ever used:
+ *    a CPIO is extracted into a temp sibling (`.tmp-*`), flushed to disk, then
+ *    renamed into place; the marker (`erofs` or `cpio`, nothing else is valid)
+ *    is written atomically after that. Without a valid marker, a tree / image
+ *    is discarded and rebuilt; `.tmp-*` leftovers of a crash are removed at the
+ *    first build of the next process.
+ *  - The cache directory is 0700 (chmod'ed at start too): the trees are
+ *    tenants' root filesystems and may hold setuid-root files, which no other
+ *    local user of the node may reach.
  */
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -29,7 +37,8 @@ import { ExtractError, ExtractLimitError } from '../../oci/extract.js';
 import type { BlobStore, MetadataStore } from '../../store/types.js';
 import type { RegistryService } from '../../registry/service.js';
 import { RegistryClient, manifestBlobs, RegistryError as ClientRegistryError, RegistryClientError, type Descriptor } from '../../client/index.js';
-import { isMountPoint, mountErofs } from '../../sandbox/index.js';
+import { isMountPoint, mountErofs, unmount } from '../../sandbox/index.js';
+import { fsyncDir, syncFileSystem, writeFileAtomic } from '../../util/durable.js';
 import { Errno, NodeError } from '../errors.js';
 import type { Principal } from '../auth.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
@@ -38,6 +47,25 @@ import type { CatalogImage, ImageCatalog } from './catalog.js';
 /** Path of the initrd inside the single-file initrd layer (Unikraft layout). */
 export const INITRD_ENTRY = 'unikraft/bin/initrd';
 const KERNEL_ENTRY = 'unikraft/bin/kernel';
+
+const TEMP_PREFIX = '.tmp-';
+
+/** Creates `dir` (and parents) and makes it 0700 even if it already existed. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+}
+
+/** The format a `.ready` marker records, or undefined when it is missing or not exactly a marker. */
+async function readReadyMarker(path: string): Promise<'erofs' | 'cpio' | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return text === 'erofs\n' ? 'erofs' : text === 'cpio\n' ? 'cpio' : undefined;
+}
 
 export interface LocalImagesLimits {
   /** Largest image config read into memory. */
@@ -241,6 +269,7 @@ export class LocalImages implements ImageResolver, ImageCatalog {
   private readonly client: RegistryClient | undefined;
   private readonly pulls = new Map<string, Promise<string>>();
   private readonly rootfs = new Map<string, Promise<MicroRootfs>>();
+  private cacheReady: Promise<void> | undefined;
 
   constructor(private readonly options: LocalImagesOptions) {
     this.limits = { ...DEFAULT_LOCAL_IMAGES_LIMITS, ...options.limits };
@@ -395,18 +424,47 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     return p;
   }
 
+  /**
+   * Makes the cache directory private (0700: it holds tenants' trees, setuid
+   * files included) and removes what a crash left behind: temp initrds and
+   * half-extracted trees. Runs once, before the first build of this process.
+   */
+  private prepareCacheDir(): Promise<void> {
+    this.cacheReady ??= (async () => {
+      const dir = this.options.cacheDir;
+      await ensurePrivateDir(dir);
+      for (const name of await readdir(dir)) {
+        if (name.startsWith(TEMP_PREFIX)) await rm(join(dir, name), { recursive: true, force: true });
+      }
+    })();
+    const p = this.cacheReady;
+    p.catch(() => {
+      if (this.cacheReady === p) this.cacheReady = undefined;
+    });
+    return p;
+  }
+
   private async buildRootfs(layer: Digest): Promise<MicroRootfs> {
+    await this.prepareCacheDir();
     const dir = this.options.cacheDir;
-    await mkdir(dir, { recursive: true });
     const img = join(dir, `${layer.hex}.img`);
     const tree = join(dir, layer.hex);
     const ready = join(dir, `${layer.hex}.ready`);
-    if (existsSync(ready)) {
-      const kind = (await readFile(ready, 'utf8')).trim() === 'erofs' ? 'erofs' : 'cpio';
-      if (kind === 'erofs' && !isMountPoint(tree)) await mountErofs(img, tree);
-      return { kind, path: tree, layer: layer.text };
+    const marked = await readReadyMarker(ready);
+    if (marked !== undefined && existsSync(marked === 'erofs' ? img : tree)) {
+      if (marked === 'erofs' && !isMountPoint(tree)) {
+        await mkdir(tree, { recursive: true, mode: 0o700 });
+        await mountErofs(img, tree);
+      }
+      return { kind: marked, path: tree, layer: layer.text };
     }
-    const tmp = join(dir, `.tmp-${randomUUID()}`);
+    // No valid marker: whatever is there is half-made (a crash mid-build) and is rebuilt.
+    await rm(ready, { force: true });
+    await unmount(tree, { lazyFallback: true });
+    await rm(tree, { recursive: true, force: true });
+    await rm(img, { force: true });
+    const tmp = join(dir, `${TEMP_PREFIX}${randomUUID()}`);
+    const tmpTree = join(dir, `${TEMP_PREFIX}${randomUUID()}.d`);
     try {
       await this.extractInitrd(layer, tmp);
       const head = Buffer.alloc(1028);
@@ -420,15 +478,16 @@ export class LocalImages implements ImageResolver, ImageCatalog {
       }
       const format = initrdFormat(head.subarray(0, n));
       if (!format) throw new NodeError(Errno.EINVAL, 'the initrd is neither EROFS nor CPIO newc');
-      await rm(tree, { recursive: true, force: true });
-      await mkdir(tree, { recursive: true });
       if (format === 'erofs') {
         await rename(tmp, img);
+        await fsyncDir(dir);
+        await mkdir(tree, { recursive: true, mode: 0o700 });
         await mountErofs(img, tree);
       } else {
         // Confined like a layer: devices skipped (the sandbox gives every instance its own /dev).
+        await mkdir(tmpTree, { mode: 0o700 });
         try {
-          await extractCpio(tree, createReadStream(tmp), {
+          await extractCpio(tmpTree, createReadStream(tmp), {
             compression: 'none',
             maxBytes: this.limits.maxInitrdBytes,
             maxEntries: this.limits.maxCpioEntries,
@@ -441,11 +500,17 @@ export class LocalImages implements ImageResolver, ImageCatalog {
           throw err;
         }
         await rm(tmp, { force: true });
+        // The tree's data and metadata reach the disk before it takes its final name.
+        await syncFileSystem(tmpTree);
+        await rename(tmpTree, tree);
+        await fsyncDir(dir);
       }
-      await writeFile(ready, `${format}\n`);
+      // The marker goes last: a tree or image without one is never used.
+      await writeFileAtomic(ready, `${format}\n`);
       return { kind: format, path: tree, layer: layer.text };
     } finally {
       await rm(tmp, { force: true });
+      await rm(tmpTree, { recursive: true, force: true });
     }
   }
 
