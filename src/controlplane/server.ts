@@ -11,7 +11,6 @@
  *   controlplane.db            nodes
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -30,7 +29,7 @@ import { createRegistry, openStores, RegistryError, type Authorizer, type Regist
 import { createControlPlaneApi } from './api.js';
 import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
-import { createListener, schemeOf, type Listener, type ListenerTls } from '../util/listener.js';
+import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
 
 export interface ControlPlaneLimits {
   maxBodyBytes: number;
@@ -126,16 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const logError = options.logError ?? ((err: unknown) => console.error('controlplane: internal error:', err));
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const server = createListener(options.tls);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `${schemeOf(options.tls)}://${hostText}:${addr.port}`;
+  const { url } = await listenOn(server, options.host, options.port, options.tls);
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const registryHost = new URL(publicUrl).host;
 

@@ -28,8 +28,7 @@
  * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
  * start from); everything else follows src/auth's policy (owners, root).
  */
-import { createListener, schemeOf, type Listener, type ListenerTls } from '../util/listener.js';
-import type { AddressInfo } from 'node:net';
+import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -117,16 +116,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
   const server = createListener(options.tls);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
-  const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `${schemeOf(options.tls)}://${hostText}:${addr.port}`;
+  const { url, authority } = await listenOn(server, options.host, options.port, options.tls);
   const policy = new Policy({ anonymousPullOfficial: true });
   let apiAuth: NodeAccountsAuth | undefined;
   let access: RegistryAccessControl | undefined;
@@ -149,7 +139,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     metadata,
     service: registry.service,
     cacheDir: join(home, 'rootfs'),
-    registryHost: `${hostText}:${addr.port}`,
+    registryHost: authority,
     ...(options.centralUrl ? { centralUrl: options.centralUrl } : {}),
     ...(options.allowedRegistries ? { allowedRegistries: options.allowedRegistries } : {}),
   });

@@ -4,8 +4,7 @@
  * (`startRegistryServer`). Built on node:http (node:https with TLS) only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createListener, schemeOf, type Listener, type ListenerTls } from '../util/listener.js';
-import type { AddressInfo } from 'node:net';
+import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBlobStore } from '../store/fs.js';
@@ -205,17 +204,8 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
     else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
   });
   server.setTimeout(options.requestTimeoutMs ?? 5 * 60_000);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const addr = server.address() as AddressInfo;
+  const { address: addr, url } = await listenOn(server, listen.host, listen.port, options.tls);
   const address = { host: addr.address, port: addr.port };
-  const hostText = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `${schemeOf(options.tls)}://${hostText}:${addr.port}`;
   try {
     registry = createRegistry(options.accessFor ? { ...options, access: options.accessFor(url) } : options);
   } catch (err) {

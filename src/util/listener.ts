@@ -7,6 +7,7 @@
  * URL says `https://`. The certificate and key are checked to form a usable
  * pair before anything listens, so a bad file is a clear error at start.
  */
+import type { AddressInfo } from 'node:net';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -29,6 +30,30 @@ export const LISTENER_TIMEOUTS = Object.freeze({ requestTimeout: 0, headersTimeo
 export function createListener(tls: ListenerTls | undefined, handler?: http.RequestListener): Listener {
   if (tls) return https.createServer({ ...LISTENER_TIMEOUTS, cert: tls.cert, key: tls.key }, handler);
   return http.createServer({ ...LISTENER_TIMEOUTS }, handler);
+}
+
+/**
+ * Starts `server` listening on host:port (0 picks a free port) and answers the
+ * bound address, the URL clients use to reach it and its `host:port` (the port
+ * always written, unlike `URL.host`).
+ */
+export async function listenOn(
+  server: Listener,
+  host: string,
+  port: number,
+  tls: ListenerTls | undefined,
+): Promise<{ address: AddressInfo; url: string; authority: string }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const hostText = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const authority = `${hostText}:${address.port}`;
+  return { address, url: `${schemeOf(tls)}://${authority}`, authority };
 }
 
 /** `http` or `https`, as the listener serves. */
