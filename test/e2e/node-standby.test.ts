@@ -67,7 +67,15 @@ function runFiles(env: TestEnv, uuid: string): RunFiles {
       ? join(layout.mountPoint, env.cgroupParent, ref.cgroup, 'cgroup.events')
       : join(freezerMountPoint(readFileSync('/proc/self/mountinfo', 'utf8')) ?? '/nonexistent', env.cgroupParent, ref.cgroup, 'freezer.state');
   return {
-    count: () => Number(readFileSync(join(runDir, 'upper', 'www', 'count'), 'utf8').trim()),
+    // The app rewrites the file with `echo > count` (truncate, then write): a read
+    // can land in between and see it empty, so read again (bounded) until it holds a number.
+    count: () => {
+      for (let i = 0; ; i++) {
+        const text = readFileSync(join(runDir, 'upper', 'www', 'count'), 'utf8').trim();
+        if (text !== '' || i >= 100) return Number(text);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+    },
     freezerState: () => {
       if (!existsSync(stateFile)) return 'none';
       const text = readFileSync(stateFile, 'utf8');
@@ -126,8 +134,12 @@ test('stateful scale-to-zero on micro: frozen standby, woken by the gateway as t
     assert.equal(woke.state, 'running');
     assert.equal(woke.start_count, 2);
     assert.equal(files.freezerState(), 'THAWED');
-    await new Promise((r) => setTimeout(r, 400));
-    assert.ok(files.count() > frozenAt, 'it counts again after the thaw');
+    let counted = files.count();
+    for (let i = 0; i < 40 && counted <= frozenAt; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      counted = files.count();
+    }
+    assert.ok(counted > frozenAt, `it counts again after the thaw (${frozenAt} → ${counted})`);
 
     // Back to standby, then the node dies hard and comes back.
     await waitInstance(node.url, 'sleepy', (i) => i.state === 'standby', 20_000);
