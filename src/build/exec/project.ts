@@ -4,7 +4,9 @@
  * output (registry push, OCI layout dir, .oci.tar). Every stage is cached: an
  * unchanged rebuild reads only keys and writes the output.
  */
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { BuildCache, hashOf } from '../cache/cache.js';
@@ -224,7 +226,9 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
     dockerConfig = build.config;
   } else {
     appRoot = rootfsDirInput as string;
-    appKey = hashOf('dir-rootfs', appRoot, String(Date.now()));
+    // Keyed by what the tree holds (paths, types, modes, mtimes, link targets,
+    // contents), so an unchanged directory rebuilds from the cache.
+    appKey = hashOf('dir-rootfs-v2', await digestTree(appRoot));
   }
 
   // 3. The runtime: kernel layer, base rootfs under the app's, its command.
@@ -351,4 +355,28 @@ async function overlayTree(upper: string, lower: string): Promise<void> {
     child.on('error', rej);
     child.on('close', (code) => (code === 0 ? res() : rej(new Error(`laying the app rootfs over the runtime's failed: ${err.trim()}`))));
   });
+}
+
+/**
+ * Digest of a directory tree for the cache key of a directory rootfs: every
+ * entry's relative path, mode, owner, mtime (seconds: it reaches the initrd),
+ * symlink target and file contents, walked in bytewise name order.
+ */
+async function digestTree(root: string): Promise<string> {
+  const hash = createHash('sha256');
+  const visit = async (host: string, rel: string): Promise<void> => {
+    const st = await lstat(host);
+    hash.update(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0${Math.floor(st.mtimeMs / 1000)}\0`);
+    if (st.isDirectory()) {
+      const names = (await readdir(host)).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      for (const name of names) await visit(join(host, name), `${rel}/${name}`);
+    } else if (st.isSymbolicLink()) {
+      hash.update(`L${await readlink(host)}\0`);
+    } else if (st.isFile()) {
+      hash.update(`F${st.size}\0`);
+      for await (const chunk of createReadStream(host)) hash.update(chunk as Buffer);
+    }
+  };
+  await visit(root, '.');
+  return `sha256:${hash.digest('hex')}`;
 }

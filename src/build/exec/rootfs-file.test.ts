@@ -217,3 +217,22 @@ test('the same file rootfs gives the same app key whatever its path or mtime', a
     assert.equal(a.res.manifestDigest, b.res.manifestDigest);
   });
 });
+
+test('a directory rootfs is cached by its content: an unchanged rebuild packages nothing, a change re-packages', async () => {
+  await withTemp(async (dir) => {
+    const p = await project(dir, './tree', 'cpio');
+    await makeTree(join(p, 'tree'));
+    const cacheDir = join(dir, 'cache-dir-rootfs');
+    const once = async (): Promise<ProjectBuildResult> =>
+      buildProject({ dir: p, cwd: dir, output: join(dir, `dir-${++buildCount}.oci.tar`), cacheDir });
+    const first = await once();
+    assert.equal(first.packagingCached, false);
+    const second = await once();
+    assert.equal(second.packagingCached, true, 'nothing changed: packaging comes from the cache');
+    assert.equal(second.manifestDigest, first.manifestDigest);
+    await writeFile(join(p, 'tree', 'etc', 'hello.txt'), 'changed\n');
+    const third = await once();
+    assert.equal(third.packagingCached, false, 'a changed file re-packages');
+    assert.notEqual(third.manifestDigest, first.manifestDigest);
+  });
+});
