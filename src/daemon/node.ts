@@ -35,7 +35,7 @@ import { UsageError, type Command, type CommandContext } from '../util/command.j
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/server.js';
 import { parsePortMap } from '../node/index.js';
-import { TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
 
 export const NODE_HELP = {
   synopsis: '--home DIR (--accounts-db PATH | --auth-url URL | --no-auth) [--listen 127.0.0.1:7000] [--central URL] [options]',
@@ -56,6 +56,7 @@ export const NODE_HELP = {
     'auth-url': { type: 'string', value: 'URL', help: "check tokens with this control plane's /v1/auth" },
     'auth-cache-seconds': { type: 'string', value: 'N', help: 'with --auth-url: how long a valid token is trusted (default 30)' },
     'no-auth': { type: 'boolean', default: false, help: 'NO authentication (tests and throwaway setups only)' },
+    'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach this node by: registry token realm and own registry host (default the listen address)' },
     ...TLS_OPTIONS,
   },
 } as const satisfies CommandHelp;
@@ -108,6 +109,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     auth = { mode: 'none' };
   }
   const tls = tlsFromOptions(values);
+  const publicUrl = values['public-url'] !== undefined ? parsePublicUrl(values['public-url']) : undefined;
   const allowed = values['allow-registry'] ?? [];
   for (const u of allowed) if (!/^https?:\/\/[^\s/]+\/?$/.test(u)) throw new UsageError('--allow-registry must be an http(s) base URL (scheme and host only)');
   const node = await startNodeServer({
@@ -116,6 +118,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     port: listen.port,
     home: values.home,
     ...(tls ? { tls } : {}),
+    ...(publicUrl !== undefined ? { publicUrl } : {}),
     ...(values.central ? { centralUrl: values.central } : {}),
     ...(allowed.length > 0 ? { allowedRegistries: allowed } : {}),
     ...(values.bridge ? { bridge: values.bridge } : {}),

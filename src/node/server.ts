@@ -85,6 +85,12 @@ export interface NodeServerOptions {
   gateway?: NodeGatewayOptions;
   /** Serve the API and local registry over HTTPS with this certificate and key (default plain HTTP). */
   tls?: ListenerTls;
+  /**
+   * The origin clients reach this node by (e.g. behind a proxy or when listening
+   * on 0.0.0.0): the registry token realm and the node's own registry host in
+   * image references use it. Default: the listen address.
+   */
+  publicUrl?: string;
 }
 
 export interface NodeServer {
@@ -117,13 +123,15 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   const { blobs, metadata } = openStores(join(home, 'registry'));
   const server = createListener(options.tls);
   const { url, authority } = await listenOn(server, options.host, options.port, options.tls);
+  const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
+  const publicAuthority = options.publicUrl !== undefined ? new URL(options.publicUrl).host : authority;
   const policy = new Policy({ anonymousPullOfficial: true });
   let apiAuth: NodeAccountsAuth | undefined;
   let access: RegistryAccessControl | undefined;
   if (options.auth.mode === 'accounts') {
     apiAuth = nodeAuthFromAccounts(options.auth.accounts, { policy });
     access = createRegistryAuth({
-      publicUrl: url,
+      publicUrl,
       accounts: options.auth.accounts,
       signingKeyFile: join(home, 'registry-signing-key.pem'),
       anonymousPullOfficial: true,
@@ -139,7 +147,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     metadata,
     service: registry.service,
     cacheDir: join(home, 'rootfs'),
-    registryHost: authority,
+    registryHost: publicAuthority,
     ...(options.centralUrl ? { centralUrl: options.centralUrl } : {}),
     ...(options.allowedRegistries ? { allowedRegistries: options.allowedRegistries } : {}),
   });

@@ -243,3 +243,20 @@ test('ukcd node refuses to start without choosing how to authenticate (there is 
   const creds = spawnSync(process.execPath, [UKCD, 'node', '--home', join(env.dir, 'unused'), '--auth-url', 'http://u:p@127.0.0.1:1'], { encoding: 'utf8', timeout: 20_000 });
   assert.equal(creds.status, 2, creds.stderr);
 });
+
+test('ukcd node --public-url: the registry token realm names the public address, not the listen address', async (t) => {
+  if (!root) return t.skip('needs root');
+  const own = newEnv('node-public-url');
+  let pub: Daemon | undefined;
+  try {
+    pub = await startNode(own, (central as Daemon).url, '127.0.0.1:0', ['--public-url', 'https://node.ukc.test:7443', '--accounts-db', join(own.dir, 'auth.db')]);
+    const res = await fetch(`${pub.url}/v2/`);
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get('www-authenticate') ?? '', /realm="https:\/\/node\.ukc\.test:7443\/v2\/token"/);
+    const bad = spawnSync(process.execPath, [UKCD, 'node', '--home', join(own.dir, 'unused'), '--no-auth', '--public-url', 'https://x.test/path'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(bad.status, 2, bad.stderr);
+  } finally {
+    await stopDaemon(pub);
+    await cleanupEnv(own);
+  }
+});
