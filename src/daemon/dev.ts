@@ -25,7 +25,7 @@ import { startControlPlane } from '../controlplane/index.js';
 import { startNodeServer } from '../node/server.js';
 import { RegistryClient } from '../client/index.js';
 import { PlatformClient } from '../client/platform.js';
-import { publishOfficialRuntimes } from '../build/package/official.js';
+import { publishOfficialRuntimes } from '../builder/package/official.js';
 import { configPath, loadConfig, saveConfig } from '../cli/config.js';
 
 /** How often the node reports its health to the control plane. */

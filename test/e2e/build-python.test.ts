@@ -9,8 +9,8 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startUkcRegistry, type RunningRegistry } from '../../bench/lib/servers.js';
 import { RegistryClient } from '../../src/client/registry-client.js';
-import { publishOfficialRuntimes } from '../../src/build/package/official.js';
-import { buildProject, type ProjectBuildOptions } from '../../src/build/exec/project.js';
+import { publishOfficialRuntimes } from '../../src/builder/package/official.js';
+import { buildProject, type ProjectBuildOptions } from '../../src/builder/exec/project.js';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
 const CLI = join(ROOT, 'bin', 'unikraft.js');

@@ -12,7 +12,7 @@ import { startUkcRegistry, type RunningRegistry } from '../../bench/lib/servers.
 import { RegistryClient } from '../../src/client/registry-client.js';
 import { pushImage } from '../../src/client/image.js';
 import { digestOf } from '../../src/oci/digest.js';
-import { buildProject } from '../../src/build/exec/project.js';
+import { buildProject } from '../../src/builder/exec/project.js';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
 let registry: RunningRegistry;

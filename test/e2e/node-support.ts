@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, randomInt } from 'node:crypto';
-import { BlobDir, packageImage } from '../../src/build/package/index.js';
+import { BlobDir, packageImage } from '../../src/builder/package/index.js';
 import { RegistryClient, pushImage } from '../../src/client/index.js';
 import { readLeases } from '../../src/node/network/index.js';
 import { detectCgroupLayout, freezerMountPoint, mountsUnder, unmount, removeBridge, removeCgroupParent, removeInstanceNetwork } from '../../src/sandbox/index.js';

@@ -1,6 +1,6 @@
 // Property tests over the parsers that read untrusted text: digests (src/oci/digest.ts), upload
 // Content-Range and blob Range (src/registry/http.ts), token scopes (src/auth/scope.ts) and
-// Kraftfiles (src/build/kraftfile.ts). For each: on arbitrary input it throws nothing but its own
+// Kraftfiles (src/builder/kraftfile.ts). For each: on arbitrary input it throws nothing but its own
 // typed error, and it accepts every well-formed generated input with the meaning it was built with.
 // Fixed seeds and bounded runs keep the suite deterministic and fast.
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { AuthInputError, formatScope, parseResourceScope, parseScopes, REPOSITORY_ACTIONS, type RepositoryAction } from '../../src/auth/index.js';
-import { KraftfileError, parseKraftfile } from '../../src/build/kraftfile.js';
+import { KraftfileError, parseKraftfile } from '../../src/builder/kraftfile.js';
 import { DigestError, parseDigest } from '../../src/oci/digest.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { parseBlobRange, parseUploadContentRange } from '../../src/registry/http.js';

@@ -20,9 +20,9 @@ import type { CommandHelp } from '../../../util/usage.js';
 import type { CliCommand } from '../../command.js';
 import { GLOBAL_OPTIONS, parseCommand, type CliRuntime } from '../../runtime.js';
 import { registryCredentials } from '../../registry-auth.js';
-import { buildProject, type ProjectBuildResult } from '../../../build/exec/project.js';
-import { BuildStepError } from '../../../build/exec/executor.js';
-import { parseRootfsFormat } from '../../../build/package/initrd.js';
+import { buildProject, type ProjectBuildResult } from '../../../builder/exec/project.js';
+import { BuildStepError } from '../../../builder/exec/executor.js';
+import { parseRootfsFormat } from '../../../builder/package/initrd.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
   if (env.UKC_CACHE_DIR) return resolve(env.UKC_CACHE_DIR);

@@ -12,7 +12,7 @@
 import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../../util/command.js';
 import type { CreateInstanceRequest } from '../../../client/platform.js';
-import { projectImageName } from '../../../build/exec/project.js';
+import { projectImageName } from '../../../builder/exec/project.js';
 import { buildWithProfile } from '../build/index.js';
 import type { CommandHelp } from '../../../util/usage.js';
 import { instancesView } from '../../views.js';

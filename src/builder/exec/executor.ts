@@ -1,7 +1,7 @@
 /**
  * The build executor: walks a parsed Dockerfile's stages (only those the target
  * needs), runs each instruction against the stage's root filesystem and config,
- * and keeps a cache state per step (see src/build/cache).
+ * and keeps a cache state per step (see src/builder/cache).
  *
  * Invariants:
  * - Every state (after FROM and after each instruction) has a key that covers
@@ -9,7 +9,7 @@
  *   files; a step whose key is cached is not executed ("CACHED").
  * - A stage's work directory is materialised from the last cached snapshot only
  *   when a step actually has to run, so an unchanged rebuild copies nothing.
- * - Files are only ever written through src/build/exec/copy.ts and archive.ts
+ * - Files are only ever written through src/builder/exec/copy.ts and archive.ts
  *   (confined to the stage root); RUN goes through run.ts.
  */
 import { mkdir, rm, mkdtemp, writeFile, chmod, lchown, lstat } from 'node:fs/promises';

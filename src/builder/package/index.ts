@@ -1,4 +1,4 @@
-// Public face of src/build/package: Unikraft-layout packaging, outputs, import, runtimes.
+// Public face of src/builder/package: Unikraft-layout packaging, outputs, import, runtimes.
 export * from './blobs.js';
 export * from './config.js';
 export * from './image.js';

@@ -1,4 +1,4 @@
-// Public face of src/build/exec: the Dockerfile executor, `unikraft build` end to end, base-image pulls.
+// Public face of src/builder/exec: the Dockerfile executor, `unikraft build` end to end, base-image pulls.
 export { Builder, BuildStepError, buildDockerfile, DEFAULT_SHELL, emptyConfig } from './executor.js';
 export type { BaseImage, BuildOptions, BuildResult, ImageResolver, StageConfig } from './executor.js';
 export { buildProject } from './project.js';

@@ -16,7 +16,7 @@ import {
   type ImageConfig,
 } from './index.js';
 
-// dist/src/build/ → repository root.
+// dist/src/builder/ → repository root.
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/', import.meta.url));
 
 const PYTHON_312: ImageConfig = {
