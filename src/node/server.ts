@@ -21,7 +21,7 @@
  *     machine uses). /v1 takes `Bearer <API token>`; /v2 is the full token flow
  *     (`/v2/token` at this node's own URL), exactly as the central registry;
  *   - `controlplane`: tokens are checked by the control plane's `GET /v1/auth`
- *     (cached briefly, see accounts-auth.ts); /v2 takes the API token directly
+ *     (cached briefly, see auth.ts); /v2 takes the API token directly
  *     (`Bearer ukc_…`, or Basic with the token as password);
  *   - `none`: single tenant, every request is the root-like `local` account. For
  *     tests and throwaway setups only; the daemon prints a warning.
@@ -36,15 +36,14 @@ import { createRegistry, createRegistryAuth, openStores, RegistryError, type Reg
 import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
 import { createNodeApi, type NodeApi } from './index.js';
 import {
-  accountPrincipalOf,
   ControlPlaneTokenVerifier,
-  nodeAuthFromAccounts,
-  nodeAuthFromVerifier,
+  localTokenVerifier,
   presentedToken,
+  tokenAuthenticator,
+  type Authenticator,
   type ControlPlaneTokenVerifierOptions,
-  type NodeAccountsAuth,
   type TokenVerifier,
-} from './accounts-auth.js';
+} from './auth.js';
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
 import { LocalImages } from './images/local.js';
@@ -126,10 +125,10 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const publicAuthority = options.publicUrl !== undefined ? new URL(options.publicUrl).host : authority;
   const policy = new Policy({ anonymousPullOfficial: true });
-  let apiAuth: NodeAccountsAuth | undefined;
+  let authenticate: Authenticator | undefined;
   let access: RegistryAccessControl | undefined;
   if (options.auth.mode === 'accounts') {
-    apiAuth = nodeAuthFromAccounts(options.auth.accounts, { policy });
+    authenticate = tokenAuthenticator(localTokenVerifier(options.auth.accounts));
     access = createRegistryAuth({
       publicUrl,
       accounts: options.auth.accounts,
@@ -138,8 +137,9 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     });
   } else if (options.auth.mode === 'controlplane') {
     const { mode: _mode, ...verifierOptions } = options.auth;
-    apiAuth = nodeAuthFromVerifier(new ControlPlaneTokenVerifier(verifierOptions), { policy });
-    access = tokenRegistryAccess(apiAuth.verifier, policy);
+    const verifier = new ControlPlaneTokenVerifier(verifierOptions);
+    authenticate = tokenAuthenticator(verifier);
+    access = tokenRegistryAccess(verifier, policy);
   }
   const registry = createRegistry({ blobs, metadata, ...(access ? { access } : {}) });
   const images = new LocalImages({
@@ -168,8 +168,15 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.gateway ? { gateway: options.gateway } : {}),
-      ...(apiAuth
-        ? { authenticate: apiAuth.authenticate, policy: apiAuth.policy, mayPullImage: imagePullCheck((u) => images.locate(u), apiAuth.mayPull) }
+      ...(authenticate
+        ? {
+            authenticate,
+            policy,
+            mayPullImage: imagePullCheck(
+              (u) => images.locate(u),
+              (principal, repository) => policy.authorize(principal, 'pull', { kind: 'repository', name: repository }).allow,
+            ),
+          }
         : {}),
       ...(options.auth.mode === 'accounts' ? { users: userDirectoryFromAccounts(options.auth.accounts) } : {}),
       ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
@@ -231,7 +238,7 @@ export function tokenRegistryAccess(verifier: TokenVerifier, policy: Policy): Re
       throw new RegistryError('UNAUTHORIZED', { message: err instanceof NodeError ? err.message : 'cannot verify the token', headers: challenge });
     }
     if (found === undefined) throw new RegistryError('UNAUTHORIZED', { message: 'invalid token', headers: challenge });
-    return accountPrincipalOf(found);
+    return found;
   };
   const authorize: RegistryAccessControl['authorize'] = async (req, need) => {
     const account = await principalOf(req);
