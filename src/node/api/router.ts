@@ -21,6 +21,7 @@ import { Errno, NodeError, tooManyRequests, unauthenticated } from '../errors.js
 import type { AccountPrincipal } from '../../auth/index.js';
 import type { Authenticator } from '../auth.js';
 import { ValidationError } from './validate.js';
+import { reportInternalError, setRouteTemplate } from '../../log/index.js';
 
 export interface ApiRequest {
   method: string;
@@ -105,6 +106,8 @@ const internalMessage = 'internal error';
 export function toNodeError(err: unknown): NodeError {
   if (err instanceof NodeError) return err;
   if (err instanceof ValidationError) return new NodeError(Errno.EINVAL, err.message);
+  // The client sees no detail; the cause goes on the request's log line (src/log/http.ts).
+  reportInternalError(err);
   return new NodeError(Errno.EIO, internalMessage, 500);
 }
 
@@ -219,6 +222,7 @@ export function createRouter(options: RouterOptions): Router {
         : failure(started, undefined, new NodeError(Errno.ENOENT, `no such endpoint: ${url.pathname}`));
     }
     const { route, params } = found;
+    setRouteTemplate(route.pattern);
     try {
       let principal: AccountPrincipal;
       if (route.anonymous === true) principal = NOBODY;
@@ -263,7 +267,10 @@ export function createRouter(options: RouterOptions): Router {
             if (tooBig) r.headers.connection = 'close';
             send(r);
           })
-          .catch(() => send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 })));
+          .catch((err: unknown) => {
+            reportInternalError(err);
+            send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 }));
+          });
       };
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
         req.resume();
