@@ -228,15 +228,21 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   };
 }
 
-/** Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket. */
+/**
+ * Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket.
+ * The socket is taken now: once the answer is sent with `Connection: close`, node detaches it
+ * from the request (`req.socket` becomes null), and the timer may fire after that.
+ */
 function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
+  const socket = req.socket as IncomingMessage['socket'] | null;
   let drained = 0;
   const cut = (): void => {
     clearTimeout(timer);
-    req.socket.destroy();
+    socket?.destroy();
   };
   const timer = setTimeout(cut, maxMs);
   timer.unref();
+  socket?.once('close', () => clearTimeout(timer));
   req.on('data', (chunk: Buffer) => {
     drained += chunk.length;
     if (drained > maxBytes) cut();
