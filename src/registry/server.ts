@@ -27,10 +27,16 @@ export interface Registry {
   close(): Promise<void>;
 }
 
-/** Opens the default stores under `dataDir`: <dataDir>/blobs|uploads|tmp and <dataDir>/registry.db. */
-export function openStores(dataDir: string): { blobs: FsBlobStore; metadata: SqliteMetadataStore } {
+/**
+ * Opens the default stores under `dataDir`: <dataDir>/blobs|uploads|tmp and <dataDir>/registry.db.
+ * `serving: false` for a tool beside a running server (gc): it never sweeps the server's tmp/.
+ */
+export function openStores(dataDir: string, opts: { serving?: boolean } = {}): { blobs: FsBlobStore; metadata: SqliteMetadataStore } {
   mkdirSync(dataDir, { recursive: true });
-  return { blobs: new FsBlobStore(dataDir), metadata: new SqliteMetadataStore(join(dataDir, 'registry.db')) };
+  return {
+    blobs: new FsBlobStore(dataDir, { sweepLeftovers: opts.serving ?? true }),
+    metadata: new SqliteMetadataStore(join(dataDir, 'registry.db')),
+  };
 }
 
 /** Where the token endpoint is served when the access control has one (the challenge's realm). */
