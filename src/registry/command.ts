@@ -44,7 +44,7 @@ const SERVE_HELP = {
 
 const GC_HELP = {
   synopsis: '--data DIR [--dry-run] [--grace-period 1h]',
-  summary: "delete blobs no manifest references (run it while the registry is stopped or idle)",
+  summary: 'delete blobs no manifest references (safe beside a running registry: uploads in flight are never touched)',
   options: {
     data: { type: 'string', value: 'DIR', help: 'data directory (required)' },
     'dry-run': { type: 'boolean', default: false, help: 'only print what would be deleted' },
@@ -121,7 +121,7 @@ async function gc(args: string[], ctx: CommandContext): Promise<number> {
   const { values } = parseOptions('ukcd registry gc', GC_HELP, args);
   if (!values.data) throw new UsageError('--data DIR is required');
   const grace = values['grace-period'] ? parseDuration(values['grace-period']) : DEFAULT_GC_GRACE_PERIOD_MS;
-  const { blobs, metadata } = openStores(values.data);
+  const { blobs, metadata } = openStores(values.data, { serving: false });
   try {
     const dryRun = values['dry-run'];
     const report = await collectGarbage({ blobs, metadata, gracePeriodMs: grace, dryRun });

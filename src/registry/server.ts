@@ -28,10 +28,16 @@ export interface Registry {
   close(): Promise<void>;
 }
 
-/** Opens the default stores under `dataDir`: <dataDir>/blobs|uploads|tmp and <dataDir>/registry.db. */
-export function openStores(dataDir: string): { blobs: FsBlobStore; metadata: SqliteMetadataStore } {
+/**
+ * Opens the default stores under `dataDir`: <dataDir>/blobs|uploads|tmp and <dataDir>/registry.db.
+ * `serving: false` for a tool beside a running server (gc): it never sweeps the server's tmp/.
+ */
+export function openStores(dataDir: string, opts: { serving?: boolean } = {}): { blobs: FsBlobStore; metadata: SqliteMetadataStore } {
   mkdirSync(dataDir, { recursive: true });
-  return { blobs: new FsBlobStore(dataDir), metadata: new SqliteMetadataStore(join(dataDir, 'registry.db')) };
+  return {
+    blobs: new FsBlobStore(dataDir, { sweepLeftovers: opts.serving ?? true }),
+    metadata: new SqliteMetadataStore(join(dataDir, 'registry.db')),
+  };
 }
 
 /** Where the token endpoint is served when the access control has one (the challenge's realm). */
@@ -242,15 +248,21 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   };
 }
 
-/** Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket. */
+/**
+ * Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket.
+ * The socket is taken now: once the answer is sent with `Connection: close`, node detaches it
+ * from the request (`req.socket` becomes null), and the timer may fire after that.
+ */
 function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
+  const socket = req.socket as IncomingMessage['socket'] | null;
   let drained = 0;
   const cut = (): void => {
     clearTimeout(timer);
-    req.socket.destroy();
+    socket?.destroy();
   };
   const timer = setTimeout(cut, maxMs);
   timer.unref();
+  socket?.once('close', () => clearTimeout(timer));
   req.on('data', (chunk: Buffer) => {
     drained += chunk.length;
     if (drained > maxBytes) cut();
