@@ -37,7 +37,7 @@ import { RegistryClient, manifestBlobs, RegistryError as ClientRegistryError, Re
 import { isMountPoint, mountErofs, unmount } from '../../sandbox/index.js';
 import { fsyncDir, syncFileSystem, writeFileAtomic } from '../../util/durable.js';
 import { Errno, NodeError } from '../errors.js';
-import type { Principal } from '../auth.js';
+import type { AccountPrincipal } from '../../auth/index.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
 import { INITRD_ENTRY, layerError, readUnikraftLayer, unikraftLayers } from './layers.js';
@@ -294,7 +294,7 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     return locateImage(url, rules);
   }
 
-  async resolve(request: ImageRequest, _principal: Principal): Promise<ResolvedImage> {
+  async resolve(request: ImageRequest, _principal: AccountPrincipal): Promise<ResolvedImage> {
     const loc = this.locate(request.url);
     const digest = await this.find(loc, request);
     const view = await this.readManifest(loc.repository, digest);
