@@ -70,6 +70,8 @@ export interface ControlPlaneOptions {
   /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
   anonymousPullOfficial?: boolean;
   limits?: Partial<ControlPlaneLimits>;
+  /** Socket inactivity timeout (ms) of the listener (API and registry); default DEFAULT_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   /** Per-account request rate on /v1 (429 + Retry-After); default DEFAULT_CONTROL_PLANE_RATE_LIMIT; `false`: none. */
   rateLimit?: RequestRateLimitOptions | false;
   /** Called for every finished registry request (metrics, tests). */
@@ -124,7 +126,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const limits = { ...DEFAULT_CONTROL_PLANE_LIMITS, ...options.limits };
   const logError = options.logError ?? ((err: unknown) => console.error('controlplane: internal error:', err));
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const server = createListener(options.tls);
+  const server = createListener(options.tls, undefined, options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {});
   const { url } = await listenOn(server, options.host, options.port, options.tls);
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const registryHost = new URL(publicUrl).host;

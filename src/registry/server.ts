@@ -186,8 +186,8 @@ export interface RegistryServerOptions extends RegistryOptions {
    * and with port 0 it is known only after listening). Overrides `access`.
    */
   accessFor?: (serverUrl: string) => RegistryAccessControl;
-  /** Per-request socket inactivity timeout (ms, default 5 minutes). */
-  requestTimeoutMs?: number;
+  /** Socket inactivity timeout (ms); default the listeners' shared DEFAULT_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   /** Serve HTTPS with this certificate and key (default plain HTTP). */
   tls?: ListenerTls;
 }
@@ -205,11 +205,14 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   const listen = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
   // Listen first, build the registry once the URL is known; nothing is served before that.
   let registry: Registry | undefined;
-  const server = createListener(options.tls, (req, res) => {
-    if (registry) registry.handler(req, res);
-    else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
-  });
-  server.setTimeout(options.requestTimeoutMs ?? 5 * 60_000);
+  const server = createListener(
+    options.tls,
+    (req, res) => {
+      if (registry) registry.handler(req, res);
+      else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
+    },
+    options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {},
+  );
   const { address: addr, url } = await listenOn(server, listen.host, listen.port, options.tls);
   const address = { host: addr.address, port: addr.port };
   try {
