@@ -12,6 +12,7 @@ import { openStores, parseListen, startRegistryServer } from './server.js';
 import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
 import { join } from 'node:path';
 import { TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
 export function parseDuration(text: string): number {
@@ -32,6 +33,7 @@ const SERVE_OPTIONS = {
   'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach the registry by, for the token realm (with --auth)' },
   'anonymous-pull-official': { type: 'boolean', default: false, help: 'let requests without a token pull official/* (with --auth)' },
   ...TLS_OPTIONS,
+  ...LOG_OPTIONS,
 } as const;
 
 const SERVE_HELP = {
@@ -74,6 +76,7 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
     throw new UsageError((err as Error).message);
   }
   const tls = tlsFromOptions(values);
+  const logger = roleLogger('registry', logLevelOf(values['log-level'], ctx.env), ctx.stderr);
   const limits = values['upload-timeout'] ? { uploadSessionTimeoutMs: parseDuration(values['upload-timeout']) } : {};
   const dataDir = values.data;
   let auth: RegistryAuth | undefined;
@@ -97,7 +100,7 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
       : {}),
     deleteEnabled: !values['no-delete'],
     limits,
-    logError: (err) => ctx.stderr.write(`registry: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+    logger,
   });
   ctx.stdout.write(`registry listening on ${srv.url}\n`);
   if (auth) {

@@ -17,6 +17,7 @@ import { parseRepositoryName } from './names.js';
 import { DEFAULT_LIMITS, type RegistryLimits, type RegistryOptions } from './options.js';
 import { matchRoute } from './router.js';
 import { RegistryService } from './service.js';
+import { createLogger, reportInternalError, setRouteTemplate, withRequestLogging, type RequestLoggingOptions } from '../log/index.js';
 
 export interface Registry {
   /** Serves any request whose path starts with /v2. */
@@ -62,7 +63,10 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   const authorize = options.access?.authorize ?? options.authorizer ?? allowAnonymous;
   const access = { authorize, mayMount: options.access?.mayMount ?? mountByAuthorizer(authorize) };
   const tokenEndpoint = options.access?.tokenEndpoint;
-  const logError = options.logError ?? ((err: unknown) => console.error('registry: internal error:', err));
+  // Embedded without a logger (tests, tools): internal errors still reach stderr.
+  const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'registry' } });
+  // Inside a request the cause lands on that request's log line (see src/log/http.ts); outside, at once.
+  const logError = options.logError ?? ((err: unknown) => reportInternalError(err, logger));
 
   let purgeTimer: NodeJS.Timeout | undefined;
   if (limits.uploadPurgeIntervalMs > 0) {
@@ -86,6 +90,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       const matched = matchRoute(url.pathname);
       if (!matched) throw new RegistryError('UNSUPPORTED', { status: 404, message: 'no such endpoint' });
       const { route, captures } = matched;
+      setRouteTemplate(`/v2 ${route.name}`);
       const entry = route.methods[method];
       if (!entry) {
         throw new RegistryError('UNSUPPORTED', {
@@ -190,6 +195,8 @@ export interface RegistryServerOptions extends RegistryOptions {
   idleTimeoutMs?: number;
   /** Serve HTTPS with this certificate and key (default plain HTTP). */
   tls?: ListenerTls;
+  /** Per-request hooks of the server's request logging (metrics, route names of other paths). */
+  requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
 }
 
 export interface RegistryServer {
@@ -205,18 +212,22 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   const listen = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
   // Listen first, build the registry once the URL is known; nothing is served before that.
   let registry: Registry | undefined;
+  const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'registry' } });
   const server = createListener(
     options.tls,
-    (req, res) => {
-      if (registry) registry.handler(req, res);
-      else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
-    },
+    withRequestLogging(
+      (req, res) => {
+        if (registry) registry.handler(req, res);
+        else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
+      },
+      { logger, ...options.requestLogging },
+    ),
     options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {},
   );
   const { address: addr, url } = await listenOn(server, listen.host, listen.port, options.tls);
   const address = { host: addr.address, port: addr.port };
   try {
-    registry = createRegistry(options.accessFor ? { ...options, access: options.accessFor(url) } : options);
+    registry = createRegistry({ ...options, logger, ...(options.accessFor ? { access: options.accessFor(url) } : {}) });
   } catch (err) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
