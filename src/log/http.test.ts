@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { createRouter } from '../node/api/router.js';
-import { allowAllPolicy, singleTenantAuthenticator } from '../node/auth.js';
+import { singleTenantAuthenticator } from '../node/auth.js';
 import { Errno, NodeError } from '../node/errors.js';
 import { openStores } from '../registry/server.js';
 import { pushBlob, rawRequest, startTestRegistry } from '../registry/testkit.js';
@@ -55,11 +55,10 @@ test('the node router: a 500 is logged once, at error, with the request id and i
   const { lines, logger } = capture();
   const router = createRouter({
     routes: [
-      { method: 'POST', pattern: '/v1/boom/{id}', action: 'create', kind: 'instance', handler: async () => { throw new TypeError('disk said no'); } },
-      { method: 'GET', pattern: '/v1/missing', action: 'read', kind: 'instance', handler: async () => { throw new NodeError(Errno.ENOENT, 'no such thing'); } },
+      { method: 'POST', pattern: '/v1/boom/{id}', handler: async () => { throw new TypeError('disk said no'); } },
+      { method: 'GET', pattern: '/v1/missing', handler: async () => { throw new NodeError(Errno.ENOENT, 'no such thing'); } },
     ],
     authenticate: singleTenantAuthenticator,
-    policy: allowAllPolicy,
     maxBodyBytes: 1024,
   });
   const finished: FinishedRequest[] = [];
