@@ -9,6 +9,8 @@ import { PlatformApiError, PlatformAuthError, PlatformClient } from '../client/p
 import { digestOf } from '../oci/digest.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { startControlPlane, type ControlPlane } from './index.js';
+import { stallMidBlob } from '../registry/testkit.js';
+import { DEFAULT_IDLE_TIMEOUT_MS } from '../util/listener.js';
 
 async function withControlPlane(fn: (cp: ControlPlane, rootToken: string, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ukc-cp-'));
@@ -189,6 +191,28 @@ test('the registry token realm names the public URL when one is set, else the li
     assert.equal(plain.publicUrl, plain.url);
   } finally {
     await cp.close();
+    await plain.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the central registry cuts a client that sends half a blob and stalls (the shared idle timeout)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ukc-cp-'));
+  const cp = await startControlPlane({ dataDir: dir, host: '127.0.0.1', port: 0, idleTimeoutMs: 300, logError: () => {} });
+  try {
+    const root = readFileSync(cp.rootTokenFile, 'utf8').trim();
+    const stalled = await stallMidBlob(cp.url, 'root/idle', { authorization: `Bearer ${root}` }, 5_000);
+    assert.equal(stalled.outcome, 'cut');
+    assert.equal(stalled.status, undefined, 'cut mid-body, not answered (the upload was accepted)');
+    assert.ok(stalled.ms >= 250);
+  } finally {
+    await cp.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const plain = await startControlPlane({ dataDir: dir, host: '127.0.0.1', port: 0, logError: () => {} });
+  try {
+    assert.equal(plain.server.timeout, DEFAULT_IDLE_TIMEOUT_MS, 'ukcd dev starts it with the shared default');
+  } finally {
     await plain.close();
     rmSync(dir, { recursive: true, force: true });
   }

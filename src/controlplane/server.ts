@@ -71,6 +71,8 @@ export interface ControlPlaneOptions {
   /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
   anonymousPullOfficial?: boolean;
   limits?: Partial<ControlPlaneLimits>;
+  /** Socket inactivity timeout (ms) of the listener (API and registry); default DEFAULT_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   /** Per-account request rate on /v1 (429 + Retry-After); default DEFAULT_CONTROL_PLANE_RATE_LIMIT; `false`: none. */
   rateLimit?: RequestRateLimitOptions | false;
   /** Called for every finished registry request (metrics, tests). */
@@ -131,7 +133,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'controlplane' } });
   const logError = options.logError ?? ((err: unknown) => reportInternalError(err, logger));
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const server = createListener(options.tls);
+  const server = createListener(options.tls, undefined, options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {});
   const { url } = await listenOn(server, options.host, options.port, options.tls);
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const registryHost = new URL(publicUrl).host;

@@ -91,6 +91,8 @@ export interface NodeServerOptions {
    * image references use it. Default: the listen address.
    */
   publicUrl?: string;
+  /** Socket inactivity timeout (ms) of the listener (API and local registry); default DEFAULT_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   /** The role's logger (default: JSON lines on stderr); every request gets a line and an id. */
   logger?: Logger;
   /** Per-request hooks of the request logging (metrics). */
@@ -126,7 +128,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
-  const server = createListener(options.tls);
+  const server = createListener(options.tls, undefined, options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {});
   const { url, authority } = await listenOn(server, options.host, options.port, options.tls);
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const publicAuthority = options.publicUrl !== undefined ? new URL(options.publicUrl).host : authority;

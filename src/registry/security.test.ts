@@ -8,7 +8,7 @@ import { digestOf, parseDigest } from '../oci/digest.js';
 import { collectGarbage } from './gc.js';
 import { registryCommand } from './command.js';
 import { PassThrough } from 'node:stream';
-import { errorCode, pushBlob, pushImage, rawRequest, startTestRegistry, type TestRegistry } from './testkit.js';
+import { errorCode, pushBlob, pushImage, rawRequest, stallMidBlob, startTestRegistry, type TestRegistry } from './testkit.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -288,6 +288,19 @@ describe('row 11: upload-session abuse', () => {
     assert.equal(skip.headers.range, '0-4');
     const malformed = await rawRequest(reg.url, 'PATCH', loc, { body: 'x', headers: { 'Content-Range': 'garbage' } });
     assert.equal(malformed.status, 416);
+  });
+
+  it('a client that sends half a blob and stalls is cut after the idle timeout, its bytes dropped', async () => {
+    const r = await startTestRegistry({ idleTimeoutMs: 300 });
+    try {
+      const stalled = await stallMidBlob(r.url, 'idle/app', {}, 5_000);
+      assert.equal(stalled.outcome, 'cut');
+      assert.ok(stalled.ms >= 250, `cut after ${stalled.ms} ms, not before the timeout`);
+      for (let i = 0; i < 50 && (await readdir(join(r.dataDir, 'tmp'))).length > 0; i++) await new Promise((t) => setTimeout(t, 20));
+      assert.deepEqual(await readdir(join(r.dataDir, 'tmp')), [], 'the partial upload is gone');
+    } finally {
+      await r.close();
+    }
   });
 
   it('stale sessions are purged after the timeout, with their staged bytes', async () => {

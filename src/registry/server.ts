@@ -191,8 +191,8 @@ export interface RegistryServerOptions extends RegistryOptions {
    * and with port 0 it is known only after listening). Overrides `access`.
    */
   accessFor?: (serverUrl: string) => RegistryAccessControl;
-  /** Per-request socket inactivity timeout (ms, default 5 minutes). */
-  requestTimeoutMs?: number;
+  /** Socket inactivity timeout (ms); default the listeners' shared DEFAULT_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
   /** Serve HTTPS with this certificate and key (default plain HTTP). */
   tls?: ListenerTls;
   /** Per-request hooks of the server's request logging (metrics, route names of other paths). */
@@ -222,8 +222,8 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
       },
       { logger, ...options.requestLogging },
     ),
+    options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {},
   );
-  server.setTimeout(options.requestTimeoutMs ?? 5 * 60_000);
   const { address: addr, url } = await listenOn(server, listen.host, listen.port, options.tls);
   const address = { host: addr.address, port: addr.port };
   try {

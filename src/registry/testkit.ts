@@ -120,3 +120,39 @@ export async function pushImage(
   if (res.status !== 201) throw new Error(`PUT manifest: ${res.status} ${res.body.toString()}`);
   return { digest: digestOf(bytes).text, bytes, config, layer };
 }
+
+/**
+ * Starts a single-request blob upload (`POST ?digest=`, Content-Length `size`), sends half
+ * of it and stalls. Answers how the server ended it: `cut` with the ms it took, once the
+ * connection closes or an answer arrives; `held` when it is still open after `waitMs`.
+ */
+export function stallMidBlob(
+  base: string,
+  repo: string,
+  headers: Record<string, string> = {},
+  waitMs = 10_000,
+  size = 1024 * 1024,
+): Promise<{ outcome: 'cut' | 'held'; ms: number; status?: number }> {
+  const data = Buffer.alloc(size, 3);
+  const url = new URL(`/v2/${repo}/blobs/uploads/?digest=${digestOf(data).text}`, base);
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const req = httpRequest(url, { method: 'POST', headers: { ...headers, 'Content-Length': size }, agent: false });
+    let settled = false;
+    const done = (outcome: 'cut' | 'held', status?: number): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve({ outcome, ms: Date.now() - started, ...(status !== undefined ? { status } : {}) });
+    };
+    const timer = setTimeout(() => done('held'), waitMs);
+    req.on('response', (res) => {
+      res.resume();
+      done('cut', res.statusCode);
+    });
+    req.on('error', () => done('cut'));
+    req.on('close', () => done('cut'));
+    req.write(data.subarray(0, size / 2));
+  });
+}

@@ -26,10 +26,27 @@ export type Listener = http.Server | https.Server;
 /** Timeouts shared by the daemons' listeners (long uploads: no overall request timeout). */
 export const LISTENER_TIMEOUTS = Object.freeze({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
 
+/**
+ * A connection that moves no byte either way for this long (ms) is cut: a client that
+ * sends half a blob and stalls would otherwise hold its upload (and its staged bytes)
+ * forever. One setting for every daemon's listener (`ukcd registry`, `ukcd controlplane`,
+ * `ukcd node`, both registries of `ukcd dev`). Long transfers are not cut while bytes flow.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+
+export interface ListenerOptions {
+  /** Socket inactivity timeout (ms); default DEFAULT_IDLE_TIMEOUT_MS; 0 disables it. */
+  idleTimeoutMs?: number;
+}
+
 /** A node:http server, or node:https with `tls`, calling `handler` for every request. */
-export function createListener(tls: ListenerTls | undefined, handler?: http.RequestListener): Listener {
-  if (tls) return https.createServer({ ...LISTENER_TIMEOUTS, cert: tls.cert, key: tls.key }, handler);
-  return http.createServer({ ...LISTENER_TIMEOUTS }, handler);
+export function createListener(tls: ListenerTls | undefined, handler?: http.RequestListener, options: ListenerOptions = {}): Listener {
+  const server = tls
+    ? https.createServer({ ...LISTENER_TIMEOUTS, cert: tls.cert, key: tls.key }, handler)
+    : http.createServer({ ...LISTENER_TIMEOUTS }, handler);
+  // Without a 'timeout' listener on the server, node destroys the idle socket itself.
+  server.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  return server;
 }
 
 /**
