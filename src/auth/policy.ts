@@ -17,13 +17,13 @@
  *   - a `registry-pull` token may only pull; a registry token grant (a JWT we
  *     issued) may do exactly what its `access` claim lists, nothing more.
  *
- * Platform (instances, services, volumes, certificates; actions read, write):
+ * Platform (instances, services, volumes, certificates, cached images; actions read, write):
  *   - only full tokens reach the platform API; root sees everything, an account
  *     sees only what it owns. Callers must answer "not found" (ENOENT / 404)
  *     when `visible` is false, so another tenant's object looks exactly like a
  *     missing one (security row 14).
  */
-import type { AccountRole, TokenScope } from './accounts.js';
+import type { AccountQuotas, AccountRole, TokenScope } from './accounts.js';
 import type { AccessEntry } from './jwt.js';
 import { isRepositoryName, namespaceOf, OFFICIAL_NAMESPACE } from './names.js';
 
@@ -41,6 +41,16 @@ export interface AccountPrincipal {
   readonly name: string;
   readonly role: AccountRole;
   readonly tokenScope: TokenScope;
+  /**
+   * The account's quotas as the authenticator found them (the node enforces them on create
+   * and start). Absent where no quotas apply (a single-tenant node).
+   */
+  readonly quotas?: AccountQuotas;
+}
+
+/** A principal with a full-scope token (what the platform API admits), frozen. */
+export function accountPrincipal(name: string, role: AccountRole = 'user', quotas?: AccountQuotas): AccountPrincipal {
+  return Object.freeze({ kind: 'account', name, role, tokenScope: 'full', ...(quotas !== undefined ? { quotas } : {}) });
 }
 
 /** Authenticated by a registry token we signed: may do exactly what `access` lists. */
@@ -62,7 +72,8 @@ export interface RepositoryObject {
   readonly readers?: readonly string[];
 }
 
-export type OwnedObjectKind = 'instance' | 'service' | 'volume' | 'certificate';
+/** Platform objects owned by an account. `image` is an image in a node's cache, owned by who pulled or pushed it. */
+export type OwnedObjectKind = 'instance' | 'service' | 'volume' | 'certificate' | 'image';
 
 export interface OwnedObject {
   readonly kind: OwnedObjectKind;

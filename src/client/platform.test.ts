@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { accountPrincipal } from '../auth/index.js';
 import { makeHarness } from '../node/harness.test-support.js';
 import {
   inProcessTransport,
@@ -17,7 +18,7 @@ const TOKEN = 'secret-token-for-tests';
 
 async function withNode(fn: (client: PlatformClient, h: Awaited<ReturnType<typeof makeHarness>>) => Promise<void>): Promise<void> {
   const h = await makeHarness({
-    authenticate: (headers) => (headers.authorization === `Bearer ${TOKEN}` ? { account: 'alice', root: false } : undefined),
+    authenticate: (headers) => (headers.authorization === `Bearer ${TOKEN}` ? accountPrincipal('alice') : undefined),
   });
   try {
     const client = new PlatformClient({ baseUrl: 'http://node.test', token: TOKEN, transport: inProcessTransport((r) => h.api.handle(r)) });
@@ -67,7 +68,7 @@ test('a partial success throws naming each failed item unless allowed', async ()
 });
 
 test('a bad token is a PlatformAuthError that names the token, not the resource', async () => {
-  const h = await makeHarness({ authenticate: (headers) => (headers.authorization === `Bearer ${TOKEN}` ? { account: 'alice', root: false } : undefined) });
+  const h = await makeHarness({ authenticate: (headers) => (headers.authorization === `Bearer ${TOKEN}` ? accountPrincipal('alice') : undefined) });
   try {
     const client = new PlatformClient({ baseUrl: 'http://node.test', token: 'wrong', transport: inProcessTransport((r) => h.api.handle(r)) });
     await assert.rejects(client.createInstance({ image: 'alice/httpserver:latest' }), (err: unknown) => {

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeHarness, type Harness } from './harness.test-support.js';
 import { settle } from './test-doubles.test-support.js';
-import { Errno, ownerOnlyPolicy, type Principal } from './index.js';
+import { accountPrincipal, Policy, type AccountPrincipal } from '../auth/index.js';
+import { Errno } from './index.js';
 
 async function withNode(fn: (h: Harness) => Promise<void>, extra = {}): Promise<void> {
   const h = await makeHarness(extra);
@@ -241,7 +242,7 @@ test('healthz and unknown endpoints', () =>
 
 // Security case 14: another tenant's instances look exactly like missing ones.
 test('tenant isolation: user B gets ENOENT for everything of user A', () => {
-  const tokens: Record<string, Principal> = { a: { account: 'alice', root: false }, b: { account: 'bob', root: false } };
+  const tokens: Record<string, AccountPrincipal> = { a: accountPrincipal('alice'), b: accountPrincipal('bob') };
   return withNode(
     async (h) => {
       const asA = { authorization: 'Bearer a' };
@@ -270,12 +271,12 @@ test('tenant isolation: user B gets ENOENT for everything of user A', () => {
       assert.equal(instances((await h.call('GET', `/v1/instances/${uuid}`, undefined, asA)).body)[0]?.state, 'running');
       assert.equal((await h.call('GET', '/v1/instances')).status, 401);
     },
-    { authenticate: (hd: Record<string, string | undefined>) => tokens[(hd.authorization ?? '').replace('Bearer ', '')], policy: ownerOnlyPolicy },
+    { authenticate: (hd: Record<string, string | undefined>) => tokens[(hd.authorization ?? '').replace('Bearer ', '')], policy: new Policy() },
   );
 });
 
 test('images: list with filters, by digest, by tag; owner only for root; other tenants hidden', () => {
-  const who: Record<string, Principal> = { root: { account: 'ops', root: true }, a: { account: 'alice', root: false } };
+  const who: Record<string, AccountPrincipal> = { root: accountPrincipal('ops', 'root'), a: accountPrincipal('alice') };
   const digest = `sha256:${'b'.repeat(64)}`;
   return withNode(
     async (h) => {
@@ -300,6 +301,6 @@ test('images: list with filters, by digest, by tag; owner only for root; other t
       const badFilter = await h.call('GET', '/v1/images/list', [{ tag: 'x', digest }], asA);
       assert.equal(badFilter.status, 400);
     },
-    { authenticate: (hd: Record<string, string | undefined>) => who[hd.authorization ?? ''], policy: ownerOnlyPolicy },
+    { authenticate: (hd: Record<string, string | undefined>) => who[hd.authorization ?? ''], policy: new Policy() },
   );
 });

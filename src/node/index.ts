@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRouter, type ApiRequest, type ApiResponse } from './api/router.js';
-import { allowAllPolicy, singleTenantAuthenticator, type AccessPolicy, type Authenticator, type Principal } from './auth.js';
+import { accountPrincipal, Policy, type AccountPrincipal } from '../auth/index.js';
+import { singleTenantAuthenticator, type Authenticator } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
 import type { ImageResolver } from './images/resolver.js';
 import type { ImagePullCheck } from './images/pull-access.js';
@@ -72,11 +73,11 @@ export interface NodeApiOptions {
   clock?: Clock;
   limits?: Partial<NodeApiLimits>;
   authenticate?: Authenticator;
-  policy?: AccessPolicy;
+  policy?: Policy;
   /** Features refused with EOPNOTSUPP until the gateway / volumes exist. */
   capabilities?: Partial<Capabilities>;
   /** The principal used to re-resolve images for restarts after recovery. */
-  principalForOwner?: (owner: string) => Principal;
+  principalForOwner?: (owner: string) => AccountPrincipal;
   /** Runs the gateway and enables service groups and certificates. */
   gateway?: NodeGatewayOptions;
   /** Per-account request rate (429 + Retry-After); default DEFAULT_NODE_API_RATE_LIMIT; `false`: none. */
@@ -119,7 +120,7 @@ export interface NodeApi {
 export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
   const limits: NodeApiLimits = { ...DEFAULT_NODE_API_LIMITS, ...options.limits };
   const clock = options.clock ?? systemClock;
-  const policy = options.policy ?? allowAllPolicy;
+  const policy = options.policy ?? new Policy();
   mkdirSync(options.dataDir, { recursive: true });
   const store = new InstanceStore(join(options.dataDir, 'instances.db'));
   const logs = new LogRing(join(options.dataDir, 'logs'), limits.logCapacityBytes);
@@ -133,7 +134,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     limits,
     drainer: (uuid, ms) => (gateway ? gateway.drain(uuid, ms) : Promise.resolve()),
   });
-  const principalFor = options.principalForOwner ?? ((owner: string): Principal => ({ account: owner, root: false }));
+  const principalFor = options.principalForOwner ?? ((owner: string): AccountPrincipal => accountPrincipal(owner));
   const quotaSources: { services?: () => readonly { owner: string }[] } = {};
   const quotas = new QuotaGuard({ instances: () => store.list(), services: () => quotaSources.services?.() ?? [] });
   const parts = options.gateway ? await gatewayParts(options.gateway, options.dataDir, store, lifecycle, policy, clock, principalFor, quotas) : undefined;
@@ -175,7 +176,6 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
       { ...healthRoute(() => store.list(undefined).length), anonymous: true },
     ],
     authenticate: options.authenticate ?? singleTenantAuthenticator,
-    policy,
     maxBodyBytes: limits.maxBodyBytes,
     ...(options.rateLimit === false ? {} : { rateLimiter: new RequestRateLimiter({ ...DEFAULT_NODE_API_RATE_LIMIT, ...options.rateLimit }) }),
   });
@@ -211,9 +211,9 @@ async function gatewayParts(
   dataDir: string,
   instances: InstanceStore,
   lifecycle: InstanceLifecycle,
-  policy: AccessPolicy,
+  policy: Policy,
   clock: Clock,
-  principalFor: (owner: string) => Principal,
+  principalFor: (owner: string) => AccountPrincipal,
   quotas: QuotaGuard,
 ): Promise<GatewayParts> {
   const metro = opts.metro ?? 'local';
@@ -288,7 +288,7 @@ async function gatewayParts(
         const g = await services.create(principal, request, false);
         return { uuid: g.uuid, rollback: () => services.releaseIfUnused(g.uuid) };
       }
-      const g = services.findVisible(principal, request.uuid !== undefined ? { uuid: request.uuid } : { name: request.name ?? '' }, 'update');
+      const g = services.findVisible(principal, request.uuid !== undefined ? { uuid: request.uuid } : { name: request.name ?? '' }, 'write');
       return { uuid: g.uuid, rollback: async () => undefined };
     },
     describe: (uuid) => services.describeForInstance(uuid),
@@ -315,21 +315,18 @@ async function gatewayParts(
 
 export { Errno, NodeError, httpStatusForErrno } from './errors.js';
 export type { ApiRequest, ApiResponse } from './api/router.js';
-export type { Principal, AccessPolicy, Authenticator, Action, ObjectKind, ObjectRef } from './auth.js';
-export { LOCAL_PRINCIPAL, ownerOnlyPolicy, allowAllPolicy, singleTenantAuthenticator } from './auth.js';
 export {
-  nodeAuthFromAccounts,
-  nodeAuthFromVerifier,
+  LOCAL_PRINCIPAL,
+  singleTenantAuthenticator,
+  tokenAuthenticator,
   localTokenVerifier,
   ControlPlaneTokenVerifier,
   DEFAULT_CONTROL_PLANE_TOKEN_CACHE,
   presentedToken,
-  accountPrincipalOf,
-  type NodeAccountsAuth,
+  type Authenticator,
   type TokenVerifier,
-  type VerifiedAccount,
   type ControlPlaneTokenVerifierOptions,
-} from './accounts-auth.js';
+} from './auth.js';
 export { QuotaGuard, userRoutes, userDirectoryFromAccounts, DEFAULT_USER_ROUTE_LIMITS, type UserDirectory, type QuotaUsage } from './users.js';
 export { NOBODY } from './api/router.js';
 export type { Clock, TimerHandle } from './clock.js';

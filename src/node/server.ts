@@ -21,7 +21,7 @@
  *     machine uses). /v1 takes `Bearer <API token>`; /v2 is the full token flow
  *     (`/v2/token` at this node's own URL), exactly as the central registry;
  *   - `controlplane`: tokens are checked by the control plane's `GET /v1/auth`
- *     (cached briefly, see accounts-auth.ts); /v2 takes the API token directly
+ *     (cached briefly, see auth.ts); /v2 takes the API token directly
  *     (`Bearer ukc_…`, or Basic with the token as password);
  *   - `none`: single tenant, every request is the root-like `local` account. For
  *     tests and throwaway setups only; the daemon prints a warning.
@@ -36,15 +36,14 @@ import { createRegistry, createRegistryAuth, openStores, RegistryError, type Reg
 import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
 import { createNodeApi, type NodeApi } from './index.js';
 import {
-  accountPrincipalOf,
   ControlPlaneTokenVerifier,
-  nodeAuthFromAccounts,
-  nodeAuthFromVerifier,
+  localTokenVerifier,
   presentedToken,
+  tokenAuthenticator,
+  type Authenticator,
   type ControlPlaneTokenVerifierOptions,
-  type NodeAccountsAuth,
   type TokenVerifier,
-} from './accounts-auth.js';
+} from './auth.js';
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
 import { LocalImages } from './images/local.js';
@@ -52,6 +51,7 @@ import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
 import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
+import { createLogger, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 
 /** How the node authenticates /v1 and /v2 (see the file comment). */
 export type NodeAuthOption =
@@ -91,6 +91,10 @@ export interface NodeServerOptions {
    * image references use it. Default: the listen address.
    */
   publicUrl?: string;
+  /** The role's logger (default: JSON lines on stderr); every request gets a line and an id. */
+  logger?: Logger;
+  /** Per-request hooks of the request logging (metrics). */
+  requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
 }
 
 export interface NodeServer {
@@ -107,6 +111,7 @@ export interface NodeServer {
 
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
   const home = options.home;
+  const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'node' } });
   // Private (0700): the home holds tenants' images and root filesystems (setuid
   // files included), instance state and keys; no other local user may reach them.
   for (const dir of [home, join(home, 'rootfs')]) {
@@ -126,10 +131,10 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const publicAuthority = options.publicUrl !== undefined ? new URL(options.publicUrl).host : authority;
   const policy = new Policy({ anonymousPullOfficial: true });
-  let apiAuth: NodeAccountsAuth | undefined;
+  let authenticate: Authenticator | undefined;
   let access: RegistryAccessControl | undefined;
   if (options.auth.mode === 'accounts') {
-    apiAuth = nodeAuthFromAccounts(options.auth.accounts, { policy });
+    authenticate = tokenAuthenticator(localTokenVerifier(options.auth.accounts));
     access = createRegistryAuth({
       publicUrl,
       accounts: options.auth.accounts,
@@ -138,10 +143,11 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     });
   } else if (options.auth.mode === 'controlplane') {
     const { mode: _mode, ...verifierOptions } = options.auth;
-    apiAuth = nodeAuthFromVerifier(new ControlPlaneTokenVerifier(verifierOptions), { policy });
-    access = tokenRegistryAccess(apiAuth.verifier, policy);
+    const verifier = new ControlPlaneTokenVerifier(verifierOptions);
+    authenticate = tokenAuthenticator(verifier);
+    access = tokenRegistryAccess(verifier, policy);
   }
-  const registry = createRegistry({ blobs, metadata, ...(access ? { access } : {}) });
+  const registry = createRegistry({ blobs, metadata, logger, ...(access ? { access } : {}) });
   const images = new LocalImages({
     blobs,
     metadata,
@@ -168,8 +174,15 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.gateway ? { gateway: options.gateway } : {}),
-      ...(apiAuth
-        ? { authenticate: apiAuth.authenticate, policy: apiAuth.policy, mayPullImage: imagePullCheck((u) => images.locate(u), apiAuth.mayPull) }
+      ...(authenticate
+        ? {
+            authenticate,
+            policy,
+            mayPullImage: imagePullCheck(
+              (u) => images.locate(u),
+              (principal, repository) => policy.authorize(principal, 'pull', { kind: 'repository', name: repository }).allow,
+            ),
+          }
         : {}),
       ...(options.auth.mode === 'accounts' ? { users: userDirectoryFromAccounts(options.auth.accounts) } : {}),
       ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
@@ -182,11 +195,17 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     await network.close();
     throw err;
   }
-  server.on('request', (req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/v2' || url.startsWith('/v2/')) registry.handler(req, res);
-    else api.handler(req, res);
-  });
+  server.on(
+    'request',
+    withRequestLogging(
+      (req, res) => {
+        const url = req.url ?? '/';
+        if (url === '/v2' || url.startsWith('/v2/')) registry.handler(req, res);
+        else api.handler(req, res);
+      },
+      { logger, ...options.requestLogging },
+    ),
+  );
   let closed = false;
   return {
     url,
@@ -231,7 +250,7 @@ export function tokenRegistryAccess(verifier: TokenVerifier, policy: Policy): Re
       throw new RegistryError('UNAUTHORIZED', { message: err instanceof NodeError ? err.message : 'cannot verify the token', headers: challenge });
     }
     if (found === undefined) throw new RegistryError('UNAUTHORIZED', { message: 'invalid token', headers: challenge });
-    return accountPrincipalOf(found);
+    return found;
   };
   const authorize: RegistryAccessControl['authorize'] = async (req, need) => {
     const account = await principalOf(req);

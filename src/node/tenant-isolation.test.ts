@@ -1,5 +1,5 @@
 // Security case 14 (tenant isolation on the platform API) with real accounts: the node API behind
-// `nodeAuthFromAccounts` (src/auth's API tokens and policy). Bob gets ENOENT for every operation on
+// `tokenAuthenticator(localTokenVerifier(accounts))` (src/auth's API tokens and policy). Bob gets ENOENT for every operation on
 // alice's instances — the same answer, byte for byte apart from timings and ids, as for a name or
 // uuid that does not exist. The runtime is the node API's own test double.
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { AccountStore } from '../auth/index.js';
 import { makeHarness, type Envelope, type Harness } from './harness.test-support.js';
 import { settle } from './test-doubles.test-support.js';
-import { Errno, nodeAuthFromAccounts } from './index.js';
+import { Errno, localTokenVerifier, tokenAuthenticator } from './index.js';
 
 const IMG = 'alice/httpserver:latest';
 const GHOST_UUID = '00000000-0000-4000-8000-000000000000';
@@ -34,7 +34,7 @@ before(async () => {
   as.alice = bearer(accounts.createToken('alice').text);
   as.bob = bearer(accounts.createToken('bob').text);
   as.aliceRegistry = bearer(accounts.createToken('alice', { scope: 'registry' }).text);
-  h = await makeHarness(nodeAuthFromAccounts(accounts));
+  h = await makeHarness({ authenticate: tokenAuthenticator(localTokenVerifier(accounts)) });
   const created = await h.call('POST', '/v1/instances', { image: IMG, name: 'secret' }, as.alice);
   assert.equal(created.body.status, 'success', JSON.stringify(created.body));
   aliceUuid = String(created.body.data.instances?.[0]?.uuid);

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { AccountStore } from '../auth/index.js';
 import { makeHarness, type Harness } from './harness.test-support.js';
 import { settle } from './test-doubles.test-support.js';
-import { Errno, nodeAuthFromAccounts, userDirectoryFromAccounts, type NodeApiOptions } from './index.js';
+import { Errno, localTokenVerifier, tokenAuthenticator, userDirectoryFromAccounts, type NodeApiOptions } from './index.js';
 
 const IMG = 'alice/httpserver:latest';
 type Headers = Record<string, string>;
@@ -28,7 +28,7 @@ async function setup(extra: Partial<NodeApiOptions> = {}, aliceQuotas = { maxIns
   accounts.createAccount('root', { role: 'root' });
   accounts.createAccount('alice', { quotas: aliceQuotas });
   accounts.createAccount('bob');
-  const h = await makeHarness({ ...nodeAuthFromAccounts(accounts), users: userDirectoryFromAccounts(accounts), ...extra });
+  const h = await makeHarness({ authenticate: tokenAuthenticator(localTokenVerifier(accounts)), users: userDirectoryFromAccounts(accounts), ...extra });
   return {
     h,
     accounts,

@@ -23,7 +23,7 @@
  * reservation is held until the change is visible in the stores.
  */
 import { AccountError, AuthInputError, type AccountQuotas, type AccountStore } from '../auth/index.js';
-import type { Principal } from './auth.js';
+import type { AccountPrincipal } from '../auth/index.js';
 import { Errno, NodeError, overQuota } from './errors.js';
 import type { Route } from './api/router.js';
 import { itemFailed, itemOk } from './api/router.js';
@@ -77,17 +77,17 @@ export class QuotaGuard {
    * Throws EDQUOT naming the first quota `adding` would exceed; no-op for principals without
    * quotas. Callers make the change in the same synchronous step (no await in between).
    */
-  check(principal: Principal, adding: Partial<QuotaUsage>): void {
+  check(principal: AccountPrincipal, adding: Partial<QuotaUsage>): void {
     const quotas = principal.quotas;
     if (quotas === undefined) return;
-    const usage = this.usageOf(principal.account);
+    const usage = this.usageOf(principal.name);
     for (const key of Object.keys(QUOTA_WORDS) as (keyof QuotaUsage)[]) {
       const more = adding[key] ?? 0;
       if (more <= 0) continue;
       const { max, what, unit } = QUOTA_WORDS[key];
       const limit = quotas[max];
       if (usage[key] + more > limit) {
-        throw overQuota(`quota exceeded: ${what} ${usage[key]}${unit} in use + ${more}${unit} asked > ${limit}${unit} allowed for account ${principal.account}`);
+        throw overQuota(`quota exceeded: ${what} ${usage[key]}${unit} in use + ${more}${unit} asked > ${limit}${unit} allowed for account ${principal.name}`);
       }
     }
   }
@@ -97,7 +97,7 @@ export class QuotaGuard {
    * starts). Until `fn` settles they count as live, so concurrent starts cannot together
    * go over the quota; once their records say `starting`/`running` they are counted once.
    */
-  async admitStarts<T>(principal: Principal, instances: readonly Pick<InstanceRecord, 'uuid' | 'memoryMb'>[], fn: () => Promise<T>): Promise<T> {
+  async admitStarts<T>(principal: AccountPrincipal, instances: readonly Pick<InstanceRecord, 'uuid' | 'memoryMb'>[], fn: () => Promise<T>): Promise<T> {
     const fresh = instances.filter((r) => !this.#starting.has(r.uuid));
     this.check(principal, { liveMemoryMb: fresh.reduce((sum, r) => sum + r.memoryMb, 0) });
     if (principal.quotas === undefined) return fn();
@@ -159,10 +159,8 @@ export function userRoutes(deps: { guard: QuotaGuard; directory?: UserDirectory;
       method: 'POST',
       pattern: '/v1/users',
       collection: 'users',
-      action: 'create',
-      kind: 'user',
       async handler(ctx) {
-        if (!ctx.principal.root) throw new NodeError(Errno.EACCES, 'only the platform operator (root) may create accounts');
+        if (ctx.principal.role !== 'root') throw new NodeError(Errno.EACCES, 'only the platform operator (root) may create accounts');
         if (!deps.directory) throw new NodeError(Errno.EOPNOTSUPP, 'accounts are managed by the control plane, not this node');
         const items = Array.isArray(ctx.body) ? listBody.parse(ctx.body) : [userSchema.parse(ctx.body)];
         const directory = deps.directory;
@@ -187,13 +185,11 @@ export function userRoutes(deps: { guard: QuotaGuard; directory?: UserDirectory;
       method: 'GET',
       pattern: '/v1/users/quotas',
       collection: 'quotas',
-      action: 'read',
-      kind: 'user',
       async handler(ctx) {
         if (ctx.body !== undefined) throw new NodeError(Errno.EINVAL, 'GET /v1/users/quotas takes no body');
-        const used = deps.guard.usageOf(ctx.principal.account);
+        const used = deps.guard.usageOf(ctx.principal.name);
         const fields: Record<string, unknown> = {
-          account: ctx.principal.account,
+          account: ctx.principal.name,
           used: { instances: used.instances, live_memory_mb: used.liveMemoryMb, services: used.services },
         };
         // No quotas on a single-tenant node: `hard` is absent rather than made up.

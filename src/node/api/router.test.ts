@@ -4,13 +4,13 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRouter, itemFailed, itemOk, type ApiRequest, type Route } from './router.js';
 import { Errno, NodeError } from '../errors.js';
-import { allowAllPolicy, singleTenantAuthenticator } from '../auth.js';
+import { singleTenantAuthenticator } from '../auth.js';
 import * as v from './validate.js';
 
 const itemSchema = v.array(v.selector({}), { maxItems: 10 });
 const routes: Route[] = [
   {
-    method: 'PUT', pattern: '/v1/things/poke', collection: 'things', action: 'update', kind: 'instance',
+    method: 'PUT', pattern: '/v1/things/poke', collection: 'things',
     handler: async ({ body }) => ({
       items: itemSchema.parse(body).map((s) =>
         s.name === 'missing' ? itemFailed(new NodeError(Errno.ENOENT, 'thing not found'), s) : itemOk({ name: s.name ?? s.uuid }),
@@ -18,20 +18,20 @@ const routes: Route[] = [
     }),
   },
   {
-    method: 'GET', pattern: '/v1/things/{uuid}', collection: 'things', action: 'read', kind: 'instance',
+    method: 'GET', pattern: '/v1/things/{uuid}', collection: 'things',
     handler: async ({ params, query }) => ({ items: [itemOk({ uuid: params.uuid, details: query.get('details') })] }),
   },
   {
-    method: 'GET', pattern: '/v1/files/{path*}', collection: 'files', action: 'read', kind: 'image',
+    method: 'GET', pattern: '/v1/files/{path*}', collection: 'files',
     handler: async ({ params }) => ({ items: [itemOk({ path: params.path })] }),
   },
   {
-    method: 'GET', pattern: '/v1/boom', collection: 'things', action: 'read', kind: 'node',
+    method: 'GET', pattern: '/v1/boom', collection: 'things',
     handler: async () => { throw new Error('secret database path /var/x'); },
   },
 ];
 
-const router = createRouter({ routes, authenticate: singleTenantAuthenticator, policy: allowAllPolicy, maxBodyBytes: 256 });
+const router = createRouter({ routes, authenticate: singleTenantAuthenticator, maxBodyBytes: 256 });
 async function call(req: ApiRequest): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await router.handle(req);
   return { status: res.status, body: JSON.parse(res.body) as Record<string, unknown> };
@@ -96,17 +96,9 @@ test('unknown errors are 500 without their message', async () => {
   assert.ok(!JSON.stringify(r.body).includes('secret'));
 });
 
-test('authentication and the collection-level policy are consulted', async () => {
-  const denyAll = createRouter({ routes, authenticate: () => undefined, policy: allowAllPolicy, maxBodyBytes: 256 });
+test('authentication is consulted before any handler', async () => {
+  const denyAll = createRouter({ routes, authenticate: () => undefined, maxBodyBytes: 256 });
   assert.equal((await denyAll.handle({ method: 'GET', url: '/v1/things/x' })).status, 401);
-  const seen: string[] = [];
-  const picky = createRouter({
-    routes, authenticate: singleTenantAuthenticator, maxBodyBytes: 256,
-    policy: { authorize: (_p, action, obj) => (seen.push(`${action}:${obj.kind}`), action !== 'update') },
-  });
-  assert.equal((await picky.handle({ method: 'PUT', url: '/v1/things/poke', body: '[]' })).status, 403);
-  assert.equal((await picky.handle({ method: 'GET', url: '/v1/things/x' })).status, 200);
-  assert.deepEqual(seen, ['update:instance', 'read:instance']);
 });
 
 test('node:http listener streams the body with the cap and answers GET bodies', async (t) => {

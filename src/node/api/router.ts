@@ -1,6 +1,6 @@
 /**
  * The v1 REST framework: a route table, JSON bodies on every verb, a body cap,
- * authentication and a collection-level authorisation check per route, and the
+ * authentication (objects are checked by the services with src/auth's policy), and the
  * Unikraft Cloud envelope, serialised in exactly one place (`envelope`):
  *
  *   { status: "success" | "error" | "partial_success", message?,
@@ -18,8 +18,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Errno, NodeError, tooManyRequests, unauthenticated } from '../errors.js';
-import type { AccessPolicy, Action, Authenticator, ObjectKind, Principal } from '../auth.js';
+import type { AccountPrincipal } from '../../auth/index.js';
+import type { Authenticator } from '../auth.js';
 import { ValidationError } from './validate.js';
+import { reportInternalError, setRouteTemplate } from '../../log/index.js';
 
 export interface ApiRequest {
   method: string;
@@ -48,7 +50,7 @@ export function itemFailed(err: unknown, ident?: { uuid?: string; name?: string 
 }
 
 export interface RouteContext {
-  principal: Principal;
+  principal: AccountPrincipal;
   params: Record<string, string>;
   query: URLSearchParams;
   /** The parsed JSON body, or undefined when the body was empty. */
@@ -67,8 +69,6 @@ export interface Route {
   pattern: string;
   /** Key under `data` (absent: `data` is `{}`). */
   collection?: string;
-  action: Action;
-  kind: ObjectKind;
   /**
    * Served without credentials (health checks only). The handler then sees `NOBODY`, a principal
    * that owns nothing and may do nothing; every other route authenticates first (deny by default).
@@ -77,13 +77,15 @@ export interface Route {
   handler(ctx: RouteContext): Promise<RouteResult>;
 }
 
-/** The principal of an anonymous route: no account (no account name is empty), not root. */
-export const NOBODY: Principal = Object.freeze({ account: '', root: false });
+/**
+ * The principal of an anonymous route: no account (no account name is empty), not root, and a
+ * registry-pull scope, which src/auth's policy refuses every platform object.
+ */
+export const NOBODY: AccountPrincipal = Object.freeze({ kind: 'account', name: '', role: 'user', tokenScope: 'registry-pull' });
 
 export interface RouterOptions {
   routes: readonly Route[];
   authenticate: Authenticator;
-  policy: AccessPolicy;
   /** Largest accepted request body in bytes (413 above it). */
   maxBodyBytes: number;
   /**
@@ -104,6 +106,8 @@ const internalMessage = 'internal error';
 export function toNodeError(err: unknown): NodeError {
   if (err instanceof NodeError) return err;
   if (err instanceof ValidationError) return new NodeError(Errno.EINVAL, err.message);
+  // The client sees no detail; the cause goes on the request's log line (src/log/http.ts).
+  reportInternalError(err);
   return new NodeError(Errno.EIO, internalMessage, 500);
 }
 
@@ -218,19 +222,18 @@ export function createRouter(options: RouterOptions): Router {
         : failure(started, undefined, new NodeError(Errno.ENOENT, `no such endpoint: ${url.pathname}`));
     }
     const { route, params } = found;
+    setRouteTemplate(route.pattern);
     try {
-      let principal: Principal;
+      let principal: AccountPrincipal;
       if (route.anonymous === true) principal = NOBODY;
       else {
         const found = await options.authenticate(lowerCaseHeaders(req.headers ?? {}));
         if (!found) throw unauthenticated();
         principal = found;
-        const allowed = options.rateLimiter?.take(`account:${principal.account}`);
+        const allowed = options.rateLimiter?.take(`account:${principal.name}`);
         if (allowed !== undefined && !allowed.ok) throw tooManyRequests(allowed.retryAfterSeconds);
       }
       if (bodyTooLarge) throw tooLarge(options.maxBodyBytes);
-      if (route.anonymous !== true && !options.policy.authorize(principal, route.action, { kind: route.kind }))
-        throw new NodeError(Errno.EACCES, 'not allowed');
       const body = parseBody(req.body, options.maxBodyBytes);
       const result = await route.handler({
         principal,
@@ -264,7 +267,10 @@ export function createRouter(options: RouterOptions): Router {
             if (tooBig) r.headers.connection = 'close';
             send(r);
           })
-          .catch(() => send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 })));
+          .catch((err: unknown) => {
+            reportInternalError(err);
+            send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 }));
+          });
       };
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
         req.resume();

@@ -10,7 +10,6 @@ export function certificateRoutes(service: CertificateService, limits: Certifica
   const many = v.array(one, { minItems: 1, maxItems: limits.maxBatchItems });
   const collection: Collection<CertificateRecord> = {
     name: 'certificates',
-    kind: 'certificate',
     maxBatchItems: limits.maxBatchItems,
     find: (ctx, sel, action) => service.findVisible(ctx.principal, sel, action),
   };
@@ -20,8 +19,6 @@ export function certificateRoutes(service: CertificateService, limits: Certifica
       method: 'POST',
       pattern: '/v1/certificates',
       collection: 'certificates',
-      action: 'create',
-      kind: 'certificate',
       async handler(ctx) {
         const reqs = Array.isArray(ctx.body) ? many.parse(ctx.body) : [one.parse(ctx.body)];
         return {
@@ -39,8 +36,6 @@ export function certificateRoutes(service: CertificateService, limits: Certifica
       method: 'GET',
       pattern: '/v1/certificates',
       collection: 'certificates',
-      action: 'read',
-      kind: 'certificate',
       async handler(ctx) {
         if (ctx.body === undefined) {
           const details = detailsFlag(ctx.query);
@@ -50,6 +45,6 @@ export function certificateRoutes(service: CertificateService, limits: Certifica
       },
     },
     get[1]!,
-    ...perItemRoutes(collection, 'DELETE', 'delete', '', {}, (_ctx, c) => service.remove(c)),
+    ...perItemRoutes(collection, 'DELETE', 'write', '', {}, (_ctx, c) => service.remove(c)),
   ];
 }

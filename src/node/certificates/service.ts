@@ -7,7 +7,7 @@
  */
 import { randomUUID, X509Certificate, createPrivateKey } from 'node:crypto';
 import { Errno, NodeError } from '../errors.js';
-import type { AccessPolicy, Action, Principal } from '../auth.js';
+import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.js';
 import type { Clock } from '../clock.js';
 import * as v from '../api/validate.js';
 import type { Selector } from '../services/crud-routes.js';
@@ -47,7 +47,7 @@ export function certificateHostnames(cert: X509Certificate): string[] {
 
 export interface CertificateDeps {
   store: CertificateStore;
-  policy: AccessPolicy;
+  policy: Policy;
   clock: Clock;
   limits: CertificateLimits;
   inUse(uuid: string): boolean;
@@ -57,24 +57,24 @@ export interface CertificateDeps {
 export class CertificateService {
   constructor(private readonly deps: CertificateDeps) {}
 
-  findVisible(principal: Principal, sel: Selector, action: Action): CertificateRecord {
-    const c = sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.account, sel.name ?? '');
-    const obj = c ? { kind: 'certificate' as const, owner: c.owner, uuid: c.uuid } : undefined;
-    if (!c || !obj || !this.deps.policy.authorize(principal, 'read', obj)) throw new NodeError(Errno.ENOENT, 'certificate not found');
-    if (action !== 'read' && !this.deps.policy.authorize(principal, action, obj))
+  findVisible(principal: AccountPrincipal, sel: Selector, action: PlatformAction): CertificateRecord {
+    const c = sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.name, sel.name ?? '');
+    const obj = c ? { kind: 'certificate' as const, owner: c.owner } : undefined;
+    if (!c || !obj || !this.deps.policy.visible(principal, obj)) throw new NodeError(Errno.ENOENT, 'certificate not found');
+    if (action !== 'read' && !this.deps.policy.authorize(principal, action, obj).allow)
       throw new NodeError(Errno.EACCES, `not allowed to ${action} this certificate`);
     return c;
   }
 
-  listVisible(principal: Principal): CertificateRecord[] {
-    return this.deps.store.list().filter((c) => this.deps.policy.authorize(principal, 'read', { kind: 'certificate', owner: c.owner, uuid: c.uuid }));
+  listVisible(principal: AccountPrincipal): CertificateRecord[] {
+    return this.deps.store.list().filter((c) => this.deps.policy.visible(principal, { kind: 'certificate', owner: c.owner }));
   }
 
   list(): CertificateRecord[] {
     return this.deps.store.list();
   }
 
-  create(principal: Principal, req: CreateCertificateRequest): CertificateRecord {
+  create(principal: AccountPrincipal, req: CreateCertificateRequest): CertificateRecord {
     const pems = req.chain.match(PEM_CERT) ?? [];
     if (pems.length === 0) throw new NodeError(Errno.EINVAL, 'chain: no PEM certificate found');
     if (pems.length > this.deps.limits.maxChainCertificates)
@@ -105,7 +105,7 @@ export class CertificateService {
     const record: CertificateRecord = {
       uuid: randomUUID(),
       name: req.name ?? `cert-${randomUUID().slice(0, 8)}`,
-      owner: principal.account,
+      owner: principal.name,
       createdAt: now,
       commonName: cn,
       hostnames,
@@ -129,7 +129,7 @@ export class CertificateService {
     return { uuid: c.uuid, name: c.name };
   }
 
-  present(principal: Principal, c: CertificateRecord, details: boolean): Record<string, unknown> {
+  present(principal: AccountPrincipal, c: CertificateRecord, details: boolean): Record<string, unknown> {
     if (!details) return { uuid: c.uuid, name: c.name };
     const out: Record<string, unknown> = {
       uuid: c.uuid,
@@ -144,7 +144,7 @@ export class CertificateService {
       not_before: new Date(c.notBefore).toISOString(),
       not_after: new Date(c.notAfter).toISOString(),
     };
-    if (principal.root) out.owner = c.owner;
+    if (principal.role === 'root') out.owner = c.owner;
     return out;
   }
 }

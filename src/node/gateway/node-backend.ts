@@ -3,7 +3,7 @@
  * members from the instance store, wake/standby through the instance
  * lifecycle, changes from the lifecycle's watchers.
  */
-import type { Principal } from '../auth.js';
+import type { AccountPrincipal } from '../../auth/index.js';
 import type { InstanceLifecycle } from '../instances/lifecycle.js';
 import type { InstanceRecord } from '../instances/model.js';
 import type { InstanceStore } from '../instances/store.js';
@@ -24,7 +24,7 @@ export interface NodeGatewayBackendDeps {
   services: ServiceGroupService;
   instances: InstanceStore;
   lifecycle: InstanceLifecycle;
-  principalFor(owner: string): Principal;
+  principalFor(owner: string): AccountPrincipal;
   /** Longest a wake waits for the instance to run. */
   wakeTimeoutMs: number;
 }

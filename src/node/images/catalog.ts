@@ -11,7 +11,7 @@
  * tenant's are the same ENOENT).
  */
 import { Errno, NodeError } from '../errors.js';
-import type { AccessPolicy, Principal } from '../auth.js';
+import type { AccountPrincipal, Policy } from '../../auth/index.js';
 import { tryParseDigest } from '../../oci/digest.js';
 
 export interface CatalogImage {
@@ -55,47 +55,47 @@ function matches(img: CatalogImage, f: ImageFilter): boolean {
   return true;
 }
 
-export function presentImage(img: CatalogImage, principal: Principal): Record<string, unknown> {
+export function presentImage(img: CatalogImage, principal: AccountPrincipal): Record<string, unknown> {
   const out: Record<string, unknown> = {
     url: `${img.repository}@${img.digest}`,
     created_at: img.createdAt.toISOString(),
   };
-  if (principal.root) out.owner = img.owner;
+  if (principal.role === 'root') out.owner = img.owner;
   out.tags = img.tags;
   out.initrd_or_rom = img.initrdOrRom;
   out.size_in_bytes = img.sizeInBytes;
   if (img.args && img.args.length > 0) out.args = img.args;
   if (img.env && Object.keys(img.env).length > 0) out.env = img.env;
-  if (principal.root && img.users) out.users = img.users;
+  if (principal.role === 'root' && img.users) out.users = img.users;
   return out;
 }
 
 export class ImageQueries {
   constructor(
     private readonly catalog: ImageCatalog,
-    private readonly policy: AccessPolicy,
+    private readonly policy: Policy,
   ) {}
 
-  private async visible(principal: Principal): Promise<CatalogImage[]> {
+  private async visible(principal: AccountPrincipal): Promise<CatalogImage[]> {
     const all = await this.catalog.list();
-    return all.filter((img) => this.policy.authorize(principal, 'read', { kind: 'image', owner: img.owner }));
+    return all.filter((img) => this.policy.visible(principal, { kind: 'image', owner: img.owner }));
   }
 
   /** Every visible image matching any filter (all visible ones without filters). */
-  async list(principal: Principal, filters: ImageFilter[]): Promise<CatalogImage[]> {
+  async list(principal: AccountPrincipal, filters: ImageFilter[]): Promise<CatalogImage[]> {
     const seen = await this.visible(principal);
     if (filters.length === 0) return seen;
     return seen.filter((img) => filters.some((f) => matches(img, f)));
   }
 
-  async byDigest(principal: Principal, digest: string): Promise<CatalogImage[]> {
+  async byDigest(principal: AccountPrincipal, digest: string): Promise<CatalogImage[]> {
     if (tryParseDigest(digest) === undefined) throw new NodeError(Errno.EINVAL, 'invalid digest');
     const found = (await this.visible(principal)).filter((img) => img.digest === digest);
     if (found.length === 0) throw new NodeError(Errno.ENOENT, 'image not found');
     return found;
   }
 
-  async byTag(principal: Principal, tag: string): Promise<CatalogImage[]> {
+  async byTag(principal: AccountPrincipal, tag: string): Promise<CatalogImage[]> {
     if (!/^[A-Za-z0-9._\-/:]{1,512}$/.test(tag)) throw new NodeError(Errno.EINVAL, 'invalid tag');
     const found = (await this.visible(principal)).filter((img) => matches(img, { tag }));
     if (found.length === 0) throw new NodeError(Errno.ENOENT, 'image not found');

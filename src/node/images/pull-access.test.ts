@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { AccountStore } from '../../auth/index.js';
+import { AccountStore, accountPrincipal, Policy } from '../../auth/index.js';
 import { makeHarness, type Envelope, type Harness } from '../harness.test-support.js';
 import { settle } from '../test-doubles.test-support.js';
-import { Errno, nodeAuthFromAccounts } from '../index.js';
+import { Errno, localTokenVerifier, tokenAuthenticator } from '../index.js';
 import { imagePullCheck } from './pull-access.js';
 import { locateImage, type ImageHostRules } from './local.js';
 
@@ -36,8 +36,12 @@ before(async () => {
   as.root = bearer(accounts.createToken('root').text);
   as.alice = bearer(accounts.createToken('alice').text);
   as.bob = bearer(accounts.createToken('bob').text);
-  const auth = nodeAuthFromAccounts(accounts);
-  h = await makeHarness({ ...auth, mayPullImage: imagePullCheck(locate, auth.mayPull) });
+  const policy = new Policy();
+  h = await makeHarness({
+    authenticate: tokenAuthenticator(localTokenVerifier(accounts)),
+    policy,
+    mayPullImage: imagePullCheck(locate, (p, repository) => policy.authorize(p, 'pull', { kind: 'repository', name: repository }).allow),
+  });
   // What is "in the node's cache": the fake resolver answers these names.
   h.resolver.add('official/nginx:latest', { digestRef: `official/nginx@sha256:${'b'.repeat(64)}`, config: {} });
   h.resolver.add('library/python:3.12', { digestRef: `library/python@sha256:${'c'.repeat(64)}`, config: {} });
@@ -83,11 +87,11 @@ describe('instance create checks the image against the pull policy', () => {
 });
 
 describe('imagePullCheck', () => {
-  const bob = { account: 'bob', root: false };
+  const bob = accountPrincipal('bob');
   const seen: string[] = [];
   const check = imagePullCheck(locate, (p, repo) => {
     seen.push(repo);
-    return repo.startsWith(`${p.account}/`);
+    return repo.startsWith(`${p.name}/`);
   });
 
   it('asks about the repository the reference maps to, on the central and on this node', () => {
@@ -99,7 +103,7 @@ describe('imagePullCheck', () => {
 
   it('root is never refused; allowed foreign registries and unlocatable references are left to the resolver', () => {
     seen.length = 0;
-    assert.equal(check({ account: 'root', root: true }, 'alice/app'), true);
+    assert.equal(check(accountPrincipal('root', 'root'), 'alice/app'), true);
     assert.equal(check(bob, 'other.example/alice/app'), true);
     assert.equal(check(bob, 'evil.example/alice/app'), true);
     assert.equal(check(bob, 'NOT A REF'), true);

@@ -19,15 +19,15 @@
  * request. References the node refuses to locate (bad syntax, a host not
  * allowed) fall through so the resolver gives its usual error.
  */
-import type { Principal } from '../auth.js';
+import type { AccountPrincipal } from '../../auth/index.js';
 import { NodeError } from '../errors.js';
 import type { ImageLocation } from './local.js';
 
 /** True when `principal` may run the image `url` names. */
-export type ImagePullCheck = (principal: Principal, url: string) => boolean;
+export type ImagePullCheck = (principal: AccountPrincipal, url: string) => boolean;
 
-/** The repository-level decision (`NodeAccountsAuth.mayPull`). */
-export type RepositoryPullDecision = (principal: Principal, repository: string) => boolean;
+/** The repository-level decision (src/auth's `Policy` asked for `pull` on the repository). */
+export type RepositoryPullDecision = (principal: AccountPrincipal, repository: string) => boolean;
 
 /** The one message for a missing image and for one the caller may not see. */
 export function imageNotFoundMessage(url: string): string {
@@ -40,7 +40,7 @@ export function imageNotFoundMessage(url: string): string {
  */
 export function imagePullCheck(locate: (url: string) => ImageLocation, mayPull: RepositoryPullDecision): ImagePullCheck {
   return (principal, url) => {
-    if (principal.root) return true;
+    if (principal.role === 'root') return true;
     let loc: ImageLocation;
     try {
       loc = locate(url);

@@ -4,7 +4,7 @@
  * central registry. Errors meant for the client are `NodeError`s (ENOENT for an
  * unknown image, EACCES for refused credentials).
  */
-import type { Principal } from '../auth.js';
+import type { AccountPrincipal } from '../../auth/index.js';
 
 export type PullPolicy = 'always' | 'never' | 'if_not_present';
 
@@ -36,5 +36,5 @@ export interface ResolvedImage {
 }
 
 export interface ImageResolver {
-  resolve(request: ImageRequest, principal: Principal): Promise<ResolvedImage>;
+  resolve(request: ImageRequest, principal: AccountPrincipal): Promise<ResolvedImage>;
 }

@@ -10,7 +10,7 @@ const filterSchema = v.refine(
 
 export function imageRoutes(queries: ImageQueries, maxFilters: number): Route[] {
   const listBody = v.array(filterSchema, { maxItems: maxFilters });
-  const common = { collection: 'images', action: 'read', kind: 'image' } as const;
+  const common = { collection: 'images' } as const;
   return [
     {
       ...common,

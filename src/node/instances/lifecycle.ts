@@ -54,7 +54,7 @@
 import { constants as osConstants } from 'node:os';
 import { Errno, NodeError } from '../errors.js';
 import type { Clock, TimerHandle } from '../clock.js';
-import type { Principal } from '../auth.js';
+import { accountPrincipal, type AccountPrincipal } from '../../auth/index.js';
 import type { ImageResolver } from '../images/resolver.js';
 import type { RuntimeDriver, RuntimeEvent, RuntimeHandle, RuntimeHooks, RuntimeStats } from '../runtime/driver.js';
 import type { InstanceStore } from './store.js';
@@ -167,19 +167,19 @@ export class InstanceLifecycle {
   // ---- public operations -------------------------------------------------
 
   /** Inserts the records (one transaction) and starts them when asked. */
-  async create(records: InstanceRecord[], principal: Principal, autostart: boolean): Promise<void> {
+  async create(records: InstanceRecord[], principal: AccountPrincipal, autostart: boolean): Promise<void> {
     this.deps.store.insertAll(records);
     await this.startAll(records, principal, autostart);
   }
 
   /** After an insert: tells watchers about the new records and starts them when asked. */
-  async startAll(records: InstanceRecord[], principal: Principal, autostart: boolean): Promise<void> {
+  async startAll(records: InstanceRecord[], principal: AccountPrincipal, autostart: boolean): Promise<void> {
     for (const r of records) this.emit({ record: r });
     if (autostart) await Promise.all(records.map((r) => this.start(r.uuid, principal)));
   }
 
   /** Starts a stopped instance; a no-op when it is already starting or running. */
-  start(uuid: string, principal: Principal): Promise<InstanceRecord> {
+  start(uuid: string, principal: AccountPrincipal): Promise<InstanceRecord> {
     return this.exclusive(uuid, async () => {
       const r = this.mustGet(uuid);
       if (r.state === 'starting' || r.state === 'running') return r;
@@ -297,7 +297,7 @@ export class InstanceLifecycle {
   }
 
   /** Re-adopts or restarts what a previous controller left behind; see the top of this file. */
-  async recover(principalFor: (owner: string) => Principal): Promise<RecoveryReport> {
+  async recover(principalFor: (owner: string) => AccountPrincipal): Promise<RecoveryReport> {
     const report: RecoveryReport = { adopted: [], started: [], stopped: [], deleted: [], rearmed: [] };
     for (const record of this.deps.store.list()) {
       await this.exclusive(record.uuid, async () => {
@@ -432,7 +432,7 @@ export class InstanceLifecycle {
     return run;
   }
 
-  private hooks(uuid: string, generation: () => number, principal: () => Principal): RuntimeHooks {
+  private hooks(uuid: string, generation: () => number, principal: () => AccountPrincipal): RuntimeHooks {
     return {
       onEvent: (event) => this.onEvent(uuid, generation(), event, principal()),
       onOutput: (chunk) => {
@@ -450,7 +450,7 @@ export class InstanceLifecycle {
     }
   }
 
-  private async launch(r: InstanceRecord, principal: Principal, automatic: boolean): Promise<void> {
+  private async launch(r: InstanceRecord, principal: AccountPrincipal, automatic: boolean): Promise<void> {
     const run = this.newRun();
     this.runs.set(r.uuid, run);
     this.transition(r, 'starting', {
@@ -496,7 +496,7 @@ export class InstanceLifecycle {
     this.deps.store.put(now);
   }
 
-  private onEvent(uuid: string, generation: number, event: RuntimeEvent, principal: Principal): void {
+  private onEvent(uuid: string, generation: number, event: RuntimeEvent, principal: AccountPrincipal): void {
     const run = this.runs.get(uuid);
     if (!run || run.generation !== generation || run.ended) return;
     const r = this.deps.store.get(uuid);
@@ -533,7 +533,7 @@ export class InstanceLifecycle {
   }
 
   /** A run ended: record why, then restart, delete or leave it stopped. Synchronous. */
-  private settle(uuid: string, run: Run, outcome: Outcome, principal: Principal): void {
+  private settle(uuid: string, run: Run, outcome: Outcome, principal: AccountPrincipal): void {
     if (run.ended || this.runs.get(uuid) !== run) return;
     this.runs.delete(uuid);
     run.healthyTimer?.cancel();
@@ -594,7 +594,7 @@ export class InstanceLifecycle {
     if (r.features.includes('delete-on-stop') && !this.closed) this.erase(uuid);
   }
 
-  private armRestart(uuid: string, delayMs: number, principal: Principal): void {
+  private armRestart(uuid: string, delayMs: number, principal: AccountPrincipal): void {
     this.cancelRestart(uuid);
     const timer = this.deps.clock.setTimer(delayMs, () => {
       if (this.restartTimers.get(uuid) !== timer) return;
@@ -634,7 +634,7 @@ export class InstanceLifecycle {
         frozen.stopRequested = true;
         frozen.frozen = false;
         if (isFreezable(frozen.handle)) await frozen.handle.thaw().catch(() => undefined);
-        await this.endRun(uuid, frozen, opts, { account: r.owner, root: false });
+        await this.endRun(uuid, frozen, opts, accountPrincipal(r.owner));
         r = this.mustGet(uuid);
         if (r.state !== 'standby') return;
       }
@@ -650,7 +650,7 @@ export class InstanceLifecycle {
       return;
     }
     const run = this.runs.get(uuid);
-    const principal = { account: r.owner, root: false };
+    const principal = accountPrincipal(r.owner);
     if (!run) {
       // Live on record but nothing to talk to: settle it as a forced user stop.
       const orphan = this.newRun();
@@ -676,7 +676,7 @@ export class InstanceLifecycle {
   }
 
   /** Asks the run to stop (kill after the grace period) and waits for its end; settles it as lost when none comes. */
-  private async endRun(uuid: string, run: Run, opts: { force?: boolean; graceMs?: number }, principal: Principal): Promise<void> {
+  private async endRun(uuid: string, run: Run, opts: { force?: boolean; graceMs?: number }, principal: AccountPrincipal): Promise<void> {
     const grace = opts.force ? 0 : (opts.graceMs ?? this.deps.limits.stopGraceMs);
     const handle = run.handle;
     if (handle) {
@@ -731,7 +731,7 @@ export class InstanceLifecycle {
       run.frozen = false;
       run.stopRequested = true;
       run.toStandby = true;
-      await this.endRun(r.uuid, run, { force: true }, { account: r.owner, root: false });
+      await this.endRun(r.uuid, run, { force: true }, accountPrincipal(r.owner));
       return false;
     }
     run.frozen = false;
@@ -763,7 +763,7 @@ export class InstanceLifecycle {
   }
 
   /** A standby record holding a frozen run (see the top of this file): true when it was adopted and kept frozen. */
-  private async recoverFrozen(r: InstanceRecord, principal: Principal): Promise<boolean> {
+  private async recoverFrozen(r: InstanceRecord, principal: AccountPrincipal): Promise<boolean> {
     const adopted = await this.tryAdopt(r);
     if (!adopted) {
       r.runtimeRef = null;
@@ -794,7 +794,7 @@ export class InstanceLifecycle {
 
   private async tryAdopt(r: InstanceRecord): Promise<{ handle: RuntimeHandle; bind(generation: number): void } | undefined> {
     let generation = -1;
-    const principal: Principal = { account: r.owner, root: false };
+    const principal = accountPrincipal(r.owner);
     try {
       const handle = await this.deps.driver.adopt(
         { uuid: r.uuid, name: r.name, runtimeRef: r.runtimeRef ?? '' },

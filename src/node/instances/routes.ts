@@ -5,7 +5,7 @@
  * per-action fields. Routes only validate, call `InstanceService`, and shape.
  */
 import { Errno, NodeError } from '../errors.js';
-import type { Action } from '../auth.js';
+import type { PlatformAction } from '../../auth/index.js';
 import * as v from '../api/validate.js';
 import { detailsFlag, itemFailed, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../api/router.js';
 import { createRequestSchema, type InstanceLimits } from './create.js';
@@ -37,7 +37,7 @@ function identOf(sel: Selector): Selector {
 function perItem<S extends v.Shape>(
   service: InstanceService,
   limits: InstanceRouteLimits,
-  action: Action,
+  action: PlatformAction,
   shape: S,
   op: ItemOp<S>,
 ): { batch: (ctx: RouteContext) => Promise<RouteResult>; single: (ctx: RouteContext) => Promise<RouteResult> } {
@@ -68,20 +68,17 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
   const routes: Route[] = [];
   const add = (
     method: Route['method'],
-    action: Action,
     suffix: string,
     pair: { batch: Route['handler']; single: Route['handler'] },
   ): void => {
-    routes.push({ method, pattern: `/v1/instances${suffix}`, collection: 'instances', action, kind: 'instance', handler: pair.batch });
-    routes.push({ method, pattern: `/v1/instances/{uuid}${suffix}`, collection: 'instances', action, kind: 'instance', handler: pair.single });
+    routes.push({ method, pattern: `/v1/instances${suffix}`, collection: 'instances', handler: pair.batch });
+    routes.push({ method, pattern: `/v1/instances/{uuid}${suffix}`, collection: 'instances', handler: pair.single });
   };
 
   routes.push({
     method: 'POST',
     pattern: '/v1/instances',
     collection: 'instances',
-    action: 'create',
-    kind: 'instance',
     async handler(ctx) {
       const req = createSchema.parse(ctx.body);
       const outcome = await service.create(ctx.principal, req);
@@ -100,8 +97,6 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
     method: 'GET',
     pattern: '/v1/instances',
     collection: 'instances',
-    action: 'read',
-    kind: 'instance',
     async handler(ctx) {
       const details = detailsFlag(ctx.query);
       if (ctx.body === undefined) {
@@ -110,16 +105,13 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
       return get.batch(ctx);
     },
   });
-  routes.push({ method: 'GET', pattern: '/v1/instances/{uuid}', collection: 'instances', action: 'read', kind: 'instance', handler: get.single });
+  routes.push({ method: 'GET', pattern: '/v1/instances/{uuid}', collection: 'instances', handler: get.single });
 
-  add(
-    'PATCH',
-    'update',
-    '',
+  add('PATCH', '',
     perItem(
       service,
       limits,
-      'update',
+      'write',
       {
         memory_mb: v.optional(v.int({ min: limits.minMemoryMb, max: limits.maxMemoryMb })),
         vcpus: v.optional(v.int({ min: 1, max: limits.maxVcpus })),
@@ -137,40 +129,31 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
       (ctx, r, fields) => service.patch(ctx.principal, r, fields),
     ),
   );
-  add('DELETE', 'delete', '', perItem(service, limits, 'delete', {}, (_ctx, r) => service.remove(r)));
-  add('PUT', 'start', '/start', perItem(service, limits, 'start', {}, (ctx, r) => service.start(ctx.principal, r)));
-  add(
-    'PUT',
-    'stop',
-    '/stop',
+  add('DELETE', '', perItem(service, limits, 'write', {}, (_ctx, r) => service.remove(r)));
+  add('PUT', '/start', perItem(service, limits, 'write', {}, (ctx, r) => service.start(ctx.principal, r)));
+  add('PUT', '/stop',
     perItem(
       service,
       limits,
-      'stop',
+      'write',
       { force: v.optional(v.bool()), drain_timeout_ms: v.optional(v.int({ min: 0, max: 3_600_000 })) },
       (_ctx, r, f) => service.stop(r, f),
     ),
   );
-  add(
-    'GET',
-    'wait',
-    '/wait',
+  add('GET', '/wait',
     perItem(
       service,
       limits,
-      'wait',
+      'read',
       { state: v.optional(v.oneOf(INSTANCE_STATES)), timeout_ms: v.optional(v.int({ min: -1 })) },
       (ctx, r, f) => service.wait(r, f.state ?? 'running', f.timeout_ms ?? -1, ctx.signal),
     ),
   );
-  add(
-    'GET',
-    'log',
-    '/log',
+  add('GET', '/log',
     perItem(
       service,
       limits,
-      'log',
+      'read',
       {
         offset: v.optional(v.int()),
         limit: v.optional(v.int({ min: 0, max: limits.logReadMaxBytes })),
@@ -178,7 +161,7 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
       (_ctx, r, f) => service.log(r, f.offset, f.limit ?? limits.logReadDefaultBytes),
     ),
   );
-  add('GET', 'metrics', '/metrics', perItem(service, limits, 'metrics', {}, (_ctx, r) => service.metrics(r)));
+  add('GET', '/metrics', perItem(service, limits, 'read', {}, (_ctx, r) => service.metrics(r)));
   return routes;
 }
 
@@ -187,8 +170,6 @@ export function healthRoute(check: () => void): Route {
   return {
     method: 'GET',
     pattern: '/v1/healthz',
-    action: 'read',
-    kind: 'node',
     async handler() {
       try {
         check();

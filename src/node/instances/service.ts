@@ -9,7 +9,7 @@
  * instance is not charged to either account.
  */
 import { Errno, NodeError } from '../errors.js';
-import type { AccessPolicy, Action, Principal } from '../auth.js';
+import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.js';
 import type { Clock } from '../clock.js';
 import type { ImageResolver } from '../images/resolver.js';
 import { imageNotFoundMessage, type ImagePullCheck } from '../images/pull-access.js';
@@ -27,7 +27,7 @@ export interface ServiceGroupAttachment {
    * `principal`) or a new ephemeral one described inline. `rollback` undoes a
    * group made here when the create fails afterwards.
    */
-  attach(principal: Principal, request: ServiceGroupRequest): Promise<{ uuid: string; rollback(): Promise<void> }>;
+  attach(principal: AccountPrincipal, request: ServiceGroupRequest): Promise<{ uuid: string; rollback(): Promise<void> }>;
   /** The `service_group` field of an instance answer. */
   describe(uuid: string): Record<string, unknown> | undefined;
 }
@@ -47,7 +47,7 @@ export interface InstanceServiceDeps {
   store: InstanceStore;
   lifecycle: InstanceLifecycle;
   resolver: ImageResolver;
-  policy: AccessPolicy;
+  policy: Policy;
   clock: Clock;
   logs: LogRing;
   limits: InstanceLimits;
@@ -79,32 +79,32 @@ export class InstanceService {
   constructor(private readonly deps: InstanceServiceDeps) {}
 
   /** The record if `principal` may see it and do `action` on it; ENOENT / EACCES otherwise. */
-  findVisible(principal: Principal, sel: Selector, action: Action): InstanceRecord {
+  findVisible(principal: AccountPrincipal, sel: Selector, action: PlatformAction): InstanceRecord {
     const r =
-      sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.account, sel.name ?? '');
-    const ref = r ? { kind: 'instance' as const, owner: r.owner, uuid: r.uuid } : undefined;
-    if (!r || !ref || !this.deps.policy.authorize(principal, 'read', ref)) throw new NodeError(Errno.ENOENT, 'instance not found');
-    if (action !== 'read' && !this.deps.policy.authorize(principal, action, ref))
+      sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.name, sel.name ?? '');
+    const ref = r ? { kind: 'instance' as const, owner: r.owner } : undefined;
+    if (!r || !ref || !this.deps.policy.visible(principal, ref)) throw new NodeError(Errno.ENOENT, 'instance not found');
+    if (action !== 'read' && !this.deps.policy.authorize(principal, action, ref).allow)
       throw new NodeError(Errno.EACCES, `not allowed to ${action} this instance`);
     return r;
   }
 
-  listVisible(principal: Principal): InstanceRecord[] {
+  listVisible(principal: AccountPrincipal): InstanceRecord[] {
     return this.deps.store
       .list()
-      .filter((r) => this.deps.policy.authorize(principal, 'read', { kind: 'instance', owner: r.owner, uuid: r.uuid }));
+      .filter((r) => this.deps.policy.visible(principal, { kind: 'instance', owner: r.owner }));
   }
 
-  present(principal: Principal, r: InstanceRecord, details: boolean): Record<string, unknown> {
+  present(principal: AccountPrincipal, r: InstanceRecord, details: boolean): Record<string, unknown> {
     if (!details) return { uuid: r.uuid, name: r.name };
-    const out = presentInstance(r, this.deps.clock.now(), principal.root);
+    const out = presentInstance(r, this.deps.clock.now(), principal.role === 'root');
     const groupUuid = r.serviceGroup !== null && 'uuid' in r.serviceGroup ? r.serviceGroup.uuid : undefined;
     const group = groupUuid !== undefined ? this.deps.groups?.describe(groupUuid) : undefined;
     if (group) out.service_group = group;
     return out;
   }
 
-  async create(principal: Principal, req: CreateRequest): Promise<CreateOutcome> {
+  async create(principal: AccountPrincipal, req: CreateRequest): Promise<CreateOutcome> {
     checkCreateRules(req, this.deps.capabilities);
     const count = (req.replicas ?? 0) + 1;
     if (this.deps.store.list().length + count > this.deps.limits.maxInstances)
@@ -125,11 +125,11 @@ export class InstanceService {
     let liveMemory = 0;
     try {
       records = planInstances(req, {
-        owner: principal.account,
+        owner: principal.name,
         now: this.deps.clock.now(),
         image,
         pullPolicy: imageRequest.pullPolicy,
-        nameTaken: (name) => this.deps.store.nameTaken(principal.account, name),
+        nameTaken: (name) => this.deps.store.nameTaken(principal.name, name),
       });
       if (group) for (const r of records) r.serviceGroup = { uuid: group.uuid };
       liveMemory = records.reduce((sum, r) => sum + r.memoryMb, 0);
@@ -159,12 +159,12 @@ export class InstanceService {
     return { records: fresh, waitErrors };
   }
 
-  async start(principal: Principal, r: InstanceRecord): Promise<Record<string, unknown>> {
+  async start(principal: AccountPrincipal, r: InstanceRecord): Promise<Record<string, unknown>> {
     const previous = r.state;
     const start = (): Promise<InstanceRecord> => this.deps.lifecycle.start(r.uuid, principal);
     const becomesLive = r.state !== 'starting' && r.state !== 'running';
     const after =
-      this.deps.quotas && becomesLive && r.owner === principal.account
+      this.deps.quotas && becomesLive && r.owner === principal.name
         ? await this.deps.quotas.admitStarts(principal, [r], start)
         : await start();
     return { uuid: r.uuid, name: r.name, state: after.state, previous_state: previous };
@@ -185,7 +185,7 @@ export class InstanceService {
     return { uuid: r.uuid, name: r.name, previous_state: previous };
   }
 
-  async patch(principal: Principal, r: InstanceRecord, p: PatchRequest): Promise<Record<string, unknown>> {
+  async patch(principal: AccountPrincipal, r: InstanceRecord, p: PatchRequest): Promise<Record<string, unknown>> {
     const needsStopped = p.memory_mb !== undefined || p.vcpus !== undefined || p.args !== undefined || p.env !== undefined;
     const updated = await this.deps.lifecycle.update(r.uuid, (cur) => {
       if (needsStopped && cur.state !== 'stopped')

@@ -8,7 +8,7 @@
  */
 import * as v from '../api/validate.js';
 import { itemFailed, itemOk, type ItemResult, type Route, type RouteContext } from '../api/router.js';
-import type { Action, ObjectKind } from '../auth.js';
+import type { PlatformAction } from '../../auth/index.js';
 
 export interface Selector {
   uuid?: string;
@@ -22,15 +22,14 @@ export function selectorFromPath(segment: string): Selector {
 
 export interface Collection<T> {
   name: string;
-  kind: ObjectKind;
   maxBatchItems: number;
-  find(ctx: RouteContext, sel: Selector, action: Action): T;
+  find(ctx: RouteContext, sel: Selector, action: PlatformAction): T;
 }
 
 export function perItemRoutes<T, S extends v.Shape>(
   c: Collection<T>,
   method: Route['method'],
-  action: Action,
+  action: PlatformAction,
   suffix: string,
   shape: S,
   op: (ctx: RouteContext, item: T, fields: v.InferShape<S>) => Promise<Record<string, unknown>> | Record<string, unknown>,
@@ -44,7 +43,7 @@ export function perItemRoutes<T, S extends v.Shape>(
       return itemFailed(err, sel.uuid !== undefined ? { uuid: sel.uuid } : { name: sel.name ?? '' });
     }
   };
-  const base = { method, collection: c.name, action, kind: c.kind };
+  const base = { method, collection: c.name };
   return [
     {
       ...base,

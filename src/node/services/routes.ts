@@ -14,7 +14,6 @@ export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimit
   const createMany = v.array(createOne, { minItems: 1, maxItems: limits.maxBatchItems });
   const collection: Collection<ServiceGroupRecord> = {
     name: 'services',
-    kind: 'service',
     maxBatchItems: limits.maxBatchItems,
     find: (ctx, sel, action) => service.findVisible(ctx.principal, sel, action),
   };
@@ -24,8 +23,6 @@ export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimit
       method: 'POST',
       pattern: '/v1/services',
       collection: 'services',
-      action: 'create',
-      kind: 'service',
       async handler(ctx) {
         const many = Array.isArray(ctx.body);
         const reqs = many ? createMany.parse(ctx.body) : [createOne.parse(ctx.body)];
@@ -45,8 +42,6 @@ export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimit
       method: 'GET',
       pattern: '/v1/services',
       collection: 'services',
-      action: 'read',
-      kind: 'service',
       async handler(ctx) {
         if (ctx.body === undefined) {
           const details = detailsFlag(ctx.query);
@@ -56,9 +51,9 @@ export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimit
       },
     },
     get[1]!,
-    ...perItemRoutes(collection, 'PATCH', 'update', '', patchServiceShape(limits), async (ctx, g, fields) =>
+    ...perItemRoutes(collection, 'PATCH', 'write', '', patchServiceShape(limits), async (ctx, g, fields) =>
       service.present(ctx.principal, await service.patch(ctx.principal, g, fields), true),
     ),
-    ...perItemRoutes(collection, 'DELETE', 'delete', '', {}, (_ctx, g) => service.remove(g)),
+    ...perItemRoutes(collection, 'DELETE', 'write', '', {}, (_ctx, g) => service.remove(g)),
   ];
 }

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Errno, NodeError } from '../errors.js';
-import type { AccessPolicy, Action, Principal } from '../auth.js';
+import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.js';
 import type { Clock } from '../clock.js';
 import * as v from '../api/validate.js';
 import type { InstanceRecord } from '../instances/model.js';
@@ -100,14 +100,14 @@ export type PatchServiceRequest = v.InferShape<ReturnType<typeof patchServiceSha
 
 export interface CertificateLookup {
   /** The certificate `sel` names, visible to `principal` (ENOENT otherwise). */
-  find(principal: Principal, sel: Selector): { uuid: string; name: string; hostnames: string[] };
+  find(principal: AccountPrincipal, sel: Selector): { uuid: string; name: string; hostnames: string[] };
 }
 
 export interface ServiceGroupDeps {
   store: ServiceGroupStore;
   /** Instances naming the group (current records). */
   members(groupUuid: string): InstanceRecord[];
-  policy: AccessPolicy;
+  policy: Policy;
   clock: Clock;
   /** Public zone pieces: FQDNs are `<label>.<metro>.<domain>`. */
   metro: string;
@@ -126,19 +126,19 @@ export class ServiceGroupService {
     return `${this.deps.metro}.${this.deps.domain}`;
   }
 
-  findVisible(principal: Principal, sel: Selector, action: Action): ServiceGroupRecord {
-    const g = sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.account, sel.name ?? '');
-    const obj = g ? { kind: 'service' as const, owner: g.owner, uuid: g.uuid } : undefined;
-    if (!g || !obj || !this.deps.policy.authorize(principal, 'read', obj)) throw new NodeError(Errno.ENOENT, 'service group not found');
-    if (action !== 'read' && !this.deps.policy.authorize(principal, action, obj))
+  findVisible(principal: AccountPrincipal, sel: Selector, action: PlatformAction): ServiceGroupRecord {
+    const g = sel.uuid !== undefined ? this.deps.store.get(sel.uuid) : this.deps.store.getByName(principal.name, sel.name ?? '');
+    const obj = g ? { kind: 'service' as const, owner: g.owner } : undefined;
+    if (!g || !obj || !this.deps.policy.visible(principal, obj)) throw new NodeError(Errno.ENOENT, 'service group not found');
+    if (action !== 'read' && !this.deps.policy.authorize(principal, action, obj).allow)
       throw new NodeError(Errno.EACCES, `not allowed to ${action} this service group`);
     return g;
   }
 
-  listVisible(principal: Principal): ServiceGroupRecord[] {
+  listVisible(principal: AccountPrincipal): ServiceGroupRecord[] {
     return this.deps.store
       .list()
-      .filter((g) => this.deps.policy.authorize(principal, 'read', { kind: 'service', owner: g.owner, uuid: g.uuid }));
+      .filter((g) => this.deps.policy.visible(principal, { kind: 'service', owner: g.owner }));
   }
 
   list(): ServiceGroupRecord[] {
@@ -149,7 +149,7 @@ export class ServiceGroupService {
     return this.deps.store.get(uuid);
   }
 
-  private domainsOf(principal: Principal, name: string, domains: CreateServiceRequest['domains'], self?: string): DomainRecord[] {
+  private domainsOf(principal: AccountPrincipal, name: string, domains: CreateServiceRequest['domains'], self?: string): DomainRecord[] {
     const wanted = domains && domains.length > 0 ? domains : [{ name }];
     const out: DomainRecord[] = [];
     const seen = new Set<string>();
@@ -175,7 +175,7 @@ export class ServiceGroupService {
   }
 
   /** Creates a group; `persistent: false` for one described inline with an instance. */
-  async create(principal: Principal, req: CreateServiceRequest, persistent = true): Promise<ServiceGroupRecord> {
+  async create(principal: AccountPrincipal, req: CreateServiceRequest, persistent = true): Promise<ServiceGroupRecord> {
     const violation = groupRulesViolation(req);
     if (violation !== undefined) throw new NodeError(Errno.EINVAL, violation);
     // Checked here and inserted below with no await in between: concurrent creates cannot both pass.
@@ -184,17 +184,17 @@ export class ServiceGroupService {
     if (name === undefined) {
       for (let i = 0; i < this.deps.limits.maxNameAttempts && name === undefined; i++) {
         const candidate = generateServiceName();
-        if (!this.deps.store.nameTaken(principal.account, candidate) && this.deps.store.domainOwner(serviceFqdn(candidate, this.deps.metro, this.deps.domain)) === undefined)
+        if (!this.deps.store.nameTaken(principal.name, candidate) && this.deps.store.domainOwner(serviceFqdn(candidate, this.deps.metro, this.deps.domain)) === undefined)
           name = candidate;
       }
       if (name === undefined) throw new NodeError(Errno.EEXIST, 'could not find a free service group name');
-    } else if (this.deps.store.nameTaken(principal.account, name)) {
+    } else if (this.deps.store.nameTaken(principal.name, name)) {
       throw new NodeError(Errno.EEXIST, `a service group named ${name} already exists`);
     }
     const g: ServiceGroupRecord = {
       uuid: randomUUID(),
       name,
-      owner: principal.account,
+      owner: principal.name,
       createdAt: this.deps.clock.now(),
       services: req.services.map(normalizeService),
       domains: this.domainsOf(principal, name, req.domains),
@@ -213,7 +213,7 @@ export class ServiceGroupService {
     return g;
   }
 
-  async patch(principal: Principal, g: ServiceGroupRecord, p: PatchServiceRequest): Promise<ServiceGroupRecord> {
+  async patch(principal: AccountPrincipal, g: ServiceGroupRecord, p: PatchServiceRequest): Promise<ServiceGroupRecord> {
     const before = structuredClone(g);
     const next = structuredClone(g);
     if (p.services !== undefined) next.services = p.services.map(normalizeService);
@@ -259,7 +259,7 @@ export class ServiceGroupService {
     return this.deps.store.list().some((g) => g.domains.some((d) => d.certificate?.uuid === certUuid));
   }
 
-  present(principal: Principal, g: ServiceGroupRecord, details: boolean): Record<string, unknown> {
+  present(principal: AccountPrincipal, g: ServiceGroupRecord, details: boolean): Record<string, unknown> {
     if (!details) return { uuid: g.uuid, name: g.name };
     const out: Record<string, unknown> = {
       uuid: g.uuid,
@@ -273,7 +273,7 @@ export class ServiceGroupService {
     };
     if (g.softLimit !== null) out.soft_limit = g.softLimit;
     if (g.hardLimit !== null) out.hard_limit = g.hardLimit;
-    if (principal.root) out.owner = g.owner;
+    if (principal.role === 'root') out.owner = g.owner;
     return out;
   }
 

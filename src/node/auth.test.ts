@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startControlPlane } from '../controlplane/index.js';
-import { ControlPlaneTokenVerifier, nodeAuthFromVerifier } from './index.js';
+import { ControlPlaneTokenVerifier, tokenAuthenticator } from './index.js';
 
 test('control plane verifier: valid tokens with quotas, cached for the TTL; refusals cached at most 1 s', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ukc-cpv-'));
@@ -25,7 +25,7 @@ test('control plane verifier: valid tokens with quotas, cached for the TTL; refu
     const alice = cp.accounts.createToken('alice');
     const v = new ControlPlaneTokenVerifier({ authUrl: cp.url, positiveTtlMs: 10_000, negativeTtlMs: 60_000, now: () => now, fetch: counting });
     const found = await v.verify(alice.text);
-    assert.deepEqual(found, { name: 'alice', role: 'user', tokenScope: 'full', quotas: { maxInstances: 16, maxLiveMemoryMb: 4096, maxServices: 2 } });
+    assert.deepEqual(found, { kind: 'account', name: 'alice', role: 'user', tokenScope: 'full', quotas: { maxInstances: 16, maxLiveMemoryMb: 4096, maxServices: 2 } });
     assert.equal(asked, 1);
     // Cached: revoking is seen only after the TTL.
     cp.accounts.revokeToken(alice.info.id);
@@ -47,12 +47,12 @@ test('control plane verifier: valid tokens with quotas, cached for the TTL; refu
     assert.equal(await v.verify('Bearer-ish junk'), undefined);
     assert.equal(asked, 4);
     // Through the node API hooks: a root token is root; a registry-only token is not a platform credential.
-    const auth = nodeAuthFromVerifier(v);
+    const authenticate = tokenAuthenticator(v);
     const rootToken = readFileSync(cp.rootTokenFile, 'utf8').trim();
     const h = (t: string): IncomingHttpHeaders => ({ authorization: `Bearer ${t}` });
-    assert.deepEqual({ ...(await auth.authenticate(h(rootToken))) }, { account: 'root', root: true, quotas: { maxInstances: 16, maxLiveMemoryMb: 4096, maxServices: 8 } });
-    assert.equal(await auth.authenticate(h(cp.accounts.createToken('alice', { scope: 'registry' }).text)), undefined);
-    assert.equal(await auth.authenticate({}), undefined);
+    assert.deepEqual({ ...(await authenticate(h(rootToken))) }, { kind: 'account', name: 'root', role: 'root', tokenScope: 'full', quotas: { maxInstances: 16, maxLiveMemoryMb: 4096, maxServices: 8 } });
+    assert.equal(await authenticate(h(cp.accounts.createToken('alice', { scope: 'registry' }).text)), undefined);
+    assert.equal(await authenticate({}), undefined);
   } finally {
     await cp.close();
     rmSync(dir, { recursive: true, force: true });
