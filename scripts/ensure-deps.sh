@@ -24,6 +24,8 @@ declare -A NEED=(
   [zstd]=/usr/bin/zstd
   [xz-utils]=/usr/bin/xz
   [bzip2]=/bin/bzip2
+  [libseccomp-dev]=/usr/lib/x86_64-linux-gnu/libseccomp.a
+  [pkg-config]=/usr/bin/pkg-config
 )
 missing=()
 for pkg in "${!NEED[@]}"; do

@@ -60,8 +60,10 @@ test('launcher tests pass against an ASan/UBSan build of the launcher', { skip: 
     timeout: 10 * 60_000,
   });
   const out = `${run.stdout}\n${run.stderr}`;
+  // On failure, name the failing subtests first (the full TAP is long).
+  const failing = out.split('\n').filter((l) => /^\s*not ok/.test(l)).join('\n');
   assert.doesNotMatch(out, /AddressSanitizer|runtime error:|UndefinedBehaviorSanitizer/, out.slice(-4000));
-  assert.equal(run.status, 0, out.slice(-4000));
+  assert.equal(run.status, 0, `${failing}\n${out.slice(-4000)}`);
   assert.match(run.stdout, /# fail 0/);
   assert.doesNotMatch(run.stdout, /# pass 0\b/);
 });

@@ -38,6 +38,7 @@ static void run_app(void) {
 	for (int i = 0; i < spec.nenv; i++) if (!strncmp(spec.env[i], "PATH=", 5)) path = spec.env[i] + 5;
 	if (!path) path = DEFAULT_PATH;
 	int err = ENOENT;
+	seccomp_install();
 	send_msg(MSG_EXEC, 0, now_ns(), 0, NULL);
 	if (strchr(file, '/')) {
 		execve(file, spec.argv, envp);

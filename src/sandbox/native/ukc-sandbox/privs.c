@@ -11,11 +11,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Capabilities kept for root in the sandbox (Docker's default set minus MKNOD):
- * enough for package managers and chown, not enough to mount, load modules,
- * trace, or open_by_handle_at out of the root. */
+/* Capabilities kept for root in the sandbox (Docker's default set minus MKNOD and
+ * NET_RAW): enough for package managers and chown, not enough to mount, load
+ * modules, trace, open_by_handle_at out of the root, or open raw and packet
+ * sockets (forged frames on the node's bridge). */
 static const int keep_caps[] = {
-	CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_NET_RAW, CAP_SETGID, CAP_SETUID,
+	CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_SETGID, CAP_SETUID,
 	CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE,
 };
 

@@ -8,6 +8,8 @@
  *   mounts.c   the new root: overlay, pivot_root, /proc, /dev, tmpfs, binds, stubs
  *   cgroups.c  joining the cgroups given on the command line
  *   privs.c    capabilities, uid/gid, no_new_privs
+ *   seccomp.c  the default seccomp filter (its profile is data in seccomp-profile.h,
+ *              compiled at build time by gen/seccomp-gen.c)
  *   utils.c    messages to the supervisor, checked strings, numbers and allocations
  *
  * The protocol on --event-fd is documented at the top of main.c.
@@ -89,6 +91,9 @@ int remove_stubs(void);
 
 /* privs.c */
 void drop_privileges(void);
+
+/* seccomp.c */
+void seccomp_install(void);
 
 /* init.c */
 int init_main(void *unused);
