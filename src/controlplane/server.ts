@@ -31,6 +31,8 @@ import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
 import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
 import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
+import { isMetricsRequest, RoleMetrics, rootTokenAccess, serveMetrics } from '../metrics/index.js';
+import { both } from '../util/hooks.js';
 
 export interface ControlPlaneLimits {
   maxBodyBytes: number;
@@ -81,6 +83,8 @@ export interface ControlPlaneOptions {
   logger?: Logger;
   /** Per-request hooks of the request logging (metrics). */
   requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
+  /** This role's metrics (default: a fresh registry), served on GET /metrics to root. */
+  metrics?: RoleMetrics;
   /** Where internal errors go; default: the request's log line (src/log/http.ts), else `logger`. */
   logError?: (err: unknown) => void;
 }
@@ -95,6 +99,7 @@ export interface ControlPlane {
   /** The first root token, when this start created it (else undefined: see `rootTokenFile`). */
   rootTokenFile: string;
   accounts: AccountStore;
+  metrics: RoleMetrics;
   registry: Registry;
   images: CentralImages;
   nodes: NodeDirectory;
@@ -143,6 +148,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   accounts.ensureRootAccount(rootTokenFile);
   const policy = new Policy({ anonymousPullOfficial: options.anonymousPullOfficial ?? true });
   const { blobs, metadata } = openStores(join(options.dataDir, 'registry'));
+  const metrics = options.metrics ?? new RoleMetrics('controlplane');
+  const metricsAccess = rootTokenAccess(accounts);
   const registryAuth = createRegistryAuthenticator({
     realm: `${publicUrl}/v2/token`,
     service: 'ukc-registry',
@@ -158,7 +165,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     authorizer: registryAuthorizer(registryAuth),
     logger,
     logError,
-    ...(options.onRegistryRequest ? { onRequest: options.onRegistryRequest } : {}),
+    onRequest: both((e: RequestLogEntry) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), options.onRegistryRequest),
   });
   const images = new CentralImages({ metadata, registryName: options.registryName ?? registryHost });
   const nodes = new NodeDirectory({ path: join(options.dataDir, 'controlplane.db'), offlineAfterMs: limits.nodeOfflineAfterMs });
@@ -178,7 +185,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   server.on('request', withRequestLogging((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
-    if (path === '/v2/token') {
+    if (isMetricsRequest(req)) {
+      serveMetrics(req, res, metrics, metricsAccess).catch((err: unknown) => {
+        logError(err);
+        res.destroy();
+      });
+    } else if (path === '/v2/token') {
       registryAuth.tokenEndpoint(req, res).catch((err: unknown) => {
         logError(err);
         res.destroy();
@@ -191,7 +203,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         res.destroy();
       });
     }
-  }, { logger, routeOf: controlPlaneRoute, ...options.requestLogging }));
+  }, { logger, routeOf: controlPlaneRoute, ...options.requestLogging, onFinished: both(metrics.observeRequest, options.requestLogging?.onFinished) }));
 
   let closed = false;
   return {
@@ -200,6 +212,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     registryHost,
     rootTokenFile,
     accounts,
+    metrics,
     registry,
     images,
     nodes,

@@ -25,14 +25,14 @@ import { imageRoutes } from './images/routes.js';
 import type { RuntimeDriver } from './runtime/driver.js';
 import { InstanceStore } from './instances/store.js';
 import { LogRing } from './instances/logs.js';
-import { DEFAULT_LIFECYCLE_LIMITS, InstanceLifecycle, type LifecycleLimits, type RecoveryReport } from './instances/lifecycle.js';
+import { DEFAULT_LIFECYCLE_LIMITS, InstanceLifecycle, type LifecycleChange, type LifecycleLimits, type RecoveryReport } from './instances/lifecycle.js';
 import { DEFAULT_INSTANCE_LIMITS, type Capabilities } from './instances/create.js';
 import { InstanceService, type ServiceGroupAttachment } from './instances/service.js';
 import type { Route } from './api/router.js';
 import { Errno, NodeError } from './errors.js';
 import { DEFAULT_SERVICE_LIMITS, ServiceGroupService, ServiceGroupStore, serviceRoutes, type ServiceLimits } from './services/index.js';
 import { CertificateService, CertificateStore, DEFAULT_CERTIFICATE_LIMITS, certificateRoutes, ensureNodeTls, type CertificateLimits, type CertificateRecord, type NodeTlsMaterial } from './certificates/index.js';
-import { CertificateDirectory, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type ListenAddress } from './gateway/index.js';
+import { CertificateDirectory, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type GatewayObserver, type ListenAddress } from './gateway/index.js';
 import { DEFAULT_ROUTE_LIMITS, healthRoute, instanceRoutes, type InstanceRouteLimits } from './instances/routes.js';
 import { RequestRateLimiter, type RequestRateLimitOptions } from '../auth/index.js';
 import { QuotaGuard, userRoutes, type UserDirectory } from './users.js';
@@ -100,6 +100,8 @@ export interface NodeGatewayOptions {
   tlsDir?: string;
   limits?: Partial<GatewayLimits & ServiceLimits & CertificateLimits>;
   log?: (message: string) => void;
+  /** Gateway requests and wakes, for metrics. */
+  observer?: GatewayObserver;
 }
 
 export interface NodeApi {
@@ -113,6 +115,10 @@ export interface NodeApi {
   gateway?: Gateway;
   /** The node's generated CA and wildcard certificate, when the gateway runs. */
   tls?: NodeTlsMaterial;
+  /** Every instance's state now (metrics). */
+  instanceStates(): string[];
+  /** Calls `fn` after every stored instance change (metrics: boot and network times). */
+  watch(fn: (change: LifecycleChange) => void): () => void;
   /** Detaches from running instances (they stay up for re-adoption) and closes the database. */
   close(): Promise<void>;
 }
@@ -184,6 +190,8 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     handler: router.listener,
     handle: router.handle,
     recovery,
+    instanceStates: () => store.list(undefined).map((r) => r.state),
+    watch: (fn) => lifecycle.watch(fn),
     ...(parts ? { gateway: parts.gateway, tls: parts.tls } : {}),
     async close() {
       if (closed) return;
@@ -265,6 +273,7 @@ async function gatewayParts(
     ...(opts.alwaysOpen ? { alwaysOpen: opts.alwaysOpen } : {}),
     limits: gatewayLimits,
     ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.observer ? { observer: opts.observer } : {}),
   });
   // Ephemeral groups go with their last instance.
   const groupOfInstance = new Map<string, string>();

@@ -51,7 +51,9 @@ import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
 import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
-import { createLogger, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
+import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
+import { directoryBytes, isMetricsRequest, NodeMetrics, RoleMetrics, rootTokenAccess, serveMetrics, type MetricsAccess } from '../metrics/index.js';
+import { both } from '../util/hooks.js';
 
 /** How the node authenticates /v1 and /v2 (see the file comment). */
 export type NodeAuthOption =
@@ -97,12 +99,15 @@ export interface NodeServerOptions {
   logger?: Logger;
   /** Per-request hooks of the request logging (metrics). */
   requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
+  /** This role's metrics (default: a fresh registry), served on GET /metrics to root (open with auth `none`). */
+  metrics?: RoleMetrics;
 }
 
 export interface NodeServer {
   /** `http://host:port`, or `https://` with `tls` */
   url: string;
   server: Listener;
+  metrics: RoleMetrics;
   api: NodeApi;
   registry: Registry;
   images: LocalImages;
@@ -149,7 +154,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     authenticate = tokenAuthenticator(verifier);
     access = tokenRegistryAccess(verifier, policy);
   }
-  const registry = createRegistry({ blobs, metadata, logger, ...(access ? { access } : {}) });
+  const metrics = options.metrics ?? new RoleMetrics('node');
+  const registry = createRegistry({ blobs, metadata, logger, onRequest: (e) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), ...(access ? { access } : {}) });
   const images = new LocalImages({
     blobs,
     metadata,
@@ -166,6 +172,12 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     ...(options.runtimeLimits ? { limits: options.runtimeLimits } : {}),
     ...(options.launcherPath ? { launcherPath: options.launcherPath } : {}),
   });
+  // Gateway counts land on the node metrics once they exist (the gateway starts with the API).
+  const late: { node?: NodeMetrics } = {};
+  const gatewayObserver = {
+    request: (status: number) => late.node?.gatewayRequest(status),
+    wake: (ok: boolean) => late.node?.gatewayWake(ok),
+  };
   let api: NodeApi;
   try {
     await driver.init();
@@ -175,7 +187,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       images,
       catalog: images,
       ...(options.limits ? { limits: options.limits } : {}),
-      ...(options.gateway ? { gateway: options.gateway } : {}),
+      ...(options.gateway ? { gateway: { ...options.gateway, observer: gatewayObserver } } : {}),
       ...(authenticate
         ? {
             authenticate,
@@ -197,21 +209,42 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     await network.close();
     throw err;
   }
+  const nodeMetrics = new NodeMetrics(metrics, {
+    instanceStates: () => api.instanceStates(),
+    imageCacheBytes: async () => (await directoryBytes(join(home, 'registry'))) + (await directoryBytes(join(home, 'rootfs'))),
+  });
+  late.node = nodeMetrics;
+  // Boot and network times: observed once per start, when the record first carries each.
+  const seen = new Map<string, { boot: number | null; net: number | null }>();
+  const unwatch = api.watch((change) => {
+    if (!('record' in change)) {
+      seen.delete(change.deleted);
+      return;
+    }
+    const r = change.record;
+    const last = seen.get(r.uuid) ?? { boot: null, net: null };
+    if (r.bootTimeUs !== null && r.bootTimeUs !== last.boot) nodeMetrics.observeBoot(r.bootTimeUs);
+    if (r.netTimeUs !== null && r.netTimeUs !== last.net) nodeMetrics.observeNet(r.netTimeUs);
+    seen.set(r.uuid, { boot: r.bootTimeUs, net: r.netTimeUs });
+  });
+  const metricsAccess = nodeMetricsAccess(options.auth, authenticate);
   server.on(
     'request',
     withRequestLogging(
       (req, res) => {
         const url = req.url ?? '/';
-        if (url === '/v2' || url.startsWith('/v2/')) registry.handler(req, res);
+        if (isMetricsRequest(req)) void serveMetrics(req, res, metrics, metricsAccess).catch((err: unknown) => reportInternalError(err, logger));
+        else if (url === '/v2' || url.startsWith('/v2/')) registry.handler(req, res);
         else api.handler(req, res);
       },
-      { logger, ...options.requestLogging },
+      { logger, ...options.requestLogging, onFinished: both(metrics.observeRequest, options.requestLogging?.onFinished) },
     ),
   );
   let closed = false;
   return {
     url,
     server,
+    metrics,
     api,
     registry,
     images,
@@ -219,6 +252,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     async close() {
       if (closed) return;
       closed = true;
+      unwatch();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -271,4 +305,20 @@ export function tokenRegistryAccess(verifier: TokenVerifier, policy: Policy): Re
     return account ? { name: account.name, anonymous: false } : { name: 'anonymous', anonymous: true };
   };
   return { authorize };
+}
+
+/** Who may read the node's /metrics: root (its API token), or anyone on a node without authentication. */
+function nodeMetricsAccess(auth: NodeAuthOption, authenticate: Authenticator | undefined): MetricsAccess {
+  if (auth.mode === 'accounts') return rootTokenAccess(auth.accounts);
+  if (authenticate === undefined) return undefined;
+  return async (headers) => {
+    let principal;
+    try {
+      principal = await authenticate(headers);
+    } catch {
+      return 'unauthenticated';
+    }
+    if (principal === undefined) return 'unauthenticated';
+    return principal.role === 'root' ? 'ok' : 'forbidden';
+  };
 }

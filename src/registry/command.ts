@@ -13,6 +13,7 @@ import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAut
 import { join } from 'node:path';
 import { TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
+import { rootTokenAccess } from '../metrics/index.js';
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
 export function parseDuration(text: string): number {
@@ -98,6 +99,8 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
           },
         }
       : {}),
+    // /metrics: root's API token with --auth (the accounts exist once the access control is built), else open.
+    metricsAccess: values.auth ? (headers) => (auth ? rootTokenAccess(auth.accounts)(headers) : 'unauthenticated') : undefined,
     deleteEnabled: !values['no-delete'],
     limits,
     logger,

@@ -55,6 +55,8 @@ export interface RequestLogEntry {
   status: number;
   /** Request body bytes received (uploads and manifests). */
   bytesIn: number;
+  /** Response body bytes sent (blobs, manifests, error documents). */
+  bytesOut: number;
   durationMs: number;
 }
 

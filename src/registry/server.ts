@@ -14,7 +14,9 @@ import { allowAnonymous, mountByAuthorizer, type RegistryAccessControl } from '.
 import { RegistryError, sendError, toRegistryError } from './errors.js';
 import type { RequestContext } from './http.js';
 import { parseRepositoryName } from './names.js';
-import { DEFAULT_LIMITS, type RegistryLimits, type RegistryOptions } from './options.js';
+import { DEFAULT_LIMITS, type RegistryLimits, type RegistryOptions, type RequestLogEntry } from './options.js';
+import { both } from '../util/hooks.js';
+import { isMetricsRequest, RoleMetrics, serveMetrics, type MetricsAccess } from '../metrics/index.js';
 import { matchRoute } from './router.js';
 import { RegistryService } from './service.js';
 import { createLogger, reportInternalError, setRouteTemplate, withRequestLogging, type RequestLoggingOptions } from '../log/index.js';
@@ -138,12 +140,14 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       const bytesIn = { n: 0 };
       if (options.onRequest) {
         const log = options.onRequest;
+        const bytesOut = countBytesOut(res);
         res.once('finish', () => {
           log({
             method: req.method ?? '',
             path: (req.url ?? '').split('?')[0]!,
             status: res.statusCode,
             bytesIn: bytesIn.n,
+            bytesOut: bytesOut.n,
             durationMs: now() - started,
           });
         });
@@ -160,6 +164,26 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       if (ownsMetadata) await metadata.close();
     },
   };
+}
+
+/** Counts the body bytes written to `res` (metrics): wraps its write and end, the two ways a body leaves. */
+function countBytesOut(res: ServerResponse): { n: number } {
+  const count = { n: 0 };
+  const add = (chunk: unknown, encoding: unknown): void => {
+    if (typeof chunk === 'string') count.n += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    else if (chunk instanceof Uint8Array) count.n += chunk.byteLength;
+  };
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.write = ((...args: unknown[]) => {
+    add(args[0], args[1]);
+    return write(...args);
+  }) as ServerResponse['write'];
+  res.end = ((...args: unknown[]) => {
+    if (typeof args[0] !== 'function') add(args[0], args[1]);
+    return end(...args);
+  }) as ServerResponse['end'];
+  return count;
 }
 
 /** Percent-decodes one path segment (a digest may arrive as sha256%3A...); malformed escapes stay as sent. */
@@ -197,6 +221,13 @@ export interface RegistryServerOptions extends RegistryOptions {
   tls?: ListenerTls;
   /** Per-request hooks of the server's request logging (metrics, route names of other paths). */
   requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
+  /** This role's metrics (default: a fresh registry); served on GET /metrics. */
+  metrics?: RoleMetrics;
+  /**
+   * Who may read /metrics. Default: everyone when the registry has no access control,
+   * nobody when it has one (give `rootTokenAccess(accounts)`).
+   */
+  metricsAccess?: MetricsAccess;
 }
 
 export interface RegistryServer {
@@ -213,21 +244,26 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   // Listen first, build the registry once the URL is known; nothing is served before that.
   let registry: Registry | undefined;
   const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'registry' } });
+  const metrics = options.metrics ?? new RoleMetrics('registry');
+  const guarded = options.access !== undefined || options.accessFor !== undefined || options.authorizer !== undefined;
+  const metricsAccess: MetricsAccess = 'metricsAccess' in options ? options.metricsAccess : guarded ? () => 'forbidden' : undefined;
   const server = createListener(
     options.tls,
     withRequestLogging(
       (req, res) => {
-        if (registry) registry.handler(req, res);
+        if (isMetricsRequest(req)) void serveMetrics(req, res, metrics, metricsAccess).catch((err: unknown) => reportInternalError(err, logger));
+        else if (registry) registry.handler(req, res);
         else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
       },
-      { logger, ...options.requestLogging },
+      { logger, ...options.requestLogging, onFinished: both(metrics.observeRequest, options.requestLogging?.onFinished) },
     ),
     options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {},
   );
   const { address: addr, url } = await listenOn(server, listen.host, listen.port, options.tls);
   const address = { host: addr.address, port: addr.port };
   try {
-    registry = createRegistry({ ...options, logger, ...(options.accessFor ? { access: options.accessFor(url) } : {}) });
+    const onRequest = both((e: RequestLogEntry) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), options.onRequest);
+    registry = createRegistry({ ...options, logger, onRequest, ...(options.accessFor ? { access: options.accessFor(url) } : {}) });
   } catch (err) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
@@ -271,3 +307,4 @@ function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): 
   req.once('error', () => clearTimeout(timer));
   req.resume();
 }
+

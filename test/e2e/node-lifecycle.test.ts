@@ -29,6 +29,17 @@ test('busybox httpd: build, push, create on a node, fetch over the private IP, s
     assert.equal(running.private_fqdn, 'web.internal');
     assert.equal(await fetchText(`http://${ip}:8080/`), '<h1>hello from ukc</h1>\n');
 
+    // /metrics: root's token reads it (instances by state, the boot and network times just recorded); no token is refused.
+    assert.equal((await fetch(`${node.url}/metrics`)).status, 401);
+    const scrape = await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${node.token ?? ''}` } });
+    assert.equal(scrape.status, 200);
+    const metrics = await scrape.text();
+    assert.match(metrics, /^ukc_instances\{state="running",role="node"\} 1$/m);
+    assert.match(metrics, /^ukc_instance_boot_seconds_count\{role="node"\} 1$/m);
+    assert.match(metrics, /^ukc_instance_net_seconds_count\{role="node"\} 1$/m);
+    assert.match(metrics, /^ukc_http_requests_total\{route="\/v1\/instances",method="POST",status="200",role="node"\} 1$/m);
+    assert.match(metrics, /^ukc_node_image_cache_bytes\{role="node"\} [1-9]\d{6,}$/m, 'the pulled image is in the cache');
+
     const stopped = await api(node.url, 'PUT', '/v1/instances/web/stop', {});
     assert.equal(stopped.status, 200, JSON.stringify(stopped.body));
     const afterStop = await waitInstance(node.url, 'web', (i) => i.state === 'stopped');

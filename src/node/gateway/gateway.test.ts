@@ -8,7 +8,7 @@ import tls from 'node:tls';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Gateway } from './gateway.js';
+import { Gateway, type GatewayObserver } from './gateway.js';
 import { CertificateDirectory } from './tls.js';
 import type { BackendEvent, GatewayBackend, GatewayGroup, GatewayMember } from './backend.js';
 import { ensureNodeTls, type NodeTlsMaterial } from '../certificates/ca.js';
@@ -137,6 +137,7 @@ async function setup(opts: {
   hardLimit?: number | null;
   scaleToZero?: GatewayMember['scaleToZero'];
   limits?: ConstructorParameters<typeof Gateway>[0]['limits'];
+  observer?: GatewayObserver;
 }): Promise<Setup> {
   const ips = Array.from({ length: opts.replicas }, (_, i) => `127.0.0.${i + 2}`);
   const port = await freePortOn(ips);
@@ -164,6 +165,7 @@ async function setup(opts: {
     tls: new CertificateDirectory({ cert: material.certPem, key: material.keyPem }),
     listenAddress: () => ({ host: '127.0.0.1', port: 0 }),
     ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.observer ? { observer: opts.observer } : {}),
   });
   await gw.start();
   return {
@@ -313,7 +315,9 @@ test('drain waits for requests in flight and takes the member out of rotation at
 });
 
 test('scale-to-zero: idle past the cooldown → standby; the next request is held, woken and served', async () => {
-  const s = await setup({ replicas: 1, scaleToZero: { policy: 'on', stateful: false, cooldown_time_ms: 150 } });
+  const seen = { statuses: [] as number[], wakes: [] as boolean[] };
+  const observer: GatewayObserver = { request: (status) => seen.statuses.push(status), wake: (ok) => seen.wakes.push(ok) };
+  const s = await setup({ replicas: 1, scaleToZero: { policy: 'on', stateful: false, cooldown_time_ms: 150 }, observer });
   try {
     assert.equal((await get(s.gw)).status, 200);
     for (let i = 0; i < 100 && s.backend.members_.get('m0')!.state !== 'standby'; i++) await new Promise((r) => setTimeout(r, 20));
@@ -324,6 +328,9 @@ test('scale-to-zero: idle past the cooldown → standby; the next request is hel
     for (const r of rs) assert.equal(r.status, 200);
     assert.equal(s.backend.wakes, 1, 'concurrent requests share one wake');
     assert.equal(s.backend.members_.get('m0')!.state, 'running');
+    assert.deepEqual(seen.wakes, [true], 'the observer (metrics) counts the one wake');
+    for (let i = 0; i < 50 && seen.statuses.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(seen.statuses, [200, 200, 200, 200], 'and every request answered, with its status');
   } finally {
     await s.cleanup();
   }

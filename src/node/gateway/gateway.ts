@@ -94,6 +94,13 @@ export interface GatewayOptions {
   limits?: Partial<GatewayLimits>;
   /** Diagnostics (listener failures, standby errors). */
   log?: (message: string) => void;
+  /** Counts for metrics: each HTTP request answered (its status), each wake (its outcome). */
+  observer?: GatewayObserver;
+}
+
+export interface GatewayObserver {
+  request(status: number): void;
+  wake(ok: boolean): void;
 }
 
 class Member {
@@ -485,6 +492,8 @@ export class Gateway {
       m.waking = this.options.backend.wake(m.uuid).finally(() => {
         m.waking = undefined;
       });
+      const observer = this.options.observer;
+      if (observer) m.waking.then(() => observer.wake(true), () => observer.wake(false));
       m.waking.catch((err: unknown) => {
         this.log(`gateway: waking ${m.uuid} failed: ${err instanceof Error ? err.message : String(err)}`);
         const g = this.groups.get(m.group);
@@ -693,6 +702,8 @@ export class Gateway {
   }
 
   private onHttp(port: number, secure: boolean, req: IncomingMessage, res: ServerResponse): void {
+    const observer = this.options.observer;
+    if (observer) res.once('close', () => observer.request(res.statusCode));
     const head = requestHead(req.rawHeaders, req.socket.remoteAddress ?? '', secure);
     const found = head.hostRepeated ? BAD_HOST : this.routeHost(port, head.host);
     if (found instanceof GatewayFailure) {

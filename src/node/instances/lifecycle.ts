@@ -513,6 +513,8 @@ export class InstanceLifecycle {
       case 'listening':
         r.netTimeUs = event.netTimeUs;
         this.deps.store.put(r);
+        // Watchers see it too (the node's metrics observe net_time_us from here).
+        this.notify(r);
         return;
       case 'exited':
         this.settle(uuid, run, { kind: 'exited', code: event.code, signal: event.signal, oom: event.oom }, principal);
