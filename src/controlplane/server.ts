@@ -161,9 +161,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.rateLimit === false ? {} : { rateLimiter: new RequestRateLimiter({ ...DEFAULT_CONTROL_PLANE_RATE_LIMIT, ...options.rateLimit }) }),
     }),
     quotasOf: (name) => accounts.getAccount(name)?.quotas,
+    registry: registryHost,
     maxBodyBytes: limits.maxBodyBytes,
     maxBatchItems: limits.maxBatchItems,
-    logError,
+    logger: { error: (fields, message) => logError({ msg: message, ...fields }) },
   });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -176,10 +177,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     } else if (path === '/v2' || path.startsWith('/v2/')) {
       registry.handler(req, res);
     } else {
-      api(req, res).catch((err: unknown) => {
-        logError(err);
-        res.destroy();
-      });
+      api.listener(req, res);
     }
   });
 

@@ -1,26 +1,63 @@
 /**
- * The v1 REST framework: a route table, JSON bodies on every verb, a body cap,
- * authentication (objects are checked by the services with src/auth's policy), and the
- * Unikraft Cloud envelope, serialised in exactly one place (`envelope`):
+ * The v1 framework the node and the control plane both declare their routes on
+ * (ARCHITECTURE.md decision 9). One module owns:
+ *   - routing as data: `{x}` matches one segment, `{x*}` the rest; literal
+ *     segments win over parameters (`/v1/instances/wait` before `{uuid}`);
+ *   - JSON bodies on every verb (the older dialect sends GET bodies), capped;
+ *   - authentication (src/auth's principal), a per-principal request rate;
+ *   - the Unikraft Cloud envelope, serialised in exactly one place:
  *
- *   { status: "success" | "error" | "partial_success", message?,
- *     errors?: [{ status: <http>, message, error: <errno>, uuid?, name? }],
- *     data: { <collection>: [ { status, message?, error?, ...fields } ] },
- *     op_time_us }
+ *       { status: "success" | "error" | "partial_success", message?,
+ *         errors?: [{ status: <http>, message, error: <errno>, uuid?, name? }],
+ *         data: { <collection>: [ { status, message?, error?, ...fields } ] },
+ *         op_time_us }
+ *
+ *   - the one errno table (errors.ts): an `ApiError` becomes its errno and
+ *     status, a `ValidationError` EINVAL/400, src/auth's `AuthError` 401/403/429,
+ *     the API's own domain errors whatever its `mapError` says; anything else is
+ *     a 500 "internal error", logged with the request id and never revealed;
+ *   - the same answer on both APIs for an unknown path (404 ENOENT), a wrong
+ *     method (405 EINVAL with `Allow`) and an oversize body (413 EFBIG).
+ * Selectors and paging of both dialects are in query.ts.
  *
  * Handlers never see raw HTTP: they get a parsed body and return per-item
- * results. A `NodeError` becomes its errno and status; a `ValidationError`
- * becomes EINVAL/400; anything else is a 500 whose message is not revealed.
- *
- * Two entry points share all of this: `handle(ApiRequest)` for in-process use
- * and tests, and `listener` for node:http (streams the body with the cap).
+ * results. Two entry points share all of this: `handle(ApiRequest)` for
+ * in-process use and tests, and `listener` for node:http (streams the body
+ * with the cap).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Errno, NodeError, tooManyRequests, unauthenticated } from '../errors.js';
-import type { AccountPrincipal } from '../../auth/index.js';
-import type { Authenticator } from '../auth.js';
+import { AuthError, AuthInputError, type AccountPrincipal } from '../auth/index.js';
+import { ApiError, Errno, tooManyRequests, unauthenticated } from './errors.js';
 import { ValidationError } from './validate.js';
+
+/**
+ * Resolves request headers to a principal, or undefined when not authenticated (401).
+ * May be asynchronous (a node checking tokens with its control plane) and may throw an
+ * `ApiError` or src/auth's `AuthError` of its own (503 when the control plane cannot be
+ * asked, 429 over a rate).
+ */
+export type Authenticator = (
+  headers: IncomingHttpHeaders,
+  peer?: { remoteAddress?: string | undefined },
+) => AccountPrincipal | undefined | Promise<AccountPrincipal | undefined>;
+
+/**
+ * Where internal errors go: the shape of pino's `logger.error(obj, msg)`, so the daemons can
+ * pass their logger as it is. The default writes one JSON line to stderr.
+ */
+export interface ApiLogger {
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export const stderrLogger: ApiLogger = {
+  error(fields, message) {
+    const err = fields.err;
+    const shown = err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : err;
+    process.stderr.write(`${JSON.stringify({ level: 'error', time: new Date().toISOString(), ...fields, err: shown, msg: message })}\n`);
+  },
+};
 
 export interface ApiRequest {
   method: string;
@@ -38,14 +75,15 @@ export interface ApiResponse {
   body: string;
 }
 
-/** One element of `data.<collection>`. */
+/** One element of `data.<collection>`. `cause` is the thrown value, kept so an internal error can be logged. */
 export type ItemResult =
   | { ok: true; fields: Record<string, unknown> }
-  | { ok: false; error: NodeError; ident?: { uuid?: string; name?: string } };
+  | { ok: false; error: ApiError; ident?: { uuid?: string; name?: string }; cause?: unknown };
 
 export const itemOk = (fields: Record<string, unknown>): ItemResult => ({ ok: true, fields });
 export function itemFailed(err: unknown, ident?: { uuid?: string; name?: string }): ItemResult {
-  return { ok: false, error: toNodeError(err), ...(ident ? { ident } : {}) };
+  const error = knownError(err) ?? internalError();
+  return { ok: false, error, ...(ident ? { ident } : {}), ...(error.httpStatus === 500 && !(err instanceof ApiError) ? { cause: err } : {}) };
 }
 
 export interface RouteContext {
@@ -55,11 +93,18 @@ export interface RouteContext {
   /** The parsed JSON body, or undefined when the body was empty. */
   body: unknown;
   signal: AbortSignal;
+  /** This request's id (echoed as `x-request-id`, named in logs). */
+  requestId: string;
 }
 
 export interface RouteResult {
   items: ItemResult[];
   message?: string;
+  /**
+   * `data` is this object instead of `{ <collection>: items }` (answers whose data is one
+   * object, such as the control plane's `GET /v1/auth`); `items` must then be empty.
+   */
+  data?: Record<string, unknown>;
 }
 
 export interface Route {
@@ -87,6 +132,10 @@ export interface RouterOptions {
   authenticate: Authenticator;
   /** Largest accepted request body in bytes (413 above it). */
   maxBodyBytes: number;
+  /** Internal errors are logged here (default: one JSON line on stderr). */
+  logger?: ApiLogger;
+  /** The API's own domain errors as client errors; undefined for anything it does not know. */
+  mapError?: (err: unknown) => ApiError | undefined;
   /**
    * Per-principal request rate, asked after authentication with the account name; an answer
    * `{ ok: false }` becomes 429 with `Retry-After`. Absent: no limit.
@@ -101,11 +150,24 @@ export interface PrincipalRateLimiter {
 
 const internalMessage = 'internal error';
 
+const internalError = (): ApiError => new ApiError(Errno.EIO, internalMessage, 500);
+
+/** The client-visible error for the framework's own error types and src/auth's; undefined for anything else. */
+function knownError(err: unknown): ApiError | undefined {
+  if (err instanceof ApiError) return err;
+  if (err instanceof ValidationError) return new ApiError(Errno.EINVAL, err.message);
+  if (err instanceof AuthError) {
+    if (err.code === 'UNAUTHORIZED') return unauthenticated(err.message, err.challenge);
+    if (err.code === 'TOOMANYREQUESTS') return tooManyRequests(err.retryAfterSeconds ?? 1);
+    return new ApiError(Errno.EACCES, err.message);
+  }
+  if (err instanceof AuthInputError) return unauthenticated(err.message);
+  return undefined;
+}
+
 /** Maps any thrown value to the client-visible error; unknown errors lose their message. */
-export function toNodeError(err: unknown): NodeError {
-  if (err instanceof NodeError) return err;
-  if (err instanceof ValidationError) return new NodeError(Errno.EINVAL, err.message);
-  return new NodeError(Errno.EIO, internalMessage, 500);
+export function toApiError(err: unknown): ApiError {
+  return knownError(err) ?? internalError();
 }
 
 interface CompiledRoute {
@@ -149,9 +211,18 @@ export function createRouter(options: RouterOptions): Router {
   const compiled: CompiledRoute[] = options.routes
     .map((route) => ({ route, segments: route.pattern.split('/').filter((s) => s !== '') }))
     .sort((a, b) => literalScore(b.segments) - literalScore(a.segments));
+  const logger = options.logger ?? stderrLogger;
 
-  function envelope(started: number, collection: string | undefined, result: RouteResult): ApiResponse {
-    const data: Record<string, unknown[]> = {};
+  /** The client-visible error; an unknown one is logged here (with the request id) and hidden. */
+  function classify(err: unknown, req: ApiRequest, requestId: string): ApiError {
+    const known = knownError(err) ?? options.mapError?.(err);
+    if (known !== undefined) return known;
+    logger.error({ err, requestId, method: req.method, url: req.url }, 'internal error in a v1 request');
+    return internalError();
+  }
+
+  function envelope(started: number, collection: string | undefined, result: RouteResult, req: ApiRequest, requestId: string): ApiResponse {
+    const data: Record<string, unknown> = { ...result.data };
     const items: unknown[] = [];
     const errors: Record<string, unknown>[] = [];
     let okCount = 0;
@@ -160,12 +231,13 @@ export function createRouter(options: RouterOptions): Router {
         okCount++;
         items.push({ status: 'success', ...item.fields });
       } else {
+        if (item.cause !== undefined) logger.error({ err: item.cause, requestId, method: req.method, url: req.url }, 'internal error in one item of a v1 request');
         const e = { message: item.error.message, error: item.error.errno };
         items.push({ status: 'error', ...item.ident, ...e });
         errors.push({ status: item.error.httpStatus, ...item.ident, ...e });
       }
     }
-    if (collection !== undefined) data[collection] = items;
+    if (collection !== undefined && result.data === undefined) data[collection] = items;
     const failed = result.items.length - okCount;
     const status = failed === 0 ? 'success' : okCount === 0 ? 'error' : 'partial_success';
     const first = result.items.find((i): i is Extract<ItemResult, { ok: false }> => !i.ok);
@@ -176,10 +248,10 @@ export function createRouter(options: RouterOptions): Router {
     if (errors.length > 0) body.errors = errors;
     body.data = data;
     body.op_time_us = Math.round((performance.now() - started) * 1000);
-    return json(httpStatus, body);
+    return json(httpStatus, body, requestId);
   }
 
-  function failure(started: number, collection: string | undefined, err: NodeError): ApiResponse {
+  function failure(started: number, collection: string | undefined, err: ApiError, requestId: string): ApiResponse {
     const body: Record<string, unknown> = {
       status: 'error',
       message: err.message,
@@ -187,47 +259,48 @@ export function createRouter(options: RouterOptions): Router {
       data: collection === undefined ? {} : { [collection]: [] },
       op_time_us: Math.round((performance.now() - started) * 1000),
     };
-    const r = json(err.httpStatus, body);
+    const r = json(err.httpStatus, body, requestId);
     Object.assign(r.headers, err.headers);
     return r;
   }
 
-  async function dispatch(req: ApiRequest, bodyTooLarge: boolean): Promise<ApiResponse> {
+  async function dispatch(req: ApiRequest, bodyTooLarge: boolean, peer: { remoteAddress?: string | undefined }): Promise<ApiResponse> {
     const started = performance.now();
+    const requestId = requestIdOf(req.headers ?? {});
     let url: URL;
     try {
-      url = new URL(req.url, 'http://node.invalid');
+      url = new URL(req.url, 'http://api.invalid');
     } catch {
-      return failure(started, undefined, new NodeError(Errno.EINVAL, 'malformed request target'));
+      return failure(started, undefined, new ApiError(Errno.EINVAL, 'malformed request target'), requestId);
     }
     const path = splitPath(url.pathname);
-    if (path === undefined) return failure(started, undefined, new NodeError(Errno.EINVAL, 'malformed path encoding'));
-    let pathMatched = false;
+    if (path === undefined) return failure(started, undefined, new ApiError(Errno.EINVAL, 'malformed path encoding'), requestId);
+    const allowed = new Set<string>();
     let found: { route: Route; params: Record<string, string> } | undefined;
     for (const c of compiled) {
       const params = matchRoute(c.segments, path);
       if (!params) continue;
-      pathMatched = true;
       if (c.route.method === req.method.toUpperCase()) {
         found = { route: c.route, params };
         break;
       }
+      allowed.add(c.route.method);
     }
     if (!found) {
-      return pathMatched
-        ? failure(started, undefined, new NodeError(Errno.EINVAL, `method ${req.method} not allowed here`, 405))
-        : failure(started, undefined, new NodeError(Errno.ENOENT, `no such endpoint: ${url.pathname}`));
+      if (allowed.size === 0) return failure(started, undefined, new ApiError(Errno.ENOENT, `no such endpoint: ${url.pathname}`), requestId);
+      const err = new ApiError(Errno.EINVAL, `method ${req.method} not allowed on ${url.pathname}`, 405, { allow: [...allowed].sort().join(', ') });
+      return failure(started, undefined, err, requestId);
     }
     const { route, params } = found;
     try {
       let principal: AccountPrincipal;
       if (route.anonymous === true) principal = NOBODY;
       else {
-        const found = await options.authenticate(lowerCaseHeaders(req.headers ?? {}));
-        if (!found) throw unauthenticated();
-        principal = found;
-        const allowed = options.rateLimiter?.take(`account:${principal.name}`);
-        if (allowed !== undefined && !allowed.ok) throw tooManyRequests(allowed.retryAfterSeconds);
+        const who = await options.authenticate(lowerCaseHeaders(req.headers ?? {}), peer);
+        if (!who) throw unauthenticated();
+        principal = who;
+        const rate = options.rateLimiter?.take(`account:${principal.name}`);
+        if (rate !== undefined && !rate.ok) throw tooManyRequests(rate.retryAfterSeconds);
       }
       if (bodyTooLarge) throw tooLarge(options.maxBodyBytes);
       const body = parseBody(req.body, options.maxBodyBytes);
@@ -237,15 +310,16 @@ export function createRouter(options: RouterOptions): Router {
         query: url.searchParams,
         body,
         signal: req.signal ?? new AbortController().signal,
+        requestId,
       });
-      return envelope(started, route.collection, result);
+      return envelope(started, route.collection, result, req, requestId);
     } catch (err) {
-      return failure(started, route.collection, toNodeError(err));
+      return failure(started, route.collection, classify(err, req, requestId), requestId);
     }
   }
 
   return {
-    handle: (req) => dispatch(req, false),
+    handle: (req) => dispatch(req, false, {}),
     listener(req, res) {
       const ac = new AbortController();
       res.on('close', () => ac.abort());
@@ -258,12 +332,16 @@ export function createRouter(options: RouterOptions): Router {
       const finish = (body: Buffer | undefined, tooBig: boolean): void => {
         const headers: Record<string, string | undefined> = {};
         for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-        dispatch({ method: req.method ?? 'GET', url: req.url ?? '/', headers, body, signal: ac.signal }, tooBig)
+        dispatch({ method: req.method ?? 'GET', url: req.url ?? '/', headers, body, signal: ac.signal }, tooBig, { remoteAddress: req.socket.remoteAddress })
           .then((r) => {
+            // The rest of an oversize body is not read: the connection cannot be reused.
             if (tooBig) r.headers.connection = 'close';
             send(r);
           })
-          .catch(() => send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 })));
+          .catch((err: unknown) => {
+            logger.error({ err, method: req.method, url: req.url }, 'internal error in the v1 listener');
+            send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 }, randomUUID()));
+          });
       };
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
         req.resume();
@@ -292,13 +370,21 @@ export function createRouter(options: RouterOptions): Router {
   };
 }
 
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The caller's `x-request-id` when it is a plain token (it ends up in logs), else a new one. */
+function requestIdOf(headers: Record<string, string | undefined>): string {
+  const given = headers['x-request-id'] ?? headers['X-Request-Id'];
+  return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 function literalScore(segments: string[]): number {
   // Weighted by position so `/v1/instances/wait` beats `/v1/instances/{uuid}`.
   return segments.reduce((acc, s, i) => acc + (s.startsWith('{') ? 0 : 2 ** (16 - i)), 0);
 }
 
-function tooLarge(max: number): NodeError {
-  return new NodeError(Errno.EFBIG, `request body larger than ${max} bytes`, 413);
+function tooLarge(max: number): ApiError {
+  return new ApiError(Errno.EFBIG, `request body larger than ${max} bytes`, 413);
 }
 
 function parseBody(raw: string | Uint8Array | undefined, max: number): unknown {
@@ -309,7 +395,7 @@ function parseBody(raw: string | Uint8Array | undefined, max: number): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new NodeError(Errno.EINVAL, 'request body is not valid JSON');
+    throw new ApiError(Errno.EINVAL, 'request body is not valid JSON');
   }
 }
 
@@ -319,15 +405,6 @@ function lowerCaseHeaders(h: Record<string, string | undefined>): Record<string,
   return out;
 }
 
-function json(status: number, body: unknown): ApiResponse {
-  return { status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(body) };
+function json(status: number, body: unknown, requestId: string): ApiResponse {
+  return { status, headers: { 'content-type': 'application/json; charset=utf-8', 'x-request-id': requestId }, body: JSON.stringify(body) };
 }
-
-/** Reads the `details` query flag (default true); anything but true/false is EINVAL. */
-export function detailsFlag(query: URLSearchParams): boolean {
-  const v = query.get('details');
-  if (v === null || v === '' || v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new NodeError(Errno.EINVAL, 'query parameter details must be true or false');
-}
-
