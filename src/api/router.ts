@@ -26,11 +26,11 @@
  * with the cap).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { AuthError, AuthInputError, type AccountPrincipal } from '../auth/index.js';
 import { ApiError, Errno, tooManyRequests, unauthenticated } from './errors.js';
 import { ValidationError } from './validate.js';
+import { currentRequestId, reportInternalError, requestIdFrom, setRouteTemplate } from '../log/index.js';
 
 /**
  * Resolves request headers to a principal, or undefined when not authenticated (401).
@@ -44,8 +44,9 @@ export type Authenticator = (
 ) => AccountPrincipal | undefined | Promise<AccountPrincipal | undefined>;
 
 /**
- * Where internal errors go: the shape of pino's `logger.error(obj, msg)`, so the daemons can
- * pass their logger as it is. The default writes one JSON line to stderr.
+ * Where internal errors go outside a logged HTTP request (src/log's `withRequestLogging` puts
+ * them on the request's own line, with its id): the shape of pino's `logger.error(obj, msg)`,
+ * so the daemons pass their logger as it is. The default writes one JSON line to stderr.
  */
 export interface ApiLogger {
   error(fields: Record<string, unknown>, message: string): void;
@@ -213,11 +214,17 @@ export function createRouter(options: RouterOptions): Router {
     .sort((a, b) => literalScore(b.segments) - literalScore(a.segments));
   const logger = options.logger ?? stderrLogger;
 
-  /** The client-visible error; an unknown one is logged here (with the request id) and hidden. */
+  /** Logs an internal error: on the HTTP request's log line when there is one, else through `logger`. */
+  function logInternal(err: unknown, req: ApiRequest, requestId: string): void {
+    if (currentRequestId() !== undefined) reportInternalError(err);
+    else logger.error({ err, requestId, method: req.method, url: req.url }, 'internal error in a v1 request');
+  }
+
+  /** The client-visible error; an unknown one is logged (with the request id) and hidden. */
   function classify(err: unknown, req: ApiRequest, requestId: string): ApiError {
     const known = knownError(err) ?? options.mapError?.(err);
     if (known !== undefined) return known;
-    logger.error({ err, requestId, method: req.method, url: req.url }, 'internal error in a v1 request');
+    logInternal(err, req, requestId);
     return internalError();
   }
 
@@ -231,7 +238,7 @@ export function createRouter(options: RouterOptions): Router {
         okCount++;
         items.push({ status: 'success', ...item.fields });
       } else {
-        if (item.cause !== undefined) logger.error({ err: item.cause, requestId, method: req.method, url: req.url }, 'internal error in one item of a v1 request');
+        if (item.cause !== undefined) logInternal(item.cause, req, requestId);
         const e = { message: item.error.message, error: item.error.errno };
         items.push({ status: 'error', ...item.ident, ...e });
         errors.push({ status: item.error.httpStatus, ...item.ident, ...e });
@@ -292,6 +299,7 @@ export function createRouter(options: RouterOptions): Router {
       return failure(started, undefined, err, requestId);
     }
     const { route, params } = found;
+    setRouteTemplate(route.pattern);
     try {
       let principal: AccountPrincipal;
       if (route.anonymous === true) principal = NOBODY;
@@ -330,17 +338,16 @@ export function createRouter(options: RouterOptions): Router {
         res.end(r.body);
       };
       const finish = (body: Buffer | undefined, tooBig: boolean): void => {
-        const headers: Record<string, string | undefined> = {};
-        for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-        dispatch({ method: req.method ?? 'GET', url: req.url ?? '/', headers, body, signal: ac.signal }, tooBig, { remoteAddress: req.socket.remoteAddress })
+        dispatch({ method: req.method ?? 'GET', url: req.url ?? '/', headers: headersOf(req), body, signal: ac.signal }, tooBig, { remoteAddress: req.socket.remoteAddress })
           .then((r) => {
             // The rest of an oversize body is not read: the connection cannot be reused.
             if (tooBig) r.headers.connection = 'close';
             send(r);
           })
           .catch((err: unknown) => {
-            logger.error({ err, method: req.method, url: req.url }, 'internal error in the v1 listener');
-            send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 }, randomUUID()));
+            const requestId = requestIdOf(headersOf(req));
+            logInternal(err, { method: req.method ?? 'GET', url: req.url ?? '/' }, requestId);
+            send(json(500, { status: 'error', message: internalMessage, data: {}, op_time_us: 0 }, requestId));
           });
       };
       if (Number.isFinite(declared) && declared > options.maxBodyBytes) {
@@ -370,12 +377,15 @@ export function createRouter(options: RouterOptions): Router {
   };
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
-
-/** The caller's `x-request-id` when it is a plain token (it ends up in logs), else a new one. */
+/** The logged HTTP request's id (src/log), else the caller's well-formed `x-request-id`, else a new one. */
 function requestIdOf(headers: Record<string, string | undefined>): string {
-  const given = headers['x-request-id'] ?? headers['X-Request-Id'];
-  return given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+  return currentRequestId() ?? requestIdFrom(headers['x-request-id'] ?? headers['X-Request-Id']);
+}
+
+function headersOf(req: IncomingMessage): Record<string, string | undefined> {
+  const headers: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  return headers;
 }
 
 function literalScore(segments: string[]): number {

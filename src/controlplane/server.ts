@@ -30,6 +30,7 @@ import { createControlPlaneApi } from './api.js';
 import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
 import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
+import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 
 export interface ControlPlaneLimits {
   maxBodyBytes: number;
@@ -74,6 +75,11 @@ export interface ControlPlaneOptions {
   rateLimit?: RequestRateLimitOptions | false;
   /** Called for every finished registry request (metrics, tests). */
   onRegistryRequest?: (entry: RequestLogEntry) => void;
+  /** The role's logger (default: JSON lines on stderr); every request gets a line and an id. */
+  logger?: Logger;
+  /** Per-request hooks of the request logging (metrics). */
+  requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
+  /** Where internal errors go; default: the request's log line (src/log/http.ts), else `logger`. */
   logError?: (err: unknown) => void;
 }
 
@@ -122,7 +128,8 @@ function registryAuthorizer(auth: RegistryAuthenticator): Authorizer {
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const limits = { ...DEFAULT_CONTROL_PLANE_LIMITS, ...options.limits };
-  const logError = options.logError ?? ((err: unknown) => console.error('controlplane: internal error:', err));
+  const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'controlplane' } });
+  const logError = options.logError ?? ((err: unknown) => reportInternalError(err, logger));
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const server = createListener(options.tls);
   const { url } = await listenOn(server, options.host, options.port, options.tls);
@@ -147,6 +154,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     blobs,
     metadata,
     authorizer: registryAuthorizer(registryAuth),
+    logger,
     logError,
     ...(options.onRegistryRequest ? { onRequest: options.onRegistryRequest } : {}),
   });
@@ -164,10 +172,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     registry: registryHost,
     maxBodyBytes: limits.maxBodyBytes,
     maxBatchItems: limits.maxBatchItems,
-    logger: { error: (fields, message) => logError({ msg: message, ...fields }) },
+    logger: options.logError ? { error: (fields, message) => logError({ msg: message, ...fields }) } : logger,
   });
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  server.on('request', withRequestLogging((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0]!;
     if (path === '/v2/token') {
       registryAuth.tokenEndpoint(req, res).catch((err: unknown) => {
@@ -179,7 +187,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     } else {
       api.listener(req, res);
     }
-  });
+  }, { logger, routeOf: controlPlaneRoute, ...options.requestLogging }));
 
   let closed = false;
   return {
@@ -206,3 +214,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   };
 }
+
+/**
+ * Route template of a control plane path (metrics labels and log lines): the API's
+ * endpoints (see api.ts) with ids folded to `{uuid}`, `/v2/token`; anything else
+ * `unmatched`, so label values stay a small fixed set whatever clients send.
+ * (/v2 registry routes are named by the registry itself.)
+ */
+export function controlPlaneRoute(_method: string, path: string): string | undefined {
+  if (path === '/v2/token') return '/v2/token';
+  const parts = path.split('/').filter((p) => p !== '');
+  if (parts[0] !== 'v1' || parts.length < 2) return undefined;
+  const collection = parts[1]!;
+  if (!CONTROL_PLANE_COLLECTIONS.has(collection)) return undefined;
+  if (parts.length === 2) return `/v1/${collection}`;
+  if (collection !== 'nodes' || parts.length > 4) return undefined;
+  return parts.length === 3 ? '/v1/nodes/{uuid}' : parts[3] === 'health' ? '/v1/nodes/{uuid}/health' : undefined;
+}
+
+const CONTROL_PLANE_COLLECTIONS = new Set(['healthz', 'auth', 'images', 'metros', 'nodes']);

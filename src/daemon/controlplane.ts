@@ -9,6 +9,7 @@ import { UsageError, type Command } from '../util/command.js';
 import { parseListen } from '../registry/index.js';
 import { startControlPlane } from '../controlplane/index.js';
 import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 export const CONTROLPLANE_HELP = {
   synopsis: '--data DIR [--listen 127.0.0.1:7000] [--registry-name HOST] [--public-url URL] [--tls-cert FILE --tls-key FILE]',
@@ -19,6 +20,7 @@ export const CONTROLPLANE_HELP = {
     'registry-name': { type: 'string', value: 'HOST', help: 'the name the central registry is reached by (default the public URL\'s host, else the listen address)' },
     'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach it by, for the registry token realm (default the listen address)' },
     ...TLS_OPTIONS,
+    ...LOG_OPTIONS,
   },
 } as const satisfies CommandHelp;
 
@@ -37,6 +39,7 @@ export const controlplaneCommand: Command = {
     }
     const publicUrl = values['public-url'] !== undefined ? parsePublicUrl(values['public-url']) : undefined;
     const tls = tlsFromOptions(values);
+    const logger = roleLogger('controlplane', logLevelOf(values['log-level'], ctx.env), ctx.stderr);
     const cp = await startControlPlane({
       dataDir: values.data,
       ...(publicUrl !== undefined ? { publicUrl } : {}),
@@ -44,7 +47,7 @@ export const controlplaneCommand: Command = {
       host: listen.host,
       port: listen.port,
       ...(values['registry-name'] ? { registryName: values['registry-name'] } : {}),
-      logError: (err) => ctx.stderr.write(`controlplane: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+      logger,
     });
     const reachedAt = cp.publicUrl !== cp.url ? `, reached at ${cp.publicUrl}` : '';
     ctx.stdout.write(`control plane listening on ${cp.url}${reachedAt} (registry ${cp.registryHost}); root token in ${cp.rootTokenFile}\n`);

@@ -27,6 +27,7 @@ import { RegistryClient } from '../client/index.js';
 import { PlatformClient } from '../client/platform.js';
 import { publishOfficialRuntimes } from '../builder/package/official.js';
 import { configPath, loadConfig, saveConfig } from '../cli/config.js';
+import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 /** How often the node reports its health to the control plane. */
 export const DEV_HEARTBEAT_INTERVAL_MS = 10_000;
@@ -58,6 +59,7 @@ export const DEV_HELP = {
     subnet: { type: 'string', value: 'CIDR', help: "the instances' subnet" },
     'central-access-log': { type: 'string', value: 'FILE', help: 'append one JSON line per central registry request' },
     'cgroup-parent': { type: 'string', value: 'PATH', help: "cgroup under which instances run" },
+    ...LOG_OPTIONS,
   },
   notes: 'environment: UKC_HOME, UNIKRAFT_CONFIG (where the CLI profile `dev` is written). Ctrl-C stops everything.',
 } as const satisfies CommandHelp;
@@ -68,14 +70,18 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const host = values.host;
   const offset = port(values['gateway-port-offset'], '--gateway-port-offset');
   const say = (line: string): void => void ctx.stdout.write(`${line}\n`);
-  const logError = (err: unknown): void => void ctx.stderr.write(`ukcd dev: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // One logger per role (the `role` field tells their lines apart on the one stderr).
+  const level = logLevelOf(values['log-level'], ctx.env);
+  const cpLogger = roleLogger('controlplane', level, ctx.stderr);
+  const nodeLogger = roleLogger('node', level, ctx.stderr);
+  const logError = (err: unknown): void => void nodeLogger.error({ err }, 'heartbeat failed');
 
   const accessLog = values['central-access-log'];
   const cp = await startControlPlane({
     dataDir: join(home, 'controlplane'),
     host,
     port: port(values['controlplane-port'], '--controlplane-port'),
-    logError,
+    logger: cpLogger,
     // One JSON line per central registry request (operators' access log; tests count them).
     ...(accessLog ? { onRegistryRequest: (entry: RequestLogEntry) => appendFileSync(accessLog, `${JSON.stringify(entry)}\n`) } : {}),
   });
@@ -94,6 +100,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       host,
       port: port(values['node-port'], '--node-port'),
       home: join(home, 'node'),
+      logger: nodeLogger,
       centralUrl: cp.url,
       // The node checks tokens against the control plane's own accounts (same process, same store).
       auth: { mode: 'accounts', accounts: cp.accounts },
@@ -102,7 +109,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
       ...(values['no-gateway']
         ? {}
-        : { gateway: { metro: values.metro, domain: 'localhost', listenAddress: (p: number) => ({ host, port: p + offset }), log: (m: string) => void ctx.stderr.write(`gateway: ${m}\n`) } }),
+        : { gateway: { metro: values.metro, domain: 'localhost', listenAddress: (p: number) => ({ host, port: p + offset }), log: (m: string) => void nodeLogger.warn(m) } }),
     });
     const nodeHost = new URL(node.url).host;
     const local = new RegistryClient({ baseUrl: node.url, credentials: { token: rootToken } });

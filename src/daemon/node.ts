@@ -36,6 +36,7 @@ import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/server.js';
 import { parsePortMap } from '../node/index.js';
 import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 export const NODE_HELP = {
   synopsis: '--home DIR (--accounts-db PATH | --auth-url URL | --no-auth) [--listen 127.0.0.1:7000] [--central URL] [options]',
@@ -58,12 +59,14 @@ export const NODE_HELP = {
     'no-auth': { type: 'boolean', default: false, help: 'NO authentication (tests and throwaway setups only)' },
     'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach this node by: registry token realm and own registry host (default the listen address)' },
     ...TLS_OPTIONS,
+    ...LOG_OPTIONS,
   },
 } as const satisfies CommandHelp;
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   const { values } = parseOptions('ukcd node', NODE_HELP, args);
   if (!values.home) throw new UsageError('--home DIR is required');
+  const logger = roleLogger('node', logLevelOf(values['log-level'], ctx.env), ctx.stderr);
   const authChoices = [values['accounts-db'] !== undefined, values['auth-url'] !== undefined, values['no-auth']].filter(Boolean).length;
   if (authChoices !== 1) throw new UsageError('choose exactly one of --accounts-db PATH, --auth-url URL or --no-auth');
   if (values['auth-url'] !== undefined && !/^https?:\/\/[^\s@]+$/.test(values['auth-url'])) throw new UsageError('--auth-url must be an http(s) URL without credentials');
@@ -114,6 +117,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   for (const u of allowed) if (!/^https?:\/\/[^\s/]+\/?$/.test(u)) throw new UsageError('--allow-registry must be an http(s) base URL (scheme and host only)');
   const node = await startNodeServer({
     auth,
+    logger,
     host: listen.host,
     port: listen.port,
     home: values.home,
@@ -132,7 +136,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
             alwaysOpen,
             ...(values.metro ? { metro: values.metro } : {}),
             ...(values.domain ? { domain: values.domain } : {}),
-            log: (m: string) => ctx.stderr.write(`${m}\n`),
+            log: (m: string) => logger.warn(m),
           },
         }),
   });

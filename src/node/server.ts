@@ -51,6 +51,7 @@ import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
 import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
+import { createLogger, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 
 /** How the node authenticates /v1 and /v2 (see the file comment). */
 export type NodeAuthOption =
@@ -90,6 +91,10 @@ export interface NodeServerOptions {
    * image references use it. Default: the listen address.
    */
   publicUrl?: string;
+  /** The role's logger (default: JSON lines on stderr); every request gets a line and an id. */
+  logger?: Logger;
+  /** Per-request hooks of the request logging (metrics). */
+  requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
 }
 
 export interface NodeServer {
@@ -106,6 +111,7 @@ export interface NodeServer {
 
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
   const home = options.home;
+  const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'node' } });
   // Private (0700): the home holds tenants' images and root filesystems (setuid
   // files included), instance state and keys; no other local user may reach them.
   for (const dir of [home, join(home, 'rootfs')]) {
@@ -141,7 +147,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     authenticate = tokenAuthenticator(verifier);
     access = tokenRegistryAccess(verifier, policy);
   }
-  const registry = createRegistry({ blobs, metadata, ...(access ? { access } : {}) });
+  const registry = createRegistry({ blobs, metadata, logger, ...(access ? { access } : {}) });
   const images = new LocalImages({
     blobs,
     metadata,
@@ -189,11 +195,17 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     await network.close();
     throw err;
   }
-  server.on('request', (req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/v2' || url.startsWith('/v2/')) registry.handler(req, res);
-    else api.handler(req, res);
-  });
+  server.on(
+    'request',
+    withRequestLogging(
+      (req, res) => {
+        const url = req.url ?? '/';
+        if (url === '/v2' || url.startsWith('/v2/')) registry.handler(req, res);
+        else api.handler(req, res);
+      },
+      { logger, ...options.requestLogging },
+    ),
+  );
   let closed = false;
   return {
     url,

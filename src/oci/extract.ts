@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import { layerCompression } from './mediatypes.js';
+import { ZstdFrameGuard, ZstdWindowError } from './zstd-frames.js';
 import { TarMetaLimitError, readTar, type TarHeader } from './tar.js';
 
 const execFileAsync = promisify(execFile);
@@ -94,7 +95,7 @@ export class ExtractPathError extends ExtractError {
   }
 }
 
-export type ExtractLimitName = 'maxBytes' | 'maxEntries' | 'maxPathDepth' | 'maxPathLength' | 'maxMetaBytes';
+export type ExtractLimitName = 'maxBytes' | 'maxEntries' | 'maxPathDepth' | 'maxPathLength' | 'maxMetaBytes' | 'maxZstdWindowBytes';
 
 export class ExtractLimitError extends ExtractError {
   constructor(
@@ -203,9 +204,19 @@ async function* zstdDecode(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
   const dec = new Decompress((data) => {
     if (data.length > 0) out.push(Buffer.from(data));
   });
+  // fzstd allocates a frame's whole window from its header: the guard refuses a
+  // too-large window before the decoder sees the frame (zstd-frames.ts).
+  const guard = new ZstdFrameGuard();
   for await (const chunk of input) {
     for (let i = 0; i < chunk.length; i += ZSTD_SLICE) {
-      dec.push(chunk.subarray(i, i + ZSTD_SLICE));
+      const slice = chunk.subarray(i, i + ZSTD_SLICE);
+      try {
+        guard.check(slice);
+      } catch (err) {
+        if (err instanceof ZstdWindowError) throw new ExtractLimitError('maxZstdWindowBytes', err.max, err.message);
+        throw err;
+      }
+      dec.push(slice);
       if (out.length > 0) {
         const ready = out;
         out = [];

@@ -12,6 +12,7 @@ import { openStores, parseListen, startRegistryServer } from './server.js';
 import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
 import { join } from 'node:path';
 import { TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
 export function parseDuration(text: string): number {
@@ -32,6 +33,7 @@ const SERVE_OPTIONS = {
   'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach the registry by, for the token realm (with --auth)' },
   'anonymous-pull-official': { type: 'boolean', default: false, help: 'let requests without a token pull official/* (with --auth)' },
   ...TLS_OPTIONS,
+  ...LOG_OPTIONS,
 } as const;
 
 const SERVE_HELP = {
@@ -42,7 +44,7 @@ const SERVE_HELP = {
 
 const GC_HELP = {
   synopsis: '--data DIR [--dry-run] [--grace-period 1h]',
-  summary: "delete blobs no manifest references (run it while the registry is stopped or idle)",
+  summary: 'delete blobs no manifest references (safe beside a running registry: uploads in flight are never touched)',
   options: {
     data: { type: 'string', value: 'DIR', help: 'data directory (required)' },
     'dry-run': { type: 'boolean', default: false, help: 'only print what would be deleted' },
@@ -74,6 +76,7 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
     throw new UsageError((err as Error).message);
   }
   const tls = tlsFromOptions(values);
+  const logger = roleLogger('registry', logLevelOf(values['log-level'], ctx.env), ctx.stderr);
   const limits = values['upload-timeout'] ? { uploadSessionTimeoutMs: parseDuration(values['upload-timeout']) } : {};
   const dataDir = values.data;
   let auth: RegistryAuth | undefined;
@@ -97,7 +100,7 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
       : {}),
     deleteEnabled: !values['no-delete'],
     limits,
-    logError: (err) => ctx.stderr.write(`registry: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+    logger,
   });
   ctx.stdout.write(`registry listening on ${srv.url}\n`);
   if (auth) {
@@ -118,7 +121,7 @@ async function gc(args: string[], ctx: CommandContext): Promise<number> {
   const { values } = parseOptions('ukcd registry gc', GC_HELP, args);
   if (!values.data) throw new UsageError('--data DIR is required');
   const grace = values['grace-period'] ? parseDuration(values['grace-period']) : DEFAULT_GC_GRACE_PERIOD_MS;
-  const { blobs, metadata } = openStores(values.data);
+  const { blobs, metadata } = openStores(values.data, { serving: false });
   try {
     const dryRun = values['dry-run'];
     const report = await collectGarbage({ blobs, metadata, gracePeriodMs: grace, dryRun });

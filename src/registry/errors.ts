@@ -36,6 +36,10 @@ export const ERROR_CODES = {
   UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, message: 'too many requests' },
   RANGE_INVALID: { status: 416, message: 'requested range not satisfiable' },
+  // Not in the spec's table (which has no code for a server out of space): a documented
+  // extension, as the spec's error format allows, so a client can tell "retry once space
+  // is freed" from a bug. The status is HTTP's own 507 Insufficient Storage.
+  INSUFFICIENT_STORAGE: { status: 507, message: 'the registry is out of storage space' },
   UNKNOWN: { status: 500, message: 'internal server error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
@@ -95,7 +99,19 @@ export function toRegistryError(err: unknown): RegistryError {
   if (err instanceof UploadOffsetError) {
     return new RegistryError('RANGE_INVALID', { message: err.message, headers: { Range: uploadRange(err.currentSize) } });
   }
+  if (isStorageFull(err)) return new RegistryError('INSUFFICIENT_STORAGE');
   return new RegistryError('UNKNOWN');
+}
+
+/**
+ * True for the errors a full filesystem raises: ENOSPC/EDQUOT from node:fs, SQLITE_FULL
+ * from the metadata store. They are the operator's to fix, not bugs: answered 507, and the
+ * server keeps serving (every writer removes its partial bytes on the way out).
+ */
+export function isStorageFull(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL';
 }
 
 /** The `Range` header of an upload holding `size` bytes (`0-<last byte>`, as distribution writes it). */

@@ -1,6 +1,7 @@
 /** Registry options: every limit is named here with its default. */
 import type { BlobStore, MetadataStore } from '../store/types.js';
 import type { Authorizer, RegistryAccessControl } from './auth.js';
+import type { Logger } from '../log/index.js';
 
 export interface RegistryLimits {
   /** Largest manifest accepted on PUT (bytes); larger answers 413. The spec asks for at least 4 MiB. */
@@ -71,7 +72,9 @@ export interface RegistryOptions {
   access?: RegistryAccessControl;
   /** Called once per finished request (metrics, access logs, tests). */
   onRequest?: (entry: RequestLogEntry) => void;
-  /** Where unexpected (500) errors are reported; default: stderr. */
+  /** The role's logger (default: JSON lines on stderr). */
+  logger?: Logger;
+  /** Where unexpected (500) errors are reported; default: the current request's log line, else `logger`. */
   logError?: (err: unknown) => void;
   /** Clock, for tests (ms since the epoch). */
   now?: () => number;

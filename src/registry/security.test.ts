@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { collectGarbage } from './gc.js';
+import { registryCommand } from './command.js';
+import { PassThrough } from 'node:stream';
 import { errorCode, pushBlob, pushImage, rawRequest, startTestRegistry, type TestRegistry } from './testkit.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -349,6 +351,62 @@ describe('row 12: GC races', () => {
       }
       assert.equal((await rawRequest(r.url, 'GET', '/v2/gc/app/manifests/v1')).status, 200);
       assert.equal((await rawRequest(r.url, 'GET', '/v2/gc/app/manifests/late')).status, 200);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('`ukcd registry gc` beside a slow single-request upload leaves its streaming bytes alone', async () => {
+    const r = await startTestRegistry();
+    try {
+      // Garbage for gc to sweep (its first removal is what opened the store and emptied tmp/).
+      const garbage = await pushBlob(r.url, 'gc/slow', 'nobody names this blob');
+      await new Promise((t) => setTimeout(t, 20));
+      const data = Buffer.alloc(3 * 1024 * 1024, 7);
+      const digest = digestOf(data).text;
+      // POST ?digest= streams into tmp/: send the first half, then hold the rest back.
+      let answer!: Promise<{ status: number; body: string }>;
+      const started = new Promise<void>((resolve, reject) => {
+        const req = httpRequest(new URL(`/v2/gc/slow/blobs/uploads/?digest=${digest}`, r.url), {
+          method: 'POST',
+          headers: { 'Content-Length': data.length },
+          agent: false,
+        });
+        answer = new Promise((done, fail) => {
+          req.on('response', (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => done({ status: res.statusCode ?? 0, body }));
+          });
+          req.on('error', fail);
+        });
+        req.on('error', reject);
+        req.write(data.subarray(0, data.length / 2), () => resolve());
+        void answer.then(() => undefined, () => undefined);
+        setTimeout(() => req.end(data.subarray(data.length / 2)), 1_500);
+      });
+      await started;
+      const inTmp = async (): Promise<number> => (await readdir(join(r.dataDir, 'tmp')).catch(() => [])).length;
+      for (let i = 0; i < 50 && (await inTmp()) === 0; i++) await new Promise((t) => setTimeout(t, 20));
+      assert.equal(await inTmp(), 1, 'the upload streams into tmp/');
+
+      const out = new PassThrough();
+      const code = await registryCommand.run(['gc', '--data', r.dataDir, '--grace-period', '0'], {
+        cwd: r.dataDir,
+        env: {},
+        stdout: out,
+        stderr: out,
+        signal: new AbortController().signal,
+      });
+      assert.equal(code, 0);
+      assert.match(String(out.read()), new RegExp(`deleted ${garbage}`), 'gc did sweep');
+      assert.equal(await inTmp(), 1, 'gc left the live upload in tmp/');
+
+      const res = await answer;
+      assert.equal(res.status, 201, res.body);
+      const get = await rawRequest(r.url, 'GET', `/v2/gc/slow/blobs/${digest}`);
+      assert.equal(get.status, 200);
+      assert.equal(get.body.length, data.length);
     } finally {
       await r.close();
     }

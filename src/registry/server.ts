@@ -17,6 +17,7 @@ import { parseRepositoryName } from './names.js';
 import { DEFAULT_LIMITS, type RegistryLimits, type RegistryOptions } from './options.js';
 import { matchRoute } from './router.js';
 import { RegistryService } from './service.js';
+import { createLogger, reportInternalError, setRouteTemplate, withRequestLogging, type RequestLoggingOptions } from '../log/index.js';
 
 export interface Registry {
   /** Serves any request whose path starts with /v2. */
@@ -27,10 +28,16 @@ export interface Registry {
   close(): Promise<void>;
 }
 
-/** Opens the default stores under `dataDir`: <dataDir>/blobs|uploads|tmp and <dataDir>/registry.db. */
-export function openStores(dataDir: string): { blobs: FsBlobStore; metadata: SqliteMetadataStore } {
+/**
+ * Opens the default stores under `dataDir`: <dataDir>/blobs|uploads|tmp and <dataDir>/registry.db.
+ * `serving: false` for a tool beside a running server (gc): it never sweeps the server's tmp/.
+ */
+export function openStores(dataDir: string, opts: { serving?: boolean } = {}): { blobs: FsBlobStore; metadata: SqliteMetadataStore } {
   mkdirSync(dataDir, { recursive: true });
-  return { blobs: new FsBlobStore(dataDir), metadata: new SqliteMetadataStore(join(dataDir, 'registry.db')) };
+  return {
+    blobs: new FsBlobStore(dataDir, { sweepLeftovers: opts.serving ?? true }),
+    metadata: new SqliteMetadataStore(join(dataDir, 'registry.db')),
+  };
 }
 
 /** Where the token endpoint is served when the access control has one (the challenge's realm). */
@@ -56,7 +63,10 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
   const authorize = options.access?.authorize ?? options.authorizer ?? allowAnonymous;
   const access = { authorize, mayMount: options.access?.mayMount ?? mountByAuthorizer(authorize) };
   const tokenEndpoint = options.access?.tokenEndpoint;
-  const logError = options.logError ?? ((err: unknown) => console.error('registry: internal error:', err));
+  // Embedded without a logger (tests, tools): internal errors still reach stderr.
+  const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'registry' } });
+  // Inside a request the cause lands on that request's log line (see src/log/http.ts); outside, at once.
+  const logError = options.logError ?? ((err: unknown) => reportInternalError(err, logger));
 
   let purgeTimer: NodeJS.Timeout | undefined;
   if (limits.uploadPurgeIntervalMs > 0) {
@@ -80,6 +90,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       const matched = matchRoute(url.pathname);
       if (!matched) throw new RegistryError('UNSUPPORTED', { status: 404, message: 'no such endpoint' });
       const { route, captures } = matched;
+      setRouteTemplate(`/v2 ${route.name}`);
       const entry = route.methods[method];
       if (!entry) {
         throw new RegistryError('UNSUPPORTED', {
@@ -184,6 +195,8 @@ export interface RegistryServerOptions extends RegistryOptions {
   requestTimeoutMs?: number;
   /** Serve HTTPS with this certificate and key (default plain HTTP). */
   tls?: ListenerTls;
+  /** Per-request hooks of the server's request logging (metrics, route names of other paths). */
+  requestLogging?: Omit<RequestLoggingOptions, 'logger'>;
 }
 
 export interface RegistryServer {
@@ -199,15 +212,22 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   const listen = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
   // Listen first, build the registry once the URL is known; nothing is served before that.
   let registry: Registry | undefined;
-  const server = createListener(options.tls, (req, res) => {
-    if (registry) registry.handler(req, res);
-    else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
-  });
+  const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'registry' } });
+  const server = createListener(
+    options.tls,
+    withRequestLogging(
+      (req, res) => {
+        if (registry) registry.handler(req, res);
+        else res.writeHead(503, { 'Retry-After': '1', 'Content-Length': 0 }).end();
+      },
+      { logger, ...options.requestLogging },
+    ),
+  );
   server.setTimeout(options.requestTimeoutMs ?? 5 * 60_000);
   const { address: addr, url } = await listenOn(server, listen.host, listen.port, options.tls);
   const address = { host: addr.address, port: addr.port };
   try {
-    registry = createRegistry(options.accessFor ? { ...options, access: options.accessFor(url) } : options);
+    registry = createRegistry({ ...options, logger, ...(options.accessFor ? { access: options.accessFor(url) } : {}) });
   } catch (err) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     throw err;
@@ -228,15 +248,21 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
   };
 }
 
-/** Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket. */
+/**
+ * Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket.
+ * The socket is taken now: once the answer is sent with `Connection: close`, node detaches it
+ * from the request (`req.socket` becomes null), and the timer may fire after that.
+ */
 function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
+  const socket = req.socket as IncomingMessage['socket'] | null;
   let drained = 0;
   const cut = (): void => {
     clearTimeout(timer);
-    req.socket.destroy();
+    socket?.destroy();
   };
   const timer = setTimeout(cut, maxMs);
   timer.unref();
+  socket?.once('close', () => clearTimeout(timer));
   req.on('data', (chunk: Buffer) => {
     drained += chunk.length;
     if (drained > maxBytes) cut();

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestOf } from '../oci/digest.js';
 import type { RequestLogEntry } from './options.js';
+import { silentLogger } from '../log/index.js';
 import { startRegistryServer, type RegistryServer, type RegistryServerOptions } from './server.js';
 
 export interface TestRegistry {
@@ -27,7 +28,8 @@ export async function startTestRegistry(opts: Omit<RegistryServerOptions, 'onReq
     ...opts,
     dataDir,
     onRequest: (e) => log.push(e),
-    logError: () => undefined,
+    // Quiet unless the test watches the logs itself.
+    ...(opts.logger ? {} : { logger: silentLogger(), logError: () => undefined }),
   });
   return {
     server,

@@ -1,6 +1,6 @@
 // src/sandbox — the Linux primitives shared by the builder (RUN steps) and the node (micro instances).
 //
-// Processes (launcher.ts + native/ukc-sandbox.c):
+// Processes (launcher.ts + native/ukc-sandbox/):
 //   spawnSandbox(spec: SandboxSpec): SandboxProcess
 //     spec: { rootfs, overlay?: {lower[], upper, work}, argv, env?: ['K=V'], cwd?, uid?, gid?, groups?,
 //             hostname?, network?: 'host' | 'new' | {netnsPath}, readonlyRoot?, proc? (true), dev? (true),

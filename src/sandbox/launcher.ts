@@ -2,7 +2,7 @@
 // event lines (fd 3) into typed events. One tiny C supervisor per sandbox; Node holds
 // only a pipe for events (and stdout/stderr pipes unless they go to a log file fd).
 //
-// Event protocol (one line each, see src/sandbox/native/ukc-sandbox.c):
+// Event protocol (one line each, see src/sandbox/native/ukc-sandbox/main.c):
 //   pid N | ready | stub PATH SEC NSEC | mark STAGE NS (with trace) | exec NS | error STAGE ERRNO MESSAGE | cleanup ok|incomplete | exit code N | exit signal N
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -12,8 +12,12 @@ import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { Cgroup } from './cgroups.js';
 
-/** Where `npm run build` puts the launcher (scripts/build-native.sh), relative to this module in dist. */
-export const DEFAULT_LAUNCHER_PATH = fileURLToPath(new URL('../../native/ukc-sandbox', import.meta.url));
+/**
+ * Where `npm run build` puts the launcher (scripts/build-native.sh), relative to this module in dist.
+ * UKC_SANDBOX_LAUNCHER replaces it: the sanitizer test runs the launcher tests against an
+ * ASan/UBSan build this way (whoever sets the node's environment chooses its binaries anyway).
+ */
+export const DEFAULT_LAUNCHER_PATH = process.env['UKC_SANDBOX_LAUNCHER'] || fileURLToPath(new URL('../../native/ukc-sandbox', import.meta.url));
 
 /** Default time between the polite SIGTERM and the kill, in ms. */
 export const DEFAULT_STOP_GRACE_MS = 10_000;

@@ -62,6 +62,13 @@ export interface FsBlobStoreOptions {
    * ~110 ms to ~15 ms but receiving slowed as much, so it is off by default.
    */
   syncEveryBytes?: number;
+  /**
+   * Empty tmp/ and trash/ at first use (default true). Only the process serving the data
+   * directory may: its tmp/ holds the single-request puts it is receiving right now, so a
+   * second process over the same directory (`ukcd registry gc` beside a running registry)
+   * passes false, or it would delete a live upload's bytes from under it.
+   */
+  sweepLeftovers?: boolean;
 }
 
 const DEFAULT_WRITE_BUFFER = 4 * 1024 * 1024;
@@ -240,6 +247,7 @@ export class FsBlobStore implements BlobStore {
   private readonly knownDirs = new Set<string>();
   private readonly dirSync = new DirSyncer();
   private ready: Promise<void> | undefined;
+  private readonly sweepLeftovers: boolean;
 
   constructor(
     readonly root: string,
@@ -252,15 +260,20 @@ export class FsBlobStore implements BlobStore {
     this.writeBuffer = opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER;
     this.readChunk = opts.readChunkBytes ?? DEFAULT_READ_CHUNK;
     this.syncEveryBytes = opts.syncEveryBytes ?? DEFAULT_SYNC_EVERY;
+    this.sweepLeftovers = opts.sweepLeftovers ?? true;
     this.uploads = new FsUploadStaging(this);
   }
 
-  /** Creates the directory skeleton and clears leftovers of single-request puts from a previous run. */
+  /**
+   * Creates the directory skeleton and, when this store serves the directory
+   * (`sweepLeftovers`), clears leftovers of single-request puts from a previous run.
+   */
   init(): Promise<void> {
     this.ready ??= (async () => {
       for (const d of [this.blobsDir, this.tmpDir, this.trashDir, this.uploadsDir]) {
         await fsp.mkdir(d, { recursive: true });
       }
+      if (!this.sweepLeftovers) return;
       // tmp/ and trash/ only ever hold unacknowledged or condemned bytes.
       for (const d of [this.tmpDir, this.trashDir]) {
         for (const name of await fsp.readdir(d)) await fsp.rm(join(d, name), { force: true, recursive: true });
@@ -400,7 +413,14 @@ export class FsBlobStore implements BlobStore {
       if (isErrno(err, 'ENOENT')) return false;
       throw err;
     }
-    const moved = await fsp.stat(condemned);
+    let moved;
+    try {
+      moved = await fsp.stat(condemned);
+    } catch (err) {
+      // A registry starting meanwhile swept trash/: the condemned bytes are gone already.
+      if (isErrno(err, 'ENOENT')) return true;
+      throw err;
+    }
     if (moved.mtimeMs >= opts.olderThan) {
       await fsp.rename(condemned, path);
       return false;

@@ -23,15 +23,12 @@
  *    tenants' root filesystems and may hold setuid-root files, which no other
  *    local user of the node may reach.
  */
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { parseDigest, tryParseDigest, type Digest } from '../../oci/digest.js';
 import { ImageReferenceError, isValidRepositoryPath, parseUnikraftReference, type ImageReference } from '../../oci/reference.js';
-import { readTar } from '../../oci/tar.js';
 import { CpioFormatError, extractCpio } from '../../oci/cpio-read.js';
 import { ExtractError, ExtractLimitError } from '../../oci/extract.js';
 import type { BlobStore, MetadataStore } from '../../store/types.js';
@@ -43,10 +40,12 @@ import { Errno, NodeError } from '../errors.js';
 import type { AccountPrincipal } from '../../auth/index.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
+import { INITRD_ENTRY, layerError, readUnikraftLayer, unikraftLayers } from './layers.js';
 
-/** Path of the initrd inside the single-file initrd layer (Unikraft layout). */
-export const INITRD_ENTRY = 'unikraft/bin/initrd';
-const KERNEL_ENTRY = 'unikraft/bin/kernel';
+export { INITRD_ENTRY };
+
+/** Tar headers and padding around the one file of a Unikraft layer (bytes allowed past the initrd limit). */
+const LAYER_TAR_OVERHEAD = 1024 * 1024;
 
 const TEMP_PREFIX = '.tmp-';
 
@@ -72,8 +71,10 @@ export interface LocalImagesLimits {
   maxConfigBytes: number;
   /** Largest manifest read into memory. */
   maxManifestBytes: number;
-  /** Largest initrd accepted (bytes); also bounds a CPIO's extracted size. */
+  /** Largest initrd accepted (bytes); also bounds a CPIO's extracted size and a layer's decompressed size. */
   maxInitrdBytes: number;
+  /** Largest kernel layer accepted, decompressed (bytes). */
+  maxKernelBytes: number;
   /** Most entries in a CPIO initrd. */
   maxCpioEntries: number;
 }
@@ -82,6 +83,7 @@ export const DEFAULT_LOCAL_IMAGES_LIMITS: LocalImagesLimits = {
   maxConfigBytes: 1024 * 1024,
   maxManifestBytes: 4 * 1024 * 1024,
   maxInitrdBytes: 4 * 1024 * 1024 * 1024,
+  maxKernelBytes: 256 * 1024 * 1024,
   maxCpioEntries: 1_000_000,
 };
 
@@ -269,6 +271,8 @@ export class LocalImages implements ImageResolver, ImageCatalog {
   private readonly client: RegistryClient | undefined;
   private readonly pulls = new Map<string, Promise<string>>();
   private readonly rootfs = new Map<string, Promise<MicroRootfs>>();
+  /** Kernel layers already read through once by this process (digest → check). */
+  private readonly kernels = new Map<string, Promise<void>>();
   private cacheReady: Promise<void> | undefined;
 
   constructor(private readonly options: LocalImagesOptions) {
@@ -295,8 +299,8 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     const digest = await this.find(loc, request);
     const view = await this.readManifest(loc.repository, digest);
     const config = view.config ? parseImageConfig(await this.options.blobs.readBytes(parseDigest(view.config.digest), this.limits.maxConfigBytes)) : {};
-    const initrd = view.layers[view.layers.length - 1];
-    if (!initrd) throw new NodeError(Errno.EINVAL, 'image has no rootfs layer');
+    const { initrd, others } = unikraftLayers(view.layers);
+    for (const layer of others) await this.checkKernelLayer(layer);
     const rootfs = await this.prepareRootfs(initrd);
     return { digestRef: `${loc.repository}@${digest}`, config, rootfs };
   }
@@ -411,13 +415,31 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     return out;
   }
 
+  /**
+   * Reads a non-initrd layer through once (digest, decompression, contents): an image
+   * whose other layers are not Unikraft kernel layers is refused at create, not at boot.
+   */
+  private checkKernelLayer(layer: Descriptor): Promise<void> {
+    let p = this.kernels.get(layer.digest);
+    if (!p) {
+      p = (async () => {
+        const got = await readUnikraftLayer(this.options.blobs, layer, { maxBytes: this.limits.maxKernelBytes + LAYER_TAR_OVERHEAD });
+        if (got.initrd) throw layerError(layer, Errno.EINVAL, 'a second initrd layer (the initrd is the last layer or the one annotated org.unikraft.kernel.initrd)');
+        if (!got.kernel) throw layerError(layer, Errno.EINVAL, 'is not a Unikraft kernel layer (no unikraft/bin/kernel)');
+      })();
+      p.catch(() => this.kernels.delete(layer.digest));
+      this.kernels.set(layer.digest, p);
+    }
+    return p;
+  }
+
   // ---- rootfs cache -------------------------------------------------------
 
   /** Prepares (once per layer digest) the read-only tree of an initrd layer. */
   prepareRootfs(layer: Descriptor): Promise<MicroRootfs> {
     let p = this.rootfs.get(layer.digest);
     if (!p) {
-      p = this.buildRootfs(parseDigest(layer.digest));
+      p = this.buildRootfs(layer);
       p.catch(() => this.rootfs.delete(layer.digest));
       this.rootfs.set(layer.digest, p);
     }
@@ -444,7 +466,8 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     return p;
   }
 
-  private async buildRootfs(layer: Digest): Promise<MicroRootfs> {
+  private async buildRootfs(descriptor: Descriptor): Promise<MicroRootfs> {
+    const layer = parseDigest(descriptor.digest);
     await this.prepareCacheDir();
     const dir = this.options.cacheDir;
     const img = join(dir, `${layer.hex}.img`);
@@ -466,7 +489,7 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     const tmp = join(dir, `${TEMP_PREFIX}${randomUUID()}`);
     const tmpTree = join(dir, `${TEMP_PREFIX}${randomUUID()}.d`);
     try {
-      await this.extractInitrd(layer, tmp);
+      await this.extractInitrd(descriptor, tmp);
       const head = Buffer.alloc(1028);
       const fh = await open(tmp, 'r');
       let n: number;
@@ -477,7 +500,7 @@ export class LocalImages implements ImageResolver, ImageCatalog {
         await fh.close();
       }
       const format = initrdFormat(head.subarray(0, n));
-      if (!format) throw new NodeError(Errno.EINVAL, 'the initrd is neither EROFS nor CPIO newc');
+      if (!format) throw layerError(descriptor, Errno.EINVAL, 'its initrd is neither EROFS nor CPIO newc');
       if (format === 'erofs') {
         await rename(tmp, img);
         await fsyncDir(dir);
@@ -495,8 +518,8 @@ export class LocalImages implements ImageResolver, ImageCatalog {
             removeOnError: true,
           });
         } catch (err) {
-          if (err instanceof ExtractLimitError) throw new NodeError(Errno.EFBIG, `the image's CPIO initrd is too large: ${err.message}`);
-          if (err instanceof ExtractError || err instanceof CpioFormatError) throw new NodeError(Errno.EINVAL, `the image's CPIO initrd is invalid: ${err.message}`);
+          if (err instanceof ExtractLimitError) throw layerError(descriptor, Errno.EFBIG, `its CPIO initrd is too large: ${err.message}`);
+          if (err instanceof ExtractError || err instanceof CpioFormatError) throw layerError(descriptor, Errno.EINVAL, `its CPIO initrd is invalid: ${err.message}`);
           throw err;
         }
         await rm(tmp, { force: true });
@@ -514,25 +537,10 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     }
   }
 
-  /** Copies `unikraft/bin/initrd` out of the single-file layer tar. */
-  private async extractInitrd(layer: Digest, out: string): Promise<void> {
-    const stream = await this.options.blobs.open(layer);
-    let found = false;
-    try {
-      for await (const entry of readTar(stream as AsyncIterable<Buffer>)) {
-        const name = entry.header.name.replace(/^\.?\//, '');
-        if (name === INITRD_ENTRY && entry.header.type === 'file') {
-          if (entry.header.size > this.limits.maxInitrdBytes) throw new NodeError(Errno.EFBIG, 'initrd is larger than the node accepts');
-          await pipeline(Readable.from(entry.body), createWriteStream(out, { mode: 0o600 }));
-          found = true;
-          break;
-        }
-        if (name !== KERNEL_ENTRY) for await (const _ of entry.body) void _;
-      }
-    } finally {
-      stream.destroy();
-    }
-    if (!found) throw new NodeError(Errno.EINVAL, `the image's last layer has no ${INITRD_ENTRY}`);
+  /** Writes the layer's `unikraft/bin/initrd` (decompressed, digest checked) to `out`. */
+  private async extractInitrd(layer: Descriptor, out: string): Promise<void> {
+    const got = await readUnikraftLayer(this.options.blobs, layer, { maxBytes: this.limits.maxInitrdBytes + LAYER_TAR_OVERHEAD, initrdOut: out });
+    if (!got.initrd) throw layerError(layer, Errno.EINVAL, `is not a Unikraft initrd layer (no ${INITRD_ENTRY})`);
   }
 
   // ---- catalog ------------------------------------------------------------
