@@ -1,25 +1,44 @@
 /**
- * The control plane's REST API v1, in Unikraft Cloud's envelope
- * (`status`, `message`, `errors`, `data.<collection>`, `op_time_us`):
+ * The control plane's REST API v1, declared as routes on src/api (the same
+ * framework, envelope, errno table and dialects as the node's API):
  *
- *   GET    /v1/healthz                       no auth
- *   GET    /v1/auth                          who the token belongs to, and its account's quotas
- *   GET    /v1/images?details=&namespace=    central images visible to the caller
- *   DELETE /v1/images     [{name}]           remove images (all tags, or one with :tag)
- *   GET    /v1/metros                        metros and their API addresses
- *   GET    /v1/nodes[/{uuid}]                nodes and their state
- *   POST   /v1/nodes      {name, metro, api, registry?}   register (root)
+ *   GET    /v1/healthz                        no auth
+ *   GET    /v1/auth                           who the token belongs to (SDK shape, plus the
+ *                                             account's role, scope and quotas under data.auth)
+ *   POST   /v1/auth/signin, /v1/auth/check    not on a self-hosted platform (tokens come from
+ *                                             `ukcd token create`)
+ *   GET    /v1/images?details=&namespace=     central images visible to the caller
+ *   DELETE /v1/images     [{name}]            remove images (all tags, or one with :tag)
+ *   GET    /v1/metros                         metros: uuid, name, iata_code, country and the
+ *                                             endpoint the SDK's discovery calls
+ *   GET    /v1/nodes[/{uuid}]                 nodes (root; others see none)
+ *   POST   /v1/nodes      {name, metro, api, registry?}   register an existing node (root)
  *   PUT    /v1/nodes/{uuid}/health {healthy, instances?}  report (root)
- *   DELETE /v1/nodes/{uuid}                  forget a node (root)
+ *   DELETE /v1/nodes[/{uuid}]                 forget a node (root)
+ *   /v1/nodes/providers/..., activate, deactivate: cloud provisioning and licences, not
+ *                                             on a self-hosted platform (EOPNOTSUPP)
  *
- * Every request but healthz needs `Authorization: Bearer <API token>`. Bodies
- * are size-capped and parsed strictly (unknown fields are refused). Errors are
- * mapped to an HTTP status and errno in one place (`failure`); anything
- * unexpected is a 500 without its message.
+ * Every request but healthz needs `Authorization: Bearer <API token>`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
-import { AuthError, AuthInputError, type AccountPrincipal, type AccountQuotas, type PlatformAuthenticator, type Policy } from '../auth/index.js';
+import { createHash } from 'node:crypto';
+import {
+  ApiError,
+  createRouter,
+  detailsFlag,
+  Errno,
+  itemFailed,
+  itemOk,
+  notSupported,
+  page,
+  querySelectors,
+  selectorFromPath,
+  type ApiLogger,
+  type Route,
+  type RouteContext,
+  type Selector,
+  v,
+} from '../api/index.js';
+import type { AccountPrincipal, AccountQuotas, PlatformAuthenticator, Policy } from '../auth/index.js';
 import { CentralImages, ImageNameError } from './images.js';
 import { NodeDirectory, NodeDirectoryError, type NodeRecord } from './nodes.js';
 
@@ -30,259 +49,288 @@ export interface ControlPlaneApiOptions {
   policy: Policy;
   /** An account's quotas, answered by `GET /v1/auth` (nodes that check tokens here enforce them). */
   quotasOf?: (account: string) => AccountQuotas | undefined;
+  /** The registry host accounts push to (`GET /v1/auth`'s `registry`). */
+  registry: string;
   /** Largest request body in bytes. */
   maxBodyBytes: number;
   /** Items in one batch body. */
   maxBatchItems: number;
-  logError?: (err: unknown) => void;
+  logger?: ApiLogger;
 }
 
-const ENOENT = 2;
-const EACCES = 13;
-const EINVAL = 22;
-const ENOSPC = 28;
-const EIO = 5;
-const EBUSY = 16;
-
-class ApiFailure extends Error {
-  constructor(
-    readonly httpStatus: number,
-    readonly errno: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
+/**
+ * A stable UUID for a name (RFC 4122 version 5 layout over SHA-1), for objects that have a name
+ * but no stored uuid (accounts as organizations, metros): the same name always answers the same.
+ */
+export function nameUuid(kind: string, name: string): string {
+  const h = createHash('sha1').update(`ukc:${kind}:${name}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
-type Item = { ok: true; fields: Record<string, unknown> } | { ok: false; failure: ApiFailure; ident?: Record<string, string> };
+/** The contract's NodeState for ours: a self-hosted node is `ready`, `error` (said so) or in `maintenance` (silent). */
+const NODE_STATE = { healthy: 'ready', unhealthy: 'error', offline: 'maintenance' } as const;
 
-function failure(err: unknown, log?: (e: unknown) => void): ApiFailure {
-  if (err instanceof ApiFailure) return err;
-  if (err instanceof AuthError) {
-    const headers: Record<string, string> = {};
-    if (err.challenge) headers['www-authenticate'] = err.challenge;
-    if (err.retryAfterSeconds) headers['retry-after'] = String(err.retryAfterSeconds);
-    return new ApiFailure(err.status, err.code === 'TOOMANYREQUESTS' ? EBUSY : EACCES, err.message, headers);
-  }
-  if (err instanceof AuthInputError) return new ApiFailure(401, EACCES, err.message);
-  if (err instanceof ImageNameError) return new ApiFailure(400, EINVAL, err.message);
+/** ISO 3166 "unknown country": a self-hosted metro is not placed anywhere we know of. */
+const UNKNOWN_COUNTRY = 'ZZ';
+
+function domainError(err: unknown): ApiError | undefined {
+  if (err instanceof ImageNameError) return new ApiError(Errno.EINVAL, err.message);
   if (err instanceof NodeDirectoryError) {
-    if (err.kind === 'not-found') return new ApiFailure(404, ENOENT, err.message);
-    if (err.kind === 'full') return new ApiFailure(507, ENOSPC, err.message);
-    return new ApiFailure(400, EINVAL, err.message);
+    if (err.kind === 'not-found') return new ApiError(Errno.ENOENT, err.message);
+    if (err.kind === 'full') return new ApiError(Errno.ENOSPC, err.message);
+    return new ApiError(Errno.EINVAL, err.message);
   }
-  log?.(err);
-  return new ApiFailure(500, EIO, 'internal error');
+  return undefined;
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
-}
-
-function envelope(started: number, collection: string, items: Item[]): { status: number; body: Record<string, unknown> } {
-  const data: Record<string, unknown>[] = [];
-  const errors: Record<string, unknown>[] = [];
-  for (const item of items) {
-    if (item.ok) data.push({ status: 'success', ...item.fields });
-    else {
-      const e = { message: item.failure.message, error: item.failure.errno };
-      data.push({ status: 'error', ...item.ident, ...e });
-      errors.push({ status: item.failure.httpStatus, ...item.ident, ...e });
-    }
-  }
-  const failed = errors.length;
-  const status = failed === 0 ? 'success' : failed === items.length ? 'error' : 'partial_success';
-  const firstFailed = items.find((i): i is Extract<Item, { ok: false }> => !i.ok);
-  const body: Record<string, unknown> = { status };
-  if (status === 'error' && items.length === 1 && firstFailed) body.message = firstFailed.failure.message;
-  if (errors.length > 0) body.errors = errors;
-  body.data = { [collection]: data };
-  body.op_time_us = Math.round((performance.now() - started) * 1000);
-  return { status: status === 'error' && firstFailed ? firstFailed.failure.httpStatus : 200, body };
-}
-
-function sendFailure(res: ServerResponse, started: number, f: ApiFailure): void {
-  send(
-    res,
-    f.httpStatus,
-    { status: 'error', message: f.message, errors: [{ status: f.httpStatus, message: f.message, error: f.errno }], data: {}, op_time_us: Math.round((performance.now() - started) * 1000) },
-    f.headers,
-  );
-}
-
-async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > max) throw new ApiFailure(413, EINVAL, `request body larger than ${max} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > max) throw new ApiFailure(413, EINVAL, `request body larger than ${max} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  if (size === 0) return undefined;
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new ApiFailure(400, EINVAL, 'request body is not valid JSON');
-  }
-}
-
-function objectWith(body: unknown, allowed: readonly string[], what: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiFailure(400, EINVAL, `${what} must be a JSON object`);
-  for (const k of Object.keys(body)) if (!allowed.includes(k)) throw new ApiFailure(400, EINVAL, `${what}: unknown field "${k}"`);
-  return body as Record<string, unknown>;
-}
-
-function stringField(rec: Record<string, unknown>, key: string, required: boolean): string | undefined {
-  const v = rec[key];
-  if (v === undefined && !required) return undefined;
-  if (typeof v !== 'string' || v.length === 0 || v.length > 512) throw new ApiFailure(400, EINVAL, `"${key}" must be a non-empty string`);
-  return v;
-}
-
-function queryBool(q: URLSearchParams, key: string, dflt: boolean): boolean {
-  const v = q.get(key);
-  if (v === null) return dflt;
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new ApiFailure(400, EINVAL, `query "${key}" must be true or false`);
-}
-
-export function createControlPlaneApi(options: ControlPlaneApiOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function controlPlaneRoutes(options: ControlPlaneApiOptions): Route[] {
   const { images, nodes, policy } = options;
 
-  const presentNode = (n: NodeRecord): Record<string, unknown> => ({
-    uuid: n.uuid,
-    name: n.name,
-    metro: n.metro,
-    state: nodes.stateOf(n),
-    api: n.api,
-    ...(n.registry !== null ? { registry: n.registry } : {}),
-    registered_at: new Date(n.registeredAt).toISOString(),
-    last_seen_at: new Date(n.lastSeenAt).toISOString(),
-    ...(n.instances !== null ? { instances: n.instances } : {}),
-  });
-
-  const requireRoot = (p: AccountPrincipal): void => {
-    if (p.role !== 'root') throw new ApiFailure(403, EACCES, 'only the platform operator (root) may manage nodes');
+  const presentNode = (n: NodeRecord): Record<string, unknown> => {
+    const state = nodes.stateOf(n);
+    return {
+      uuid: n.uuid,
+      name: n.name,
+      metro: n.metro,
+      created_at: new Date(n.registeredAt).toISOString(),
+      updated_at: new Date(n.lastSeenAt).toISOString(),
+      state: NODE_STATE[state],
+      state_message: state,
+      api_endpoint: n.api,
+      // What a self-hosted node does not report (yet): zero, not a guess.
+      vcpus: 0,
+      memory_mib: 0,
+      uptime_seconds: Math.max(0, Math.round((n.lastSeenAt - n.registeredAt) / 1000)),
+      delete_lock: false,
+      // The older shape, kept for ukc's own clients.
+      api: n.api,
+      ...(n.registry !== null ? { registry: n.registry } : {}),
+      registered_at: new Date(n.registeredAt).toISOString(),
+      last_seen_at: new Date(n.lastSeenAt).toISOString(),
+      ...(n.instances !== null ? { instances: n.instances } : {}),
+    };
   };
 
-  async function route(req: IncomingMessage, principal: AccountPrincipal, url: URL, parts: string[]): Promise<{ collection: string; items: Item[] }> {
-    const method = req.method ?? 'GET';
-    const body = await readJson(req, options.maxBodyBytes);
-    const [, resource, id, action] = parts;
-    if (resource === 'auth' && parts.length === 2 && method === 'GET') {
-      const q = options.quotasOf?.(principal.name);
-      const quotas = q === undefined ? {} : { quotas: { instances: q.maxInstances, live_memory_mb: q.maxLiveMemoryMb, services: q.maxServices } };
-      return { collection: 'auth', items: [{ ok: true, fields: { account: principal.name, role: principal.role, token_scope: principal.tokenScope, ...quotas } }] };
-    }
-    if (resource === 'images' && parts.length === 2) {
-      if (method === 'GET') {
-        if (body !== undefined) objectWith(body, [], 'body');
-        const details = queryBool(url.searchParams, 'details', true);
-        const namespace = url.searchParams.get('namespace') ?? undefined;
-        if (namespace !== undefined && !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(namespace)) throw new ApiFailure(400, EINVAL, 'invalid namespace');
+  const requireRoot = (p: AccountPrincipal): void => {
+    if (p.role !== 'root') throw new ApiError(Errno.EACCES, 'only the platform operator (root) may manage nodes');
+  };
+
+  /** The nodes a request selects (query or body, both dialects); every node without selectors. */
+  const selectedNodes = (ctx: RouteContext): { sel: Selector; node?: NodeRecord }[] => {
+    const bodySel = ctx.body === undefined ? undefined : v.array(v.selector({}), { maxItems: options.maxBatchItems }).parse(ctx.body);
+    const sels = querySelectors(ctx.query, options.maxBatchItems) ?? bodySel;
+    if (sels === undefined) return nodes.list().map((n) => ({ sel: { uuid: n.uuid }, node: n }));
+    return sels.map((sel) => {
+      const node = nodes.list().find((n) => (sel.uuid !== undefined ? n.uuid === sel.uuid : n.name === sel.name));
+      return node === undefined ? { sel } : { sel, node };
+    });
+  };
+
+  const unsupported = (method: Route['method'], pattern: string, collection: string, what: string): Route => ({
+    method,
+    pattern,
+    collection,
+    async handler() {
+      throw notSupported(what);
+    },
+  });
+  const selfHosted = 'not supported on a self-hosted platform';
+
+  const registerSchema = v.object({
+    name: v.string({ minLength: 1, maxLength: 512 }),
+    metro: v.string({ minLength: 1, maxLength: 512 }),
+    api: v.string({ minLength: 1, maxLength: 512 }),
+    registry: v.optional(v.string({ minLength: 1, maxLength: 512 })),
+  });
+  const healthSchema = v.object({ healthy: v.bool(), instances: v.optional(v.int({ min: 0 })) });
+
+  return [
+    { method: 'GET', pattern: '/v1/healthz', anonymous: true, handler: async () => ({ items: [] }) },
+    {
+      method: 'GET',
+      pattern: '/v1/auth',
+      async handler(ctx) {
+        const p = ctx.principal;
+        const q = options.quotasOf?.(p.name);
+        const quotas = q === undefined ? {} : { quotas: { instances: q.maxInstances, live_memory_mb: q.maxLiveMemoryMb, services: q.maxServices } };
+        return {
+          items: [],
+          data: {
+            organization_name: p.name,
+            organization_display_name: p.name,
+            organization_uuid: nameUuid('account', p.name),
+            registry: options.registry,
+            // ukc's own fields: nodes that check tokens here read the role, scope and quotas.
+            auth: [{ status: 'success', account: p.name, role: p.role, token_scope: p.tokenScope, ...quotas }],
+          },
+        };
+      },
+    },
+    unsupported('POST', '/v1/auth/signin', 'auth', `sign-in requests are ${selfHosted}: create an API token with \`ukcd token create\``),
+    unsupported('POST', '/v1/auth/check', 'auth', `sign-in requests are ${selfHosted}: create an API token with \`ukcd token create\``),
+    {
+      method: 'GET',
+      pattern: '/v1/images',
+      collection: 'images',
+      async handler(ctx) {
+        if (ctx.body !== undefined) v.object({}).parse(ctx.body);
+        const details = detailsFlag(ctx.query);
+        const namespace = ctx.query.get('namespace') ?? undefined;
+        if (namespace !== undefined && !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(namespace)) throw new ApiError(Errno.EINVAL, 'invalid namespace');
         const listed = await images.list(namespace === undefined ? {} : { namespace });
-        const visible = listed.filter((img) => policy.visible(principal, { kind: 'repository', name: img.repository }));
-        return { collection: 'images', items: visible.map((img) => ({ ok: true, fields: details ? { name: img.name, tags: img.tags } : { name: img.name } })) };
-      }
-      if (method === 'DELETE') {
-        if (!Array.isArray(body) || body.length === 0 || body.length > options.maxBatchItems) {
-          throw new ApiFailure(400, EINVAL, `body must be a list of 1 to ${options.maxBatchItems} {"name": ...} items`);
-        }
-        const items: Item[] = [];
-        for (const raw of body) {
-          const rec = objectWith(raw, ['name'], 'item');
-          const name = stringField(rec, 'name', true)!;
+        const visible = listed.filter((img) => policy.visible(ctx.principal, { kind: 'repository', name: img.repository }));
+        return {
+          items: visible.map((img) =>
+            itemOk(
+              details
+                ? { name: img.name, tags: img.tags.map((t) => ({ name: t.name, digest: t.digest, size: t.size, push_time: new Date(t.pushedAt).toISOString() })) }
+                : { name: img.name },
+            ),
+          ),
+        };
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/v1/images',
+      collection: 'images',
+      async handler(ctx) {
+        const body = v.array(v.object({ name: v.string({ minLength: 1, maxLength: 512 }) }), { maxItems: options.maxBatchItems }).parse(ctx.body);
+        if (body.length === 0) throw new ApiError(Errno.EINVAL, `body must be a list of 1 to ${options.maxBatchItems} {"name": ...} items`);
+        const items = [];
+        for (const { name } of body) {
           try {
             const { repository, tag } = images.parseName(name);
             // Invisible and missing answer the same (tenant isolation).
-            if (!policy.visible(principal, { kind: 'repository', name: repository })) throw new ApiFailure(404, ENOENT, `image ${name} not found`);
-            if (!policy.authorize(principal, 'delete', { kind: 'repository', name: repository }).allow) throw new ApiFailure(403, EACCES, `may not delete ${name}`);
+            if (!policy.visible(ctx.principal, { kind: 'repository', name: repository })) throw new ApiError(Errno.ENOENT, `image ${name} not found`);
+            if (!policy.authorize(ctx.principal, 'delete', { kind: 'repository', name: repository }).allow) throw new ApiError(Errno.EACCES, `may not delete ${name}`);
             const removed = await images.remove(repository, tag);
-            if (removed.length === 0) throw new ApiFailure(404, ENOENT, `image ${name} not found`);
-            items.push({ ok: true, fields: { name: images.nameOf(repository), tags: removed } });
+            if (removed.length === 0) throw new ApiError(Errno.ENOENT, `image ${name} not found`);
+            items.push(itemOk({ name: images.nameOf(repository), tags: removed }));
           } catch (err) {
-            items.push({ ok: false, failure: failure(err, options.logError), ident: { name } });
+            items.push(itemFailed(domainError(err) ?? err, { name }));
           }
         }
-        return { collection: 'images', items };
-      }
-    }
-    if (resource === 'metros' && parts.length === 2 && method === 'GET') {
-      return {
-        collection: 'metros',
-        items: nodes.metros().map((m) => ({
-          ok: true,
-          fields: { name: m.name, ...(m.api !== null ? { api: m.api } : {}), ...(m.registry !== null ? { registry: m.registry } : {}), nodes: m.nodes, healthy_nodes: m.healthyNodes },
-        })),
-      };
-    }
-    if (resource === 'nodes') {
-      if (parts.length === 2 && method === 'GET') {
-        if (principal.role !== 'root') return { collection: 'nodes', items: [] };
-        return { collection: 'nodes', items: nodes.list().map((n) => ({ ok: true, fields: presentNode(n) })) };
-      }
-      if (parts.length === 2 && method === 'POST') {
-        requireRoot(principal);
-        const rec = objectWith(body, ['name', 'metro', 'api', 'registry'], 'body');
-        const reg = stringField(rec, 'registry', false);
-        const n = nodes.register({
-          name: stringField(rec, 'name', true)!,
-          metro: stringField(rec, 'metro', true)!,
-          api: stringField(rec, 'api', true)!,
-          ...(reg !== undefined ? { registry: reg } : {}),
-        });
-        return { collection: 'nodes', items: [{ ok: true, fields: presentNode(n) }] };
-      }
-      if (id !== undefined && parts.length === 3 && method === 'GET') {
-        if (principal.role !== 'root') throw new ApiFailure(404, ENOENT, 'no such node');
-        return { collection: 'nodes', items: [{ ok: true, fields: presentNode(nodes.get(id)) }] };
-      }
-      if (id !== undefined && parts.length === 3 && method === 'DELETE') {
-        requireRoot(principal);
-        return { collection: 'nodes', items: [{ ok: true, fields: presentNode(nodes.remove(id)) }] };
-      }
-      if (id !== undefined && action === 'health' && parts.length === 4 && method === 'PUT') {
-        requireRoot(principal);
-        const rec = objectWith(body, ['healthy', 'instances'], 'body');
-        if (typeof rec.healthy !== 'boolean') throw new ApiFailure(400, EINVAL, '"healthy" must be a boolean');
-        const inst = rec.instances;
-        if (inst !== undefined && (typeof inst !== 'number' || !Number.isInteger(inst) || inst < 0)) throw new ApiFailure(400, EINVAL, '"instances" must be a non-negative integer');
-        const n = nodes.reportHealth(id, { healthy: rec.healthy, ...(inst !== undefined ? { instances: inst } : {}) });
-        return { collection: 'nodes', items: [{ ok: true, fields: presentNode(n) }] };
-      }
-    }
-    throw new ApiFailure(404, ENOENT, `no endpoint ${method} ${url.pathname}`);
-  }
-
-  return async (req, res) => {
-    const started = performance.now();
-    try {
-      const url = new URL(req.url ?? '/', 'http://controlplane.invalid');
-      const parts = url.pathname.split('/').filter((p) => p !== '').map((p) => {
-        try {
-          return decodeURIComponent(p);
-        } catch {
-          throw new ApiFailure(400, EINVAL, 'malformed path');
+        return { items };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/metros',
+      collection: 'metros',
+      async handler() {
+        return {
+          items: nodes.metros().map((m) =>
+            itemOk({
+              uuid: nameUuid('metro', m.name),
+              name: m.name,
+              iata_code: m.name,
+              country: UNKNOWN_COUNTRY,
+              // The SDK's discovery uses an http(s) endpoint verbatim: a self-hosted metro is its node's API.
+              endpoint: m.api ?? '',
+              ...(m.api !== null ? { api: m.api } : {}),
+              ...(m.registry !== null ? { registry: m.registry } : {}),
+              nodes: m.nodes,
+              healthy_nodes: m.healthyNodes,
+            }),
+          ),
+        };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/nodes',
+      collection: 'nodes',
+      async handler(ctx) {
+        // Nodes are the operator's business: another account sees none, as if there were none.
+        if (ctx.principal.role !== 'root') return { items: [], data: { nodes: [], total_count: 0 } };
+        const all = nodes.list();
+        const listed = page(all, ctx.query);
+        return { items: [], data: { nodes: listed.map((n) => ({ status: 'success', ...presentNode(n) })), total_count: all.length } };
+      },
+    },
+    {
+      method: 'POST',
+      pattern: '/v1/nodes',
+      collection: 'nodes',
+      async handler(ctx) {
+        const body = ctx.body as Record<string, unknown> | undefined;
+        // The contract's POST /v1/nodes provisions a cloud machine; ours registers a running node.
+        if (typeof body === 'object' && body !== null && ('ssh_keys' in body || 'cloudprovider' in body)) {
+          throw notSupported(`cloud-provider provisioning is ${selfHosted}: register a running node with {name, metro, api, registry?}`);
         }
-      });
-      if (parts.length === 2 && parts[1] === 'healthz' && req.method === 'GET') {
-        send(res, 200, { status: 'success', data: {}, op_time_us: Math.round((performance.now() - started) * 1000) });
-        return;
-      }
-      const principal = options.authenticator.authenticate(req);
-      const result = await route(req, principal, url, parts);
-      const out = envelope(started, result.collection, result.items);
-      send(res, out.status, out.body);
-    } catch (err) {
-      const f = failure(err, options.logError);
-      if (!req.complete) res.setHeader('connection', 'close');
-      sendFailure(res, started, f);
-    }
-  };
+        requireRoot(ctx.principal);
+        const req = registerSchema.parse(ctx.body);
+        return { items: [itemOk(presentNode(nodes.register(req)))] };
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/v1/nodes',
+      collection: 'nodes',
+      async handler(ctx) {
+        requireRoot(ctx.principal);
+        if (ctx.body === undefined && querySelectors(ctx.query, options.maxBatchItems) === undefined) throw new ApiError(Errno.EINVAL, 'name the nodes to delete');
+        return {
+          items: selectedNodes(ctx).map(({ sel, node }) => {
+            if (node === undefined) return itemFailed(new ApiError(Errno.ENOENT, 'no such node'), sel);
+            return itemOk(presentNode(nodes.remove(node.uuid)));
+          }),
+        };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/nodes/{uuid}',
+      collection: 'nodes',
+      async handler(ctx) {
+        if (ctx.principal.role !== 'root') throw new ApiError(Errno.ENOENT, 'no such node');
+        return { items: [itemOk(presentNode(nodeOf(nodes, ctx.params.uuid ?? '')))] };
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: '/v1/nodes/{uuid}',
+      collection: 'nodes',
+      async handler(ctx) {
+        requireRoot(ctx.principal);
+        return { items: [itemOk(presentNode(nodes.remove(nodeOf(nodes, ctx.params.uuid ?? '').uuid)))] };
+      },
+    },
+    {
+      method: 'PUT',
+      pattern: '/v1/nodes/{uuid}/health',
+      collection: 'nodes',
+      async handler(ctx) {
+        requireRoot(ctx.principal);
+        const rec = healthSchema.parse(ctx.body);
+        const n = nodes.reportHealth(ctx.params.uuid ?? '', { healthy: rec.healthy, ...(rec.instances !== undefined ? { instances: rec.instances } : {}) });
+        return { items: [itemOk(presentNode(n))] };
+      },
+    },
+    unsupported('POST', '/v1/nodes/activate', 'nodes', `node licences are ${selfHosted}: a node joins by registering (POST /v1/nodes)`),
+    unsupported('POST', '/v1/nodes/deactivate', 'nodes', `node licences are ${selfHosted}: remove a node with DELETE /v1/nodes/{uuid}`),
+    unsupported('GET', '/v1/nodes/providers/{cloudprovider}/types', 'machine_types', `cloud-provider provisioning is ${selfHosted}`),
+    unsupported('GET', '/v1/nodes/providers/{cloudprovider}/regions', 'regions', `cloud-provider provisioning is ${selfHosted}`),
+  ];
+}
+
+function nodeOf(nodes: NodeDirectory, segment: string): NodeRecord {
+  const sel = selectorFromPath(segment);
+  const found = nodes.list().find((n) => (sel.uuid !== undefined ? n.uuid === sel.uuid : n.name === sel.name));
+  if (found === undefined) throw new ApiError(Errno.ENOENT, 'no such node');
+  return found;
+}
+
+export function createControlPlaneApi(options: ControlPlaneApiOptions): ReturnType<typeof createRouter> {
+  return createRouter({
+    routes: controlPlaneRoutes(options),
+    authenticate: (headers, peer) => options.authenticator.authenticate({ headers, ...(peer ? { socket: peer } : {}) }),
+    maxBodyBytes: options.maxBodyBytes,
+    mapError: domainError,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
 }

@@ -11,6 +11,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import { startControlPlane, type ControlPlane } from './index.js';
 import { stallMidBlob } from '../registry/testkit.js';
 import { DEFAULT_IDLE_TIMEOUT_MS } from '../util/listener.js';
+import { makeHarness } from '../node/harness.test-support.js';
 
 async function withControlPlane(fn: (cp: ControlPlane, rootToken: string, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ukc-cp-'));
@@ -56,12 +57,16 @@ test('pushed images appear in GET /v1/images as {owner}/{registry}/{image} with 
     const api = new PlatformClient({ baseUrl: cp.url, token: aliceToken });
     const listed = await api.listCentralImages();
     assert.deepEqual(
-      listed.map((i) => ({ name: i.name, tags: i.tags })),
+      listed.map((i) => ({ name: i.name, tags: i.tags?.map((t) => ({ name: t.name, digest: t.digest })) })),
       [
         { name: 'alice/index.ukc.test/httpserver', tags: [{ name: 'latest', digest: d1 }] },
         { name: 'official/index.ukc.test/base-compat', tags: [{ name: 'latest', digest: listed[1]!.tags![0]!.digest }] },
       ],
     );
+    // The contract's size (manifest + config + layers, > the manifest alone) and push time.
+    const tag = listed[0]!.tags![0]! as { size?: number; push_time?: string };
+    assert.ok(typeof tag.size === 'number' && tag.size > 300, `size ${tag.size}`);
+    assert.ok(Math.abs(Date.parse(tag.push_time ?? '') - Date.now()) < 60_000);
     assert.deepEqual((await api.listCentralImages({ namespace: 'alice', details: false })).map((i) => [i.name, i.tags]), [['alice/index.ukc.test/httpserver', undefined]]);
     const removed = await api.deleteCentralImages(['alice/httpserver']);
     assert.deepEqual(removed[0]!.tags, [{ name: 'latest', digest: d1 }]);
@@ -109,13 +114,13 @@ test('nodes register (root only), report health, and make up metros', async () =
     const api = new PlatformClient({ baseUrl: cp.url, token: root });
     assert.deepEqual(await api.whoami().then((w) => [w.account, w.role]), ['root', 'root']);
     const [node] = await api.registerNode({ name: 'node1', metro: 'dev', api: 'http://127.0.0.1:9999/', registry: '127.0.0.1:9999' });
-    assert.equal(node!.state, 'healthy');
+    assert.equal(node!.state, 'ready');
     const again = await api.registerNode({ name: 'node1', metro: 'dev', api: 'http://127.0.0.1:9998' });
     assert.equal(again[0]!.uuid, node!.uuid);
     const [metro] = await api.listMetros();
     assert.deepEqual([metro!.name, metro!.api, metro!.nodes], ['dev', 'http://127.0.0.1:9998', 1]);
     const [sick] = await api.reportNodeHealth(node!.uuid, { healthy: false, instances: 3 });
-    assert.equal(sick!.state, 'unhealthy');
+    assert.equal(sick!.state, 'error');
     assert.equal((await api.listMetros())[0]!.api, undefined);
     assert.equal((await api.listNodes())[0]!.instances, 3);
     cp.accounts.createAccount('carol');
@@ -123,15 +128,42 @@ test('nodes register (root only), report health, and make up metros', async () =
     await assert.rejects(carol.registerNode({ name: 'evil', metro: 'dev', api: 'http://10.0.0.1' }), (e: unknown) => e instanceof PlatformAuthError && e.status === 403);
     assert.deepEqual(await carol.listNodes(), []);
     await assert.rejects(api.registerNode({ name: 'Bad Name', metro: 'dev', api: 'http://x' }), /DNS label/);
-    await assert.rejects(api.call('POST', '/v1/nodes', { name: 'n2', metro: 'dev', api: 'http://x', extra: 1 }), /unknown field "extra"/);
+    await assert.rejects(api.call('POST', '/v1/nodes', { name: 'n2', metro: 'dev', api: 'http://x', extra: 1 }), /extra: unknown field/);
     await assert.rejects(api.call('POST', '/v1/nodes', { name: 'n2', metro: 'dev', api: 'file:///etc/passwd' }), /http\(s\) URL/);
   });
+});
+
+test('one framework: a wrong method, an oversize body and an unknown path answer the same on the control plane and the node', async () => {
+  const node = await makeHarness({ limits: { maxBodyBytes: 1024 * 1024 } });
+  try {
+    await withControlPlane(async (cp, root) => {
+      const auth = { authorization: `Bearer ${root}` };
+      const shape = (status: number, body: { status: string; errors?: { status: number; error: number }[] }) => [status, body.status, body.errors?.[0]?.status, body.errors?.[0]?.error];
+      const onCp = async (method: string, path: string, body?: string) => {
+        const res = await fetch(`${cp.url}${path}`, { method, headers: auth, ...(body !== undefined ? { body } : {}) });
+        return shape(res.status, (await res.json()) as never);
+      };
+      const onNode = async (method: string, path: string, body?: string) => {
+        const res = await node.call(method, path, body);
+        return shape(res.status, res.body as never);
+      };
+      const big = 'x'.repeat(1024 * 1024 + 1);
+      assert.deepEqual(await onCp('PATCH', '/v1/healthz'), [405, 'error', 405, 22]);
+      assert.deepEqual(await onNode('PATCH', '/v1/healthz'), [405, 'error', 405, 22]);
+      assert.deepEqual(await onCp('DELETE', '/v1/images', big), await onNode('POST', '/v1/instances', big));
+      assert.deepEqual(await onCp('DELETE', '/v1/images', big), [413, 'error', 413, 27]);
+      assert.deepEqual(await onCp('GET', '/v1/nope'), [404, 'error', 404, 2]);
+      assert.deepEqual(await onNode('GET', '/v1/nope'), [404, 'error', 404, 2]);
+    });
+  } finally {
+    await node.cleanup();
+  }
 });
 
 test('hostile bodies: oversized, not JSON, wrong shapes change nothing', async () => {
   await withControlPlane(async (cp, root) => {
     const api = new PlatformClient({ baseUrl: cp.url, token: root });
-    await assert.rejects(api.call('DELETE', '/v1/images', { name: 'x' }), /body must be a list/);
+    await assert.rejects(api.call('DELETE', '/v1/images', { name: 'x' }), /expected array/);
     await assert.rejects(api.call('DELETE', '/v1/images', [{ name: '../../etc' }]), /invalid image name/);
     await assert.rejects(api.call('POST', '/v1/nodes', 'x'.repeat(2 * 1024 * 1024)), (e: unknown) => e instanceof PlatformApiError && e.status === 413);
     await assert.rejects(api.call('GET', '/v1/images?details=maybe'), /true or false/);

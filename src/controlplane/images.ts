@@ -16,7 +16,16 @@ export interface CentralImageEntry {
   /** Repository path inside the registry, e.g. `alice/httpserver`. */
   repository: string;
   owner: string;
-  tags: { name: string; digest: string }[];
+  tags: CentralImageTag[];
+}
+
+export interface CentralImageTag {
+  name: string;
+  digest: string;
+  /** Bytes of the manifest and every blob it references (config, layers). */
+  size: number;
+  /** When the manifest was pushed (ms since the epoch). */
+  pushedAt: number;
 }
 
 export interface CentralImagesOptions {
@@ -66,10 +75,20 @@ export class CentralImages {
         const owner = namespaceOf(repository);
         if (filter.namespace !== undefined && owner !== filter.namespace) continue;
         const tagNames = (await this.options.metadata.listTags(repository)) ?? [];
-        const tags: { name: string; digest: string }[] = [];
+        const tags: CentralImageTag[] = [];
+        const manifests = new Map((await this.options.metadata.listManifests(repository)).map((m) => [m.digest, m]));
+        const sizes = new Map<string, number>();
         for (const tag of tagNames) {
           const digest = await this.options.metadata.resolveTag(repository, tag);
-          if (digest !== undefined) tags.push({ name: tag, digest });
+          const m = digest === undefined ? undefined : manifests.get(digest);
+          if (digest === undefined || m === undefined) continue;
+          let size = sizes.get(digest);
+          if (size === undefined) {
+            size = m.size;
+            for (const ref of m.references) if (ref.kind === 'blob') size += (await this.options.metadata.blobLink(repository, ref.digest))?.size ?? 0;
+            sizes.set(digest, size);
+          }
+          tags.push({ name: tag, digest, size, pushedAt: m.createdAt });
         }
         if (tags.length > 0) out.push({ name: this.nameOf(repository), repository, owner, tags });
       }

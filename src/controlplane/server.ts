@@ -178,9 +178,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...(options.rateLimit === false ? {} : { rateLimiter: new RequestRateLimiter({ ...DEFAULT_CONTROL_PLANE_RATE_LIMIT, ...options.rateLimit }) }),
     }),
     quotasOf: (name) => accounts.getAccount(name)?.quotas,
+    registry: registryHost,
     maxBodyBytes: limits.maxBodyBytes,
     maxBatchItems: limits.maxBatchItems,
-    logError,
+    logger: options.logError ? { error: (fields, message) => logError({ msg: message, ...fields }) } : logger,
   });
 
   server.on('request', withRequestLogging((req: IncomingMessage, res: ServerResponse) => {
@@ -198,10 +199,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     } else if (path === '/v2' || path.startsWith('/v2/')) {
       registry.handler(req, res);
     } else {
-      api(req, res).catch((err: unknown) => {
-        logError(err);
-        res.destroy();
-      });
+      api.listener(req, res);
     }
   }, { logger, routeOf: controlPlaneRoute, ...options.requestLogging, onFinished: both(metrics.observeRequest, options.requestLogging?.onFinished) }));
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { createRouter } from '../node/api/router.js';
+import { createRouter } from '../api/index.js';
 import { singleTenantAuthenticator } from '../node/auth.js';
 import { Errno, NodeError } from '../node/errors.js';
 import { openStores } from '../registry/server.js';

@@ -20,14 +20,11 @@
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { accountPrincipal, looksLikeApiToken, type AccountPrincipal, type AccountRole, type AccountStore, type TokenScope } from '../auth/index.js';
+import type { Authenticator } from '../api/index.js';
 import { Errno, NodeError, tooManyRequests } from './errors.js';
 
-/**
- * Resolves request headers to a principal, or undefined when not authenticated (401).
- * May be asynchronous (a node checking tokens with its control plane) and may throw a
- * `NodeError` of its own (e.g. 503 when the control plane cannot be asked).
- */
-export type Authenticator = (headers: IncomingHttpHeaders) => AccountPrincipal | undefined | Promise<AccountPrincipal | undefined>;
+/** What the node's v1 API asks for a principal (src/api's `Authenticator`). */
+export type { Authenticator };
 
 /** The account every request belongs to on a single-tenant node: root, no quotas. */
 export const LOCAL_PRINCIPAL: AccountPrincipal = accountPrincipal('local', 'root');

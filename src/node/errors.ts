@@ -1,78 +1,16 @@
 /**
- * The one error table of the node API v1. Every failure that reaches a client
- * carries a Linux errno number (as Unikraft Cloud does per item) and an HTTP
- * status derived from it here, in exactly one place. Anything that is not a
- * `NodeError` is a bug and is answered as a 500 without its message.
+ * The node's name for the v1 framework's error table (src/api/errors.ts): one errno table and
+ * one error class for the node and the control plane. `NodeError` is `ApiError`.
  */
-
-/** Linux errno numbers used by the API (x86_64 values). */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EIO: 5,
-  EACCES: 13,
-  EBUSY: 16,
-  EEXIST: 17,
-  EINVAL: 22,
-  EFBIG: 27,
-  ENOSPC: 28,
-  ENOSYS: 38,
-  EOPNOTSUPP: 95,
-  ETIMEDOUT: 110,
-  ECANCELED: 125,
-  EDQUOT: 122,
-} as const;
-
-export type ErrnoName = keyof typeof Errno;
-
-const httpStatusByErrno: ReadonlyMap<number, number> = new Map([
-  [Errno.EPERM, 403],
-  [Errno.EACCES, 403],
-  [Errno.ENOENT, 404],
-  [Errno.EBUSY, 409],
-  [Errno.EEXIST, 409],
-  [Errno.EINVAL, 400],
-  [Errno.EFBIG, 413],
-  [Errno.ENOSPC, 507],
-  [Errno.EDQUOT, 507],
-  [Errno.ENOSYS, 501],
-  [Errno.EOPNOTSUPP, 501],
-  [Errno.ETIMEDOUT, 408],
-  [Errno.ECANCELED, 409],
-  [Errno.EIO, 500],
-]);
-
-export function httpStatusForErrno(errno: number): number {
-  return httpStatusByErrno.get(errno) ?? 500;
-}
-
-/** An expected failure with a message meant for the client. */
-export class NodeError extends Error {
-  constructor(
-    readonly errno: number,
-    message: string,
-    /** HTTP status override (e.g. 401 for a missing token); default derives from errno. */
-    readonly httpStatus: number = httpStatusForErrno(errno),
-    /** Response headers the failure needs (`WWW-Authenticate` on 401, `Retry-After` on 429). */
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-    this.name = 'NodeError';
-  }
-}
-
-/** 401: no or unusable credentials; carries the challenge a client answers with a token. */
-export const unauthenticated = (message = 'authentication required', challenge = 'Bearer realm="ukc"'): NodeError =>
-  new NodeError(Errno.EACCES, message, 401, { 'www-authenticate': challenge });
-
-/** 429: over the per-principal request rate; `Retry-After` says when to come back (whole seconds, ≥ 1). */
-export const tooManyRequests = (retryAfterSeconds: number): NodeError =>
-  new NodeError(Errno.EBUSY, `too many requests; retry after ${retryAfterSeconds} s`, 429, {
-    'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))),
-  });
-
-/** EDQUOT (122): the change would take the account over one of its quotas. */
-export const overQuota = (message: string): NodeError => new NodeError(Errno.EDQUOT, message);
-
-export const notFound = (what: string): NodeError => new NodeError(Errno.ENOENT, `${what} not found`);
-export const invalid = (message: string): NodeError => new NodeError(Errno.EINVAL, message);
+export {
+  ApiError as NodeError,
+  Errno,
+  httpStatusForErrno,
+  invalid,
+  notFound,
+  overQuota,
+  notSupported,
+  tooManyRequests,
+  unauthenticated,
+  type ErrnoName,
+} from '../api/errors.js';

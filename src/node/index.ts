@@ -14,7 +14,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createRouter, type ApiRequest, type ApiResponse } from './api/router.js';
+import { createRouter, type ApiLogger, type ApiRequest, type ApiResponse } from '../api/index.js';
 import { accountPrincipal, Policy, type AccountPrincipal } from '../auth/index.js';
 import { singleTenantAuthenticator, type Authenticator } from './auth.js';
 import { systemClock, type Clock } from './clock.js';
@@ -28,7 +28,7 @@ import { LogRing } from './instances/logs.js';
 import { DEFAULT_LIFECYCLE_LIMITS, InstanceLifecycle, type LifecycleChange, type LifecycleLimits, type RecoveryReport } from './instances/lifecycle.js';
 import { DEFAULT_INSTANCE_LIMITS, type Capabilities } from './instances/create.js';
 import { InstanceService, type ServiceGroupAttachment } from './instances/service.js';
-import type { Route } from './api/router.js';
+import type { Route } from '../api/index.js';
 import { Errno, NodeError } from './errors.js';
 import { DEFAULT_SERVICE_LIMITS, ServiceGroupService, ServiceGroupStore, serviceRoutes, type ServiceLimits } from './services/index.js';
 import { CertificateService, CertificateStore, DEFAULT_CERTIFICATE_LIMITS, certificateRoutes, ensureNodeTls, type CertificateLimits, type CertificateRecord, type NodeTlsMaterial } from './certificates/index.js';
@@ -74,6 +74,8 @@ export interface NodeApiOptions {
   limits?: Partial<NodeApiLimits>;
   authenticate?: Authenticator;
   policy?: Policy;
+  /** Internal errors of the v1 API are logged here (default: JSON lines on stderr). */
+  logger?: ApiLogger;
   /** Features refused with EOPNOTSUPP until the gateway / volumes exist. */
   capabilities?: Partial<Capabilities>;
   /** The principal used to re-resolve images for restarts after recovery. */
@@ -182,6 +184,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
       { ...healthRoute(() => store.list(undefined).length), anonymous: true },
     ],
     authenticate: options.authenticate ?? singleTenantAuthenticator,
+    ...(options.logger ? { logger: options.logger } : {}),
     maxBodyBytes: limits.maxBodyBytes,
     ...(options.rateLimit === false ? {} : { rateLimiter: new RequestRateLimiter({ ...DEFAULT_NODE_API_RATE_LIMIT, ...options.rateLimit }) }),
   });
@@ -323,7 +326,7 @@ async function gatewayParts(
 }
 
 export { Errno, NodeError, httpStatusForErrno } from './errors.js';
-export type { ApiRequest, ApiResponse } from './api/router.js';
+export type { ApiRequest, ApiResponse } from '../api/index.js';
 export {
   LOCAL_PRINCIPAL,
   singleTenantAuthenticator,
@@ -337,7 +340,7 @@ export {
   type ControlPlaneTokenVerifierOptions,
 } from './auth.js';
 export { QuotaGuard, userRoutes, userDirectoryFromAccounts, DEFAULT_USER_ROUTE_LIMITS, type UserDirectory, type QuotaUsage } from './users.js';
-export { NOBODY } from './api/router.js';
+export { NOBODY } from '../api/index.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { systemClock } from './clock.js';
 export type * from './runtime/driver.js';

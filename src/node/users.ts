@@ -25,9 +25,9 @@
 import { AccountError, AuthInputError, type AccountQuotas, type AccountStore } from '../auth/index.js';
 import type { AccountPrincipal } from '../auth/index.js';
 import { Errno, NodeError, overQuota } from './errors.js';
-import type { Route } from './api/router.js';
-import { itemFailed, itemOk } from './api/router.js';
-import * as v from './api/validate.js';
+import type { Route } from '../api/index.js';
+import { itemFailed, itemOk } from '../api/index.js';
+import { v } from '../api/index.js';
 import type { InstanceRecord } from './instances/model.js';
 
 /** What an account uses now. */

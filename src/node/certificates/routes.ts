@@ -1,6 +1,6 @@
 /** `/v1/certificates` routes: create (one object or an array), list/get, delete. */
-import * as v from '../api/validate.js';
-import { detailsFlag, itemFailed, itemOk, type Route } from '../api/router.js';
+import { v } from '../../api/index.js';
+import { detailsFlag, itemFailed, itemOk, type Route } from '../../api/index.js';
 import { perItemRoutes, type Collection } from '../services/crud-routes.js';
 import { createCertificateSchema, type CertificateLimits, type CertificateService } from './service.js';
 import type { CertificateRecord } from './store.js';

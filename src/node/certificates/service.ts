@@ -9,7 +9,7 @@ import { randomUUID, X509Certificate, createPrivateKey } from 'node:crypto';
 import { Errno, NodeError } from '../errors.js';
 import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.js';
 import type { Clock } from '../clock.js';
-import * as v from '../api/validate.js';
+import { v } from '../../api/index.js';
 import type { Selector } from '../services/crud-routes.js';
 import type { CertificateRecord, CertificateStore } from './store.js';
 

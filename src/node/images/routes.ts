@@ -1,6 +1,6 @@
 // `/v1/images/...` routes: validate, ask ImageQueries, shape with presentImage.
-import * as v from '../api/validate.js';
-import { itemOk, type Route } from '../api/router.js';
+import { v } from '../../api/index.js';
+import { itemOk, type Route } from '../../api/index.js';
 import { ImageQueries, presentImage } from './catalog.js';
 
 const filterSchema = v.refine(

@@ -13,7 +13,7 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { Errno, NodeError } from '../errors.js';
-import * as v from '../api/validate.js';
+import { v } from '../../api/index.js';
 import type { ImageConfig, PullPolicy, ResolvedImage } from '../images/resolver.js';
 import { serviceRulesViolation } from '../services/rules.js';
 import {

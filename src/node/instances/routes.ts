@@ -6,8 +6,8 @@
  */
 import { Errno, NodeError } from '../errors.js';
 import type { PlatformAction } from '../../auth/index.js';
-import * as v from '../api/validate.js';
-import { detailsFlag, itemFailed, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../api/router.js';
+import { v } from '../../api/index.js';
+import { detailsFlag, itemFailed, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
 import { createRequestSchema, type InstanceLimits } from './create.js';
 import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord } from './model.js';
 import { selectorFromPath, type InstanceService, type Selector } from './service.js';

@@ -6,8 +6,8 @@
  * certificates; every lookup goes through the caller's `find`, which answers an
  * object the principal may not read exactly like a missing one.
  */
-import * as v from '../api/validate.js';
-import { itemFailed, itemOk, type ItemResult, type Route, type RouteContext } from '../api/router.js';
+import { v } from '../../api/index.js';
+import { itemFailed, itemOk, type ItemResult, type Route, type RouteContext } from '../../api/index.js';
 import type { PlatformAction } from '../../auth/index.js';
 
 export interface Selector {

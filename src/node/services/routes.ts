@@ -3,8 +3,8 @@
  * list/get (`GET`, batch body or by uuid), patch and delete in both scopes.
  * Routes validate, call `ServiceGroupService`, and shape.
  */
-import * as v from '../api/validate.js';
-import { detailsFlag, itemFailed, itemOk, type Route } from '../api/router.js';
+import { v } from '../../api/index.js';
+import { detailsFlag, itemFailed, itemOk, type Route } from '../../api/index.js';
 import { perItemRoutes, type Collection } from './crud-routes.js';
 import { createServiceSchema, patchServiceShape, type ServiceGroupService, type ServiceLimits } from './service.js';
 import type { ServiceGroupRecord } from './store.js';

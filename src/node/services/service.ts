@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { Errno, NodeError } from '../errors.js';
 import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.js';
 import type { Clock } from '../clock.js';
-import * as v from '../api/validate.js';
+import { v } from '../../api/index.js';
 import type { InstanceRecord } from '../instances/model.js';
 import { HANDLERS, normalizeService, serviceRulesViolation } from './rules.js';
 import { DNS_LABEL, generateServiceName, isHostname, serviceFqdn } from './names.js';

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRouter, itemFailed, itemOk, type ApiRequest, type Route } from './router.js';
-import { Errno, NodeError } from '../errors.js';
-import { singleTenantAuthenticator } from '../auth.js';
+import { ApiError as NodeError, Errno } from './errors.js';
+import { accountPrincipal } from '../auth/index.js';
+
+const singleTenantAuthenticator = () => accountPrincipal('local', 'root');
 import * as v from './validate.js';
 
 const itemSchema = v.array(v.selector({}), { maxItems: 10 });
@@ -123,4 +125,42 @@ test('node:http listener streams the body with the cap and answers GET bodies', 
   assert.equal(big.status, 413);
   const bigChunked = await send('PUT', '/v1/things/poke', JSON.stringify([{ name: 'y'.repeat(1000) }]), true);
   assert.equal(bigChunked.status, 413);
+});
+
+test('an internal error is logged with the request id and answered without its message', async () => {
+  const logged: Record<string, unknown>[] = [];
+  const r = createRouter({ routes, authenticate: singleTenantAuthenticator, maxBodyBytes: 256, logger: { error: (fields) => logged.push(fields) } });
+  const res = await r.handle({ method: 'GET', url: '/v1/boom', headers: { 'x-request-id': 'req-42' } });
+  assert.equal(res.status, 500);
+  assert.equal(res.headers['x-request-id'], 'req-42');
+  assert.ok(!res.body.includes('secret'));
+  assert.equal(logged.length, 1);
+  assert.equal(logged[0]!.requestId, 'req-42');
+  assert.match(String((logged[0]!.err as Error).message), /secret database path/);
+  // A request id that is not a plain token is replaced (it would end up in logs).
+  const other = await r.handle({ method: 'GET', url: '/v1/boom', headers: { 'x-request-id': 'a b\nc' } });
+  assert.match(other.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/);
+});
+
+test('a wrong method is 405 EINVAL with Allow; literal segments win over {uuid}; domain errors are mapped', async () => {
+  const r = createRouter({
+    routes: [
+      ...routes,
+      { method: 'GET', pattern: '/v1/things/wait', collection: 'things', handler: async () => ({ items: [itemOk({ literal: true })] }) },
+      { method: 'GET', pattern: '/v1/odd', collection: 'things', handler: async () => { throw new RangeError('domain'); } },
+    ],
+    authenticate: singleTenantAuthenticator,
+    maxBodyBytes: 256,
+    mapError: (err) => (err instanceof RangeError ? new NodeError(Errno.ENOSPC, 'mapped') : undefined),
+    logger: { error: () => assert.fail('nothing to log') },
+  });
+  const wrong = await r.handle({ method: 'POST', url: '/v1/things/abc' });
+  assert.equal(wrong.status, 405);
+  assert.equal(wrong.headers.allow, 'GET');
+  assert.equal((JSON.parse(wrong.body) as { errors: { error: number }[] }).errors[0]!.error, Errno.EINVAL);
+  const lit = JSON.parse((await r.handle({ method: 'GET', url: '/v1/things/wait' })).body) as { data: { things: unknown[] } };
+  assert.deepEqual(lit.data.things, [{ status: 'success', literal: true }]);
+  const odd = await r.handle({ method: 'GET', url: '/v1/odd' });
+  assert.equal(odd.status, 507);
+  assert.equal((JSON.parse(odd.body) as { message: string }).message, 'mapped');
 });
