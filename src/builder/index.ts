@@ -70,3 +70,8 @@ export {
   walkContext,
 } from './context.js';
 export type { ContextEntry, ContextFilter, CopyOperation, CopyRequest, WalkOptions } from './context.js';
+
+// The back end: the executor and `unikraft build` end to end, packaging, the step cache.
+export * from './exec/index.js';
+export * from './package/index.js';
+export * from './cache/index.js';

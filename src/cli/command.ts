@@ -4,8 +4,8 @@
  * adapts it to the shared table, and is the one place that maps its errors
  * (via `describeFailure`) before runCommandLine prints them.
  */
-import type { Command } from '../util/command.js';
-import type { CommandHelp } from '../util/usage.js';
+import type { Command } from '../util/index.js';
+import type { CommandHelp } from '../util/index.js';
 import { describeFailure } from './errors.js';
 import { GLOBAL_OPTIONS, makeRuntime, type CliDeps, type CliGlobals, type CliRuntime } from './runtime.js';
 

@@ -1,6 +1,6 @@
 // The table of `unikraft` commands. Each entry lives in its own folder under commands/.
-import type { Command } from '../util/command.js';
-import { versionCommand } from '../util/version.js';
+import type { Command } from '../util/index.js';
+import { versionCommand } from '../util/index.js';
 import { asCommand, type CliCommand } from './command.js';
 import { buildCommand } from './commands/build-glue.js';
 import { imagesCommand } from './commands/images/index.js';

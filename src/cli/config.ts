@@ -24,7 +24,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { UserError } from '../util/command.js';
+import { UserError } from '../util/index.js';
 
 export interface MetroProfile {
   api: string;

@@ -7,9 +7,9 @@
  *
  * Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication, 4 platform unreachable.
  */
-import { PlatformApiError, PlatformAuthError, PlatformProtocolError, PlatformUnreachableError } from '../client/platform.js';
-import { AuthError as RegistryAuthError, RegistryClientError, RegistryError as RegistryHttpError, TransportError } from '../client/errors.js';
-import { UsageError, UserError } from '../util/command.js';
+import { PlatformApiError, PlatformAuthError, PlatformProtocolError, PlatformUnreachableError } from '../client/index.js';
+import { AuthError as RegistryAuthError, RegistryClientError, RegistryError as RegistryHttpError, TransportError } from '../client/index.js';
+import { UsageError, UserError } from '../util/index.js';
 import type { Settings } from './config.js';
 
 export const EXIT_AUTH = 3;

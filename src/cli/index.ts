@@ -1,5 +1,5 @@
 // `unikraft`: the CLI. A thin shell over src/client and src/build; see commands.ts.
-import { defaultContext, runCommandLine, UsageError, type CommandContext } from '../util/command.js';
+import { defaultContext, runCommandLine, UsageError, type CommandContext } from '../util/index.js';
 import { makeCliCommands } from './commands.js';
 import { parseOutputFormat } from './output.js';
 import { defaultDeps, type CliDeps, type CliGlobals } from './runtime.js';
@@ -36,3 +36,4 @@ export async function main(argv: string[], ctx?: CommandContext, deps: CliDeps =
   const base = ctx ?? defaultContext();
   return runCommandLine('unikraft', makeCliCommands(deps, globals), rest, base);
 }
+export { configPath, loadConfig, saveConfig } from './config.js';

@@ -15,7 +15,7 @@
  * as empty cells in tables, so every format says the same thing.
  */
 import { stringify as toYaml } from 'yaml';
-import { UsageError } from '../util/command.js';
+import { UsageError } from '../util/index.js';
 
 export const OUTPUT_FORMATS = ['kv', 'table', 'json', 'yaml', 'quiet'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];

@@ -5,7 +5,7 @@
  * or UKC_REGISTRY. Any other host (a third-party registry in FROM, a mirror)
  * gets nothing: a token is never sent where the user did not point it.
  */
-import type { Credentials } from '../client/auth.js';
+import type { Credentials } from '../client/index.js';
 import type { CliRuntime } from './runtime.js';
 
 /** `host[:port]` in one spelling (lower case, no scheme, no trailing slash). */

@@ -6,10 +6,10 @@
  * came from, and build clients with `nodeApi`/`controlPlane`.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { PlatformClient, type PlatformTransport } from '../client/platform.js';
-import { UsageError, UserError, type CommandContext } from '../util/command.js';
+import { PlatformClient, type PlatformTransport } from '../client/index.js';
+import { UsageError, UserError, type CommandContext } from '../util/index.js';
 import { resolveSettings, type GlobalFlags, type Settings } from './config.js';
-import { parseOptions, type CommandHelp, type OptionTable } from '../util/usage.js';
+import { parseOptions, type CommandHelp, type OptionTable } from '../util/index.js';
 import { parseOutputFormat, render, type OutputFormat, type View } from './output.js';
 
 export interface CliDeps {

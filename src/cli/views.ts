@@ -4,7 +4,7 @@
  * `METRO NAME STATE IMAGE ARGS MEMORY VCPUS FQDN CREATED`, `images list` is
  * `REF DIGEST`. Times in tables are ages against the injected clock.
  */
-import type { CentralImage, Instance, LocalImage, Metro, NodeInfo, ApiItem } from '../client/platform.js';
+import type { CentralImage, Instance, LocalImage, Metro, NodeInfo, ApiItem } from '../client/index.js';
 import { formatAge, formatBytes, type DisplayRecord, type DisplayValue, type View } from './output.js';
 
 function str(v: unknown): string | undefined {

@@ -13,8 +13,8 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { digestOf, parseDigest, type Digest } from '../oci/digest.js';
-import { MediaType } from '../oci/mediatypes.js';
+import { digestOf, parseDigest, type Digest } from '../oci/index.js';
+import { MediaType } from '../oci/index.js';
 import { ProtocolError } from './errors.js';
 import type { ProgressListener } from './progress.js';
 import {

@@ -8,3 +8,6 @@ export * from './progress.js';
 export * from './registry-client.js';
 export { isLoopbackHost, type AgentPair } from './transport.js';
 export * from './platform.js';
+// The service-group port rules (reference §6) and the `-p` shorthand: the API's own vocabulary,
+// shared by the CLI (which checks `-p` before sending) and the node (which enforces them).
+export * from './service-rules.js';

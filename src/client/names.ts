@@ -2,7 +2,7 @@
  * Repository names, tags and references, checked by the distribution-spec
  * grammar before they are put into a URL path.
  */
-import { DigestError, parseDigest, type Digest } from '../oci/digest.js';
+import { DigestError, parseDigest, type Digest } from '../oci/index.js';
 import { RegistryClientError } from './errors.js';
 
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';

@@ -14,8 +14,8 @@
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Digester, digestEquals, digestOf, parseDigest, tryParseDigest, type Digest } from '../oci/digest.js';
-import { MediaType } from '../oci/mediatypes.js';
+import { Digester, digestEquals, digestOf, parseDigest, tryParseDigest, type Digest } from '../oci/index.js';
+import { MediaType } from '../oci/index.js';
 import { EndpointAuth, type Credentials } from './auth.js';
 import {
   DigestMismatchError,

@@ -8,7 +8,7 @@
  * registry's public host, `image` is the rest of the path. A repository whose
  * every tag is gone is not listed.
  */
-import type { MetadataStore } from '../store/types.js';
+import type { MetadataStore } from '../store/index.js';
 import { namespaceOf } from '../auth/index.js';
 
 export interface CentralImageEntry {

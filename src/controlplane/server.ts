@@ -29,10 +29,10 @@ import { createRegistry, openStores, RegistryError, type Authorizer, type Regist
 import { createControlPlaneApi } from './api.js';
 import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
+import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
 import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 import { isMetricsRequest, RoleMetrics, rootTokenAccess, serveMetrics } from '../metrics/index.js';
-import { both } from '../util/hooks.js';
+import { both } from '../util/index.js';
 
 export interface ControlPlaneLimits {
   maxBodyBytes: number;

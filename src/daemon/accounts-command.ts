@@ -14,10 +14,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseOptions, type CommandHelp } from '../util/usage.js';
+import { parseOptions, type CommandHelp } from '../util/index.js';
 import { AccountError, AccountStore, AuthInputError, parseTokenScope } from '../auth/index.js';
-import { ACCOUNTS_DB_FILE } from '../registry/token-auth.js';
-import { UsageError, UserError, type Command, type CommandContext } from '../util/command.js';
+import { ACCOUNTS_DB_FILE } from '../registry/index.js';
+import { UsageError, UserError, type Command, type CommandContext } from '../util/index.js';
 
 const DB_OPTIONS = {
   data: { type: 'string', value: 'DIR', help: 'the registry or control plane data directory holding the accounts database' },

@@ -4,11 +4,11 @@
  * the central registry (/v2) and the control plane API (/v1 images, metros,
  * nodes, auth). The root token is written to DIR/root-token on first start.
  */
-import { parseOptions, type CommandHelp } from '../util/usage.js';
-import { UsageError, type Command } from '../util/command.js';
+import { parseOptions, type CommandHelp } from '../util/index.js';
+import { UsageError, type Command } from '../util/index.js';
 import { parseListen } from '../registry/index.js';
 import { startControlPlane } from '../controlplane/index.js';
-import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 export const CONTROLPLANE_HELP = {

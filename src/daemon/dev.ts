@@ -19,14 +19,14 @@ import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
-import { parseOptions, type CommandHelp } from '../util/usage.js';
-import { UsageError, type Command, type CommandContext } from '../util/command.js';
+import { parseOptions, type CommandHelp } from '../util/index.js';
+import { UsageError, type Command, type CommandContext } from '../util/index.js';
 import { startControlPlane } from '../controlplane/index.js';
-import { startNodeServer } from '../node/server.js';
+import { startNodeServer } from '../node/index.js';
 import { RegistryClient } from '../client/index.js';
-import { PlatformClient } from '../client/platform.js';
-import { publishOfficialRuntimes } from '../builder/package/official.js';
-import { configPath, loadConfig, saveConfig } from '../cli/config.js';
+import { PlatformClient } from '../client/index.js';
+import { publishOfficialRuntimes } from '../builder/index.js';
+import { configPath, loadConfig, saveConfig } from '../cli/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 /** How often the node reports its health to the control plane. */

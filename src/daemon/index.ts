@@ -1,5 +1,5 @@
 // `ukcd`: the daemon. Each role is a command; see commands.ts for the table.
-import { runCommandLine } from '../util/command.js';
+import { runCommandLine } from '../util/index.js';
 import { daemonCommands } from './commands.js';
 
 export async function main(argv: string[]): Promise<number> {

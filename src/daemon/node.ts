@@ -29,13 +29,13 @@
  */
 import { dirname, join } from 'node:path';
 import { AccountStore } from '../auth/index.js';
-import type { NodeAuthOption } from '../node/server.js';
-import { parseOptions, type CommandHelp } from '../util/usage.js';
-import { UsageError, type Command, type CommandContext } from '../util/command.js';
+import type { NodeAuthOption } from '../node/index.js';
+import { parseOptions, type CommandHelp } from '../util/index.js';
+import { UsageError, type Command, type CommandContext } from '../util/index.js';
 import { parseListen } from '../registry/index.js';
-import { startNodeServer } from '../node/server.js';
+import { startNodeServer } from '../node/index.js';
 import { parsePortMap } from '../node/index.js';
-import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 export const NODE_HELP = {

@@ -1,5 +1,5 @@
 // The logger of a `ukcd` role: built once per role at start from its level setting.
-import { UsageError } from '../util/command.js';
+import { UsageError } from '../util/index.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type Logger } from './logger.js';
 
 /** One role's logger at `level` (validated: a bad level is a usage error), writing to `stream`. */

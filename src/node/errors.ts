@@ -13,4 +13,4 @@ export {
   tooManyRequests,
   unauthenticated,
   type ErrnoName,
-} from '../api/errors.js';
+} from '../api/index.js';

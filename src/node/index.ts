@@ -355,3 +355,5 @@ export type { LifecycleChange } from './instances/lifecycle.js';
 export { Gateway, parsePortMap, PortMapError, DEFAULT_GATEWAY_LIMITS, type GatewayLimits, type ListenAddress } from './gateway/index.js';
 export { parsePortShorthand, parsePortShorthands, PortSpecError, type NormalizedService } from './services/index.js';
 export type { NodeTlsMaterial } from './certificates/index.js';
+export { startNodeServer, tokenRegistryAccess } from './server.js';
+export type { NodeAuthOption, NodeServer, NodeServerOptions } from './server.js';

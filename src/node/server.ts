@@ -28,7 +28,7 @@
  * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
  * start from); everything else follows src/auth's policy (owners, root).
  */
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
+import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -53,7 +53,7 @@ import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
 import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
 import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 import { directoryBytes, isMetricsRequest, NodeMetrics, RoleMetrics, rootTokenAccess, serveMetrics, type MetricsAccess } from '../metrics/index.js';
-import { both } from '../util/hooks.js';
+import { both } from '../util/index.js';
 
 /** How the node authenticates /v1 and /v2 (see the file comment). */
 export type NodeAuthOption =

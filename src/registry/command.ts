@@ -5,13 +5,13 @@
  *                 [--auth [--accounts-db PATH] [--root-token-file PATH] [--public-url URL] [--anonymous-pull-official]]
  *   ukcd registry gc --data DIR [--dry-run] [--grace-period 1h]
  */
-import { parseOptions, type CommandHelp } from '../util/usage.js';
-import { UsageError, type Command, type CommandContext } from '../util/command.js';
+import { parseOptions, type CommandHelp } from '../util/index.js';
+import { UsageError, type Command, type CommandContext } from '../util/index.js';
 import { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS } from './gc.js';
 import { openStores, parseListen, startRegistryServer } from './server.js';
 import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
 import { join } from 'node:path';
-import { TLS_OPTIONS, tlsFromOptions } from '../util/listener.js';
+import { TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 import { rootTokenAccess } from '../metrics/index.js';
 

@@ -5,9 +5,9 @@
  * internals never leak.
  */
 import type { ServerResponse } from 'node:http';
-import { AuthError } from '../auth/errors.js';
-import { DigestError } from '../oci/digest.js';
-import { ManifestError, ManifestTooLargeError } from '../oci/manifest.js';
+import { AuthError } from '../auth/index.js';
+import { DigestError } from '../oci/index.js';
+import { ManifestError, ManifestTooLargeError } from '../oci/index.js';
 import {
   BlobNotFoundError,
   DigestMismatchError,
@@ -17,7 +17,7 @@ import {
   TooLargeError,
   UploadNotFoundError,
   UploadOffsetError,
-} from '../store/errors.js';
+} from '../store/index.js';
 
 export const ERROR_CODES = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },

@@ -10,7 +10,7 @@
  * manifest committed meanwhile wins), then removes the bytes only if they were
  * not re-committed meanwhile (see BlobStore.delete olderThan).
  */
-import type { BlobStore, MetadataStore } from '../store/types.js';
+import type { BlobStore, MetadataStore } from '../store/index.js';
 
 export interface GcOptions {
   blobs: BlobStore;

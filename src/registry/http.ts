@@ -1,6 +1,6 @@
 /** Small HTTP helpers shared by the handlers: the request context, bodies, JSON answers, paging links. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ByteRange } from '../store/types.js';
+import type { ByteRange } from '../store/index.js';
 import type { Principal, RegistryAccessControl } from './auth.js';
 import { RegistryError } from './errors.js';
 import type { RegistryLimits } from './options.js';

@@ -1,5 +1,5 @@
 /** Registry options: every limit is named here with its default. */
-import type { BlobStore, MetadataStore } from '../store/types.js';
+import type { BlobStore, MetadataStore } from '../store/index.js';
 import type { Authorizer, RegistryAccessControl } from './auth.js';
 import type { Logger } from '../log/index.js';
 

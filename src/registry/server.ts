@@ -4,18 +4,18 @@
  * (`startRegistryServer`). Built on node:http (node:https with TLS) only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/listener.js';
+import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FsBlobStore } from '../store/fs.js';
-import { SqliteMetadataStore } from '../store/sqlite.js';
-import type { BlobStore, MetadataStore } from '../store/types.js';
+import { FsBlobStore } from '../store/index.js';
+import { SqliteMetadataStore } from '../store/index.js';
+import type { BlobStore, MetadataStore } from '../store/index.js';
 import { allowAnonymous, mountByAuthorizer, type RegistryAccessControl } from './auth.js';
 import { RegistryError, sendError, toRegistryError } from './errors.js';
 import type { RequestContext } from './http.js';
 import { parseRepositoryName } from './names.js';
 import { DEFAULT_LIMITS, type RegistryLimits, type RegistryOptions, type RequestLogEntry } from './options.js';
-import { both } from '../util/hooks.js';
+import { both } from '../util/index.js';
 import { isMetricsRequest, RoleMetrics, serveMetrics, type MetricsAccess } from '../metrics/index.js';
 import { matchRoute } from './router.js';
 import { RegistryService } from './service.js';

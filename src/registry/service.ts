@@ -19,11 +19,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { digestOf, parseDigest, type Digest } from '../oci/digest.js';
-import { MediaType } from '../oci/mediatypes.js';
-import { parseManifest, type Descriptor } from '../oci/manifest.js';
-import { UploadNotFoundError } from '../store/errors.js';
-import type { BlobStore, ByteRange, ManifestReference, MetadataStore, UploadRecord } from '../store/types.js';
+import { digestOf, parseDigest, type Digest } from '../oci/index.js';
+import { MediaType } from '../oci/index.js';
+import { parseManifest, type Descriptor } from '../oci/index.js';
+import { UploadNotFoundError } from '../store/index.js';
+import type { BlobStore, ByteRange, ManifestReference, MetadataStore, UploadRecord } from '../store/index.js';
 import { RegistryError, uploadRange } from './errors.js';
 import { isTag } from './names.js';
 import type { RegistryLimits } from './options.js';

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestOf } from '../oci/digest.js';
+import { digestOf } from '../oci/index.js';
 import type { RequestLogEntry } from './options.js';
 import { silentLogger } from '../log/index.js';
 import { startRegistryServer, type RegistryServer, type RegistryServerOptions } from './server.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { digestOf, parseDigest } from '../oci/digest.js';
+import { digestOf, parseDigest } from '../oci/index.js';
 import {
   BlobNotFoundError,
   DigestMismatchError,

@@ -1,5 +1,5 @@
 /** Typed failures of the blob store; the registry maps each to one spec error code. */
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import type { ManifestReference } from './types.js';
 
 export class BlobNotFoundError extends Error {

@@ -26,7 +26,7 @@ import { constants as fsc, promises as fsp, createReadStream, fdatasync, writev 
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js';
+import { parseDigest, type Digest, type DigestAlgorithm } from '../oci/index.js';
 import {
   BlobNotFoundError,
   DigestMismatchError,

@@ -6,8 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Digest, DigestAlgorithm } from '../oci/digest.js';
-import { parseDigest } from '../oci/digest.js';
+import type { Digest, DigestAlgorithm } from '../oci/index.js';
+import { parseDigest } from '../oci/index.js';
 import {
   BlobNotFoundError,
   DigestMismatchError,

@@ -16,7 +16,7 @@
  * an unvalidated digest.
  */
 import type { Readable } from 'node:stream';
-import type { Digest, DigestAlgorithm } from '../oci/digest.js';
+import type { Digest, DigestAlgorithm } from '../oci/index.js';
 
 /** Inclusive byte range, as in HTTP `Range: bytes=start-end`. */
 export interface ByteRange {

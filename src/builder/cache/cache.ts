@@ -24,7 +24,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobDir } from '../package/blobs.js';
-import { parseDigest, type Digest } from '../../oci/digest.js';
+import { parseDigest, type Digest } from '../../oci/index.js';
 import { copyTree } from './copytree.js';
 
 export interface StepKeyInput {

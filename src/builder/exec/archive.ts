@@ -13,7 +13,7 @@ import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { spawn } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
-import { extractTar, ExtractLimitError } from '../../oci/extract.js';
+import { extractTar, ExtractLimitError } from '../../oci/index.js';
 import { mkdirInRoot } from './copy.js';
 
 export interface ArchiveLimits {

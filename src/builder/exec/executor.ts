@@ -32,7 +32,7 @@ import {
   type ContextFilter,
   type CopyOperation,
 } from '../context.js';
-import { runStep } from '../../sandbox/run-step.js';
+import { runStep } from '../../sandbox/index.js';
 import { resolveOwner } from './users.js';
 import { insideRoot, resolveInRoot } from './inroot.js';
 import { downloadUrl, type UrlPolicy } from './download.js';

@@ -8,12 +8,12 @@
  * build using the same base does not download it again.
  */
 import { createReadStream } from 'node:fs';
-import { parseReference, type ImageReference, type ReferenceRules } from '../../oci/reference.js';
-import { parseDigest } from '../../oci/digest.js';
-import { applyLayers, type ExtractLimits } from '../../oci/extract.js';
-import { isIndexMediaType } from '../../oci/mediatypes.js';
+import { parseReference, type ImageReference, type ReferenceRules } from '../../oci/index.js';
+import { parseDigest } from '../../oci/index.js';
+import { applyLayers, type ExtractLimits } from '../../oci/index.js';
+import { isIndexMediaType } from '../../oci/index.js';
 import { layerSource } from './layers.js';
-import type { RegistryClient } from '../../client/registry-client.js';
+import type { RegistryClient } from '../../client/index.js';
 import type { BlobDir } from '../package/blobs.js';
 import type { BaseImage, ImageResolver, StageConfig } from './executor.js';
 import type { ImageConfig } from '../dockerfile/plan.js';

@@ -8,7 +8,7 @@
  * The resolution itself is src/oci's (extract.ts); this module adapts it for
  * the executor and maps a path back into the root.
  */
-import { resolveInRoot as ociResolveInRoot, ExtractPathError } from '../../oci/extract.js';
+import { resolveInRoot as ociResolveInRoot, ExtractPathError } from '../../oci/index.js';
 
 export class PathEscapeError extends Error {
   constructor(message: string) {

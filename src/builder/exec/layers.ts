@@ -4,7 +4,7 @@
  * the file stream when a limit or a hostile entry stops the extraction.
  */
 import { createReadStream } from 'node:fs';
-import type { LayerSource } from '../../oci/extract.js';
+import type { LayerSource } from '../../oci/index.js';
 
 export function layerSource(path: string, mediaType: string): LayerSource {
   return { open: () => createReadStream(path), mediaType };

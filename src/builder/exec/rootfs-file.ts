@@ -22,8 +22,8 @@ import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { DEFAULT_EXTRACT_LIMITS, extractTar, type ExtractLimits } from '../../oci/extract.js';
-import { extractCpio } from '../../oci/cpio-read.js';
+import { DEFAULT_EXTRACT_LIMITS, extractTar, type ExtractLimits } from '../../oci/index.js';
+import { extractCpio } from '../../oci/index.js';
 import { runTool } from '../package/initrd.js';
 
 export type RootfsFileKind = 'tarball' | 'cpio' | 'erofs';

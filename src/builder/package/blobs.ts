@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { Digester, digestOf, parseDigest, type Digest } from '../../oci/digest.js';
+import { Digester, digestOf, parseDigest, type Digest } from '../../oci/index.js';
 
 export interface StoredBlob {
   digest: Digest;

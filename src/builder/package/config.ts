@@ -6,8 +6,8 @@
  * Also the rules that merge the command, environment and labels from the CLI,
  * the Kraftfile, the runtime image and the Dockerfile (see mergeRunConfig).
  */
-import type { Digest } from '../../oci/digest.js';
-import { MediaType } from '../../oci/mediatypes.js';
+import type { Digest } from '../../oci/index.js';
+import { MediaType } from '../../oci/index.js';
 import { INITRD_PATH, KERNEL_PATH } from './layer.js';
 
 export const ANNOTATION_KERNEL = 'org.unikraft.kernel.image';

@@ -10,7 +10,7 @@ import type { BlobDir, StoredBlob } from './blobs.js';
 import { renderConfig, renderManifest, type RunConfig, type UnikraftImageInput } from './config.js';
 import { makeInitrd, type RootfsFormat } from './initrd.js';
 import { INITRD_PATH, writeSingleFileLayer } from './layer.js';
-import { MediaType } from '../../oci/mediatypes.js';
+import { MediaType } from '../../oci/index.js';
 
 export interface PackageOptions {
   rootfsDir: string;

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { createCpioStream } from '../../oci/cpio.js';
+import { createCpioStream } from '../../oci/index.js';
 
 export type RootfsFormat = 'erofs' | 'cpio';
 

@@ -14,7 +14,7 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import type { RegistryClient } from '../../client/registry-client.js';
+import type { RegistryClient } from '../../client/index.js';
 import { BlobDir } from './blobs.js';
 import { packageImage } from './image.js';
 import { pushToRegistry } from './output.js';

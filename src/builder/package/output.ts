@@ -8,10 +8,10 @@ import { mkdir, readFile, rename, rm, open, mkdtemp } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { dirname, join, resolve, basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { layoutTarStream, writeLayout as writeOciLayout } from '../../oci/layout.js';
-import { pushImage, type PushImageResult } from '../../client/image.js';
-import type { RegistryClient } from '../../client/registry-client.js';
-import type { ProgressListener } from '../../client/progress.js';
+import { layoutTarStream, writeLayout as writeOciLayout } from '../../oci/index.js';
+import { pushImage, type PushImageResult } from '../../client/index.js';
+import type { RegistryClient } from '../../client/index.js';
+import type { ProgressListener } from '../../client/index.js';
 import type { StoredBlob } from './blobs.js';
 
 export type OutputTarget = { kind: 'registry'; ref: string } | { kind: 'layout'; dir: string } | { kind: 'archive'; file: string };

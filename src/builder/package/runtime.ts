@@ -11,15 +11,15 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { applyLayers, type ExtractLimits } from '../../oci/extract.js';
-import { extractCpio, type CpioExtractOptions } from '../../oci/cpio-read.js';
-import { readTar } from '../../oci/tar.js';
+import { applyLayers, type ExtractLimits } from '../../oci/index.js';
+import { extractCpio, type CpioExtractOptions } from '../../oci/index.js';
+import { readTar } from '../../oci/index.js';
 import type { PulledImage } from '../exec/images.js';
 import type { BlobDir, StoredBlob } from './blobs.js';
 import { ANNOTATION_INITRD, ANNOTATION_KERNEL } from './config.js';
 import { runTool } from './initrd.js';
 import { layerSource } from '../exec/layers.js';
-import { parseDigest } from '../../oci/digest.js';
+import { parseDigest } from '../../oci/index.js';
 
 export interface RuntimeInfo {
   kernelLayer?: StoredBlob;

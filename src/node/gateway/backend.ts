@@ -8,7 +8,7 @@
  */
 import type { SecureContext } from 'node:tls';
 import type { InstanceState, ScaleToZero } from '../instances/model.js';
-import type { NormalizedService } from '../services/rules.js';
+import type { NormalizedService } from '../services/index.js';
 
 export interface GatewayGroup {
   uuid: string;

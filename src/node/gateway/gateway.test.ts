@@ -12,7 +12,7 @@ import { Gateway, type GatewayObserver } from './gateway.js';
 import { CertificateDirectory } from './tls.js';
 import type { BackendEvent, GatewayBackend, GatewayGroup, GatewayMember } from './backend.js';
 import { ensureNodeTls, type NodeTlsMaterial } from '../certificates/ca.js';
-import { normalizeService } from '../services/rules.js';
+import { normalizeService } from '../services/index.js';
 
 let material: NodeTlsMaterial;
 let certDir: string;

@@ -36,7 +36,7 @@ import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import type { BackendEvent, GatewayBackend, GatewayGroup, GatewayMember, TlsProvider } from './backend.js';
-import type { NormalizedService } from '../services/rules.js';
+import type { NormalizedService } from '../services/index.js';
 import type { InstanceState, ScaleToZero } from '../instances/model.js';
 
 export interface GatewayLimits {

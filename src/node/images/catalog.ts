@@ -12,7 +12,7 @@
  */
 import { Errno, NodeError } from '../errors.js';
 import type { AccountPrincipal, Policy } from '../../auth/index.js';
-import { tryParseDigest } from '../../oci/digest.js';
+import { tryParseDigest } from '../../oci/index.js';
 
 export interface CatalogImage {
   /** Full repository address without tag or digest, e.g. `index.node1.example/alice/httpserver`. */

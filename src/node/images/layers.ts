@@ -20,12 +20,12 @@
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Digester, parseDigest } from '../../oci/digest.js';
-import { ExtractLimitError, decompressStream, type Compression } from '../../oci/extract.js';
-import { layerCompression } from '../../oci/mediatypes.js';
-import { TarFormatError, readTar } from '../../oci/tar.js';
-import { BlobNotFoundError } from '../../store/errors.js';
-import type { BlobStore } from '../../store/types.js';
+import { Digester, parseDigest } from '../../oci/index.js';
+import { ExtractLimitError, decompressStream, type Compression } from '../../oci/index.js';
+import { layerCompression } from '../../oci/index.js';
+import { TarFormatError, readTar } from '../../oci/index.js';
+import { BlobNotFoundError } from '../../store/index.js';
+import type { BlobStore } from '../../store/index.js';
 import type { Descriptor } from '../../client/index.js';
 import { Errno, NodeError } from '../errors.js';
 

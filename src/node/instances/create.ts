@@ -15,7 +15,7 @@ import { randomInt, randomUUID } from 'node:crypto';
 import { Errno, NodeError } from '../errors.js';
 import { v } from '../../api/index.js';
 import type { ImageConfig, PullPolicy, ResolvedImage } from '../images/resolver.js';
-import { serviceRulesViolation } from '../services/rules.js';
+import { serviceRulesViolation } from '../services/index.js';
 import {
   FEATURES,
   RESTART_POLICIES,
@@ -95,7 +95,7 @@ export const serviceGroupSchema = v.refine(
   },
 );
 
-export { serviceRulesViolation } from '../services/rules.js';
+export { serviceRulesViolation } from '../services/index.js';
 
 const scaleToZeroSchema = v.object({
   policy: v.oneOf(['on', 'off', 'idle'] as const),

@@ -59,7 +59,7 @@ import {
   type CgroupOptions,
   type SandboxSpec,
 } from '../../sandbox/index.js';
-import { applyEventLine, type LauncherEvents } from '../../sandbox/launcher.js';
+import { applyEventLine, type LauncherEvents } from '../../sandbox/index.js';
 import { Errno, NodeError } from '../errors.js';
 import type { NodeNetwork } from '../network/index.js';
 import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHooks, RuntimeStats } from './driver.js';

@@ -1,4 +1,4 @@
-/** Public face of src/node/services: service groups, the §6 port rules and the CLI's `-p` parser. */
+/** Public face of src/node/services: service groups; the §6 port rules come from src/client (the API's vocabulary, shared with the CLI). */
 export {
   HANDLERS,
   normalizeService,
@@ -11,7 +11,7 @@ export {
   type NormalizedService,
   type PortMode,
   type ServiceSpec,
-} from './rules.js';
+} from '../../client/index.js';
 export { generateServiceName, GENERATED_SERVICE_NAME, isHostname, serviceFqdn } from './names.js';
 export { ServiceGroupStore, type ServiceGroupRecord, type DomainRecord } from './store.js';
 export {

@@ -18,7 +18,7 @@ import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.
 import type { Clock } from '../clock.js';
 import { v } from '../../api/index.js';
 import type { InstanceRecord } from '../instances/model.js';
-import { HANDLERS, normalizeService, serviceRulesViolation } from './rules.js';
+import { HANDLERS, normalizeService, serviceRulesViolation } from '../../client/index.js';
 import { DNS_LABEL, generateServiceName, isHostname, serviceFqdn } from './names.js';
 import type { DomainRecord, ServiceGroupRecord, ServiceGroupStore } from './store.js';
 import type { Selector } from './crud-routes.js';

@@ -12,7 +12,7 @@
  */
 import Database from 'better-sqlite3';
 import { Errno, NodeError } from '../errors.js';
-import type { NormalizedService } from './rules.js';
+import type { NormalizedService } from '../../client/index.js';
 
 export const SERVICE_SCHEMA_VERSION = 1;
 

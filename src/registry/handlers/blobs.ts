@@ -1,6 +1,6 @@
 // /v2/<name>/blobs/<digest> — HEAD, GET (with Range), DELETE.
 import { pipeline } from 'node:stream/promises';
-import { parseDigest } from '../../oci/digest.js';
+import { parseDigest } from '../../oci/index.js';
 import { RegistryError } from '../errors.js';
 import { parseBlobRange, sendEmpty, type Handler } from '../http.js';
 

@@ -1,7 +1,7 @@
 // GET /v2/<name>/referrers/<digest>[?artifactType=] — an OCI index of the manifests whose subject is <digest>.
 // Never 404: no referrers (or no repository) is an empty index.
-import { parseDigest } from '../../oci/digest.js';
-import { MediaType } from '../../oci/mediatypes.js';
+import { parseDigest } from '../../oci/index.js';
+import { MediaType } from '../../oci/index.js';
 import { sendJson, type Handler } from '../http.js';
 
 export const getReferrers: Handler = async (ctx) => {

@@ -1,5 +1,5 @@
 // /v2/<name>/blobs/uploads/[<id>] — POST (start, monolithic, mount), PATCH, PUT, GET status, DELETE.
-import { parseDigest } from '../../oci/digest.js';
+import { parseDigest } from '../../oci/index.js';
 import { parseRepositoryName } from '../names.js';
 import { RegistryError, uploadRange } from '../errors.js';
 import { contentLength, hasBody, parseUploadContentRange, sendEmpty, type Handler, type RequestContext } from '../http.js';

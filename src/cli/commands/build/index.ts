@@ -15,14 +15,14 @@
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { UsageError, UserError } from '../../../util/command.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import { UsageError, UserError } from '../../../util/index.js';
+import type { CommandHelp } from '../../../util/index.js';
 import type { CliCommand } from '../../command.js';
 import { GLOBAL_OPTIONS, parseCommand, type CliRuntime } from '../../runtime.js';
 import { registryCredentials } from '../../registry-auth.js';
-import { buildProject, type ProjectBuildResult } from '../../../builder/exec/project.js';
-import { BuildStepError } from '../../../builder/exec/executor.js';
-import { parseRootfsFormat } from '../../../builder/package/initrd.js';
+import { buildProject, type ProjectBuildResult } from '../../../builder/index.js';
+import { BuildStepError } from '../../../builder/index.js';
+import { parseRootfsFormat } from '../../../builder/index.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
   if (env.UKC_CACHE_DIR) return resolve(env.UKC_CACHE_DIR);

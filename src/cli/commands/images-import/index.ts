@@ -8,16 +8,16 @@
  * (see ../../registry-auth.ts); to any other registry, none.
  */
 import { join, resolve } from 'node:path';
-import { UsageError, UserError } from '../../../util/command.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import { UsageError, UserError } from '../../../util/index.js';
+import type { CommandHelp } from '../../../util/index.js';
 import type { CliCommand } from '../../command.js';
 import { GLOBAL_OPTIONS, parseCommand } from '../../runtime.js';
 import { registryCredentials } from '../../registry-auth.js';
-import { BlobDir } from '../../../builder/package/blobs.js';
-import { importRootfs } from '../../../builder/package/import.js';
-import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive } from '../../../builder/package/output.js';
-import { parseReference } from '../../../oci/reference.js';
-import { RegistryClient } from '../../../client/registry-client.js';
+import { BlobDir } from '../../../builder/index.js';
+import { importRootfs } from '../../../builder/index.js';
+import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive } from '../../../builder/index.js';
+import { parseReference } from '../../../oci/index.js';
+import { RegistryClient } from '../../../client/index.js';
 import { defaultCacheDir, parseKeyValues } from '../build/index.js';
 
 export const IMPORT_HELP = {

@@ -5,14 +5,14 @@
  * from the central registry and the selected metro's node-local registry.
  * `delete` without a tag removes every tag, in both places.
  */
-import { UsageError, UserError } from '../../../util/command.js';
-import { RegistryClient } from '../../../client/registry-client.js';
-import type { LocalImage } from '../../../client/platform.js';
+import { UsageError, UserError } from '../../../util/index.js';
+import { RegistryClient } from '../../../client/index.js';
+import type { LocalImage } from '../../../client/index.js';
 import { imagesImportCommand } from '../build-glue.js';
 import { centralImageRows, imagesView, localImageRows, type ImageRow } from '../../views.js';
 import { controlPlane, nodeApi, parseCommand, print, progress, requireAccount, subcommand, type CliRuntime } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import type { CommandHelp } from '../../../util/index.js';
 
 const WHERE = {
   central: { type: 'boolean', help: 'only the central registry' },

@@ -2,12 +2,12 @@
  * `unikraft instances list|get|logs|start|stop|restart|delete|wait` against
  * the selected metro's node API. Names or UUIDs select instances.
  */
-import { UsageError } from '../../../util/command.js';
-import { selectorOf, type Instance, type PlatformClient, type Selector } from '../../../client/platform.js';
+import { UsageError } from '../../../util/index.js';
+import { selectorOf, type Instance, type PlatformClient, type Selector } from '../../../client/index.js';
 import { changesView, instancesView } from '../../views.js';
 import { nodeApi, parseCommand, parseTimeout, print, subcommand, type CliRuntime } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import type { CommandHelp } from '../../../util/index.js';
 
 const NAMES = 'NAME|UUID...';
 

@@ -5,12 +5,12 @@
  * profile (created when new, made current). A rejected token is reported as
  * such and nothing is written.
  */
-import { UsageError } from '../../../util/command.js';
-import { PlatformClient } from '../../../client/platform.js';
+import { UsageError } from '../../../util/index.js';
+import { PlatformClient } from '../../../client/index.js';
 import { configPath, loadConfig, saveConfig, type Profile } from '../../config.js';
 import { parseCommand, progress } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import type { CommandHelp } from '../../../util/index.js';
 
 export const LOGIN_HELP = {
   synopsis: '--token TOKEN [--controlplane URL] [--profile NAME]',

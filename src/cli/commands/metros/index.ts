@@ -1,9 +1,9 @@
 /** `unikraft metros list` and `unikraft nodes list`: what the control plane knows. */
-import { UsageError } from '../../../util/command.js';
+import { UsageError } from '../../../util/index.js';
 import { metrosView, nodesView } from '../../views.js';
 import { controlPlane, parseCommand, print, subcommand } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import type { CommandHelp } from '../../../util/index.js';
 
 export const METROS_HELP = {
   synopsis: 'list',

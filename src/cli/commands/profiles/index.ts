@@ -1,10 +1,10 @@
 /** `unikraft profiles list | show [NAME] | use NAME | delete NAME`: the profiles of the CLI config (tokens are never printed). */
-import { UsageError, UserError } from '../../../util/command.js';
+import { UsageError, UserError } from '../../../util/index.js';
 import { configPath, loadConfig, saveConfig } from '../../config.js';
 import { parseCommand, print, subcommand } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
 import type { DisplayRecord } from '../../output.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import type { CommandHelp } from '../../../util/index.js';
 
 export const PROFILES_HELP = {
   synopsis: 'list|show|use|delete ...',

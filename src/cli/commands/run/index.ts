@@ -10,11 +10,11 @@
  * one key/value block per instance (three with `--replicas 2`).
  */
 import { resolve } from 'node:path';
-import { UsageError, UserError } from '../../../util/command.js';
-import type { CreateInstanceRequest } from '../../../client/platform.js';
-import { projectImageName } from '../../../builder/exec/project.js';
+import { UsageError, UserError } from '../../../util/index.js';
+import type { CreateInstanceRequest } from '../../../client/index.js';
+import { projectImageName } from '../../../builder/index.js';
 import { buildWithProfile } from '../build/index.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import type { CommandHelp } from '../../../util/index.js';
 import { instancesView } from '../../views.js';
 import { parsePortSpecs } from '../../ports.js';
 import { nodeApi, parseCommand, print, progress, requireAccount, type CliRuntime } from '../../runtime.js';

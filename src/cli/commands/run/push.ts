@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseDigest } from '../../../oci/digest.js';
+import { parseDigest } from '../../../oci/index.js';
 import { pushImage, RegistryClient, type ProgressListener } from '../../../client/index.js';
 
 export interface PushLayoutOptions {

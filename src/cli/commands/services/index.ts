@@ -1,11 +1,11 @@
 /** `unikraft services list | get NAME... | create -p 443:8080 [--name N] [--domain D] | delete NAME...` over the node's /v1/services. */
-import { UsageError } from '../../../util/command.js';
-import { selectorOf } from '../../../client/platform.js';
+import { UsageError } from '../../../util/index.js';
+import { selectorOf } from '../../../client/index.js';
 import { servicesView } from '../../views.js';
 import { parsePortSpecs } from '../../ports.js';
 import { nodeApi, parseCommand, print, subcommand } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/usage.js';
+import type { CommandHelp } from '../../../util/index.js';
 
 export const SERVICES_HELP = {
   synopsis: 'list|get|create|delete ...',

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePortShorthand, parsePortShorthands, PortSpecError, serviceRulesViolation, type Handler, type ServiceSpec } from './rules.js';
-import { generateServiceName, GENERATED_SERVICE_NAME, isHostname } from './names.js';
+import { parsePortShorthand, parsePortShorthands, PortSpecError, serviceRulesViolation, type Handler, type ServiceSpec } from './service-rules.js';
 
 const svc = (port: number, handlers: Handler[], destination_port?: number): ServiceSpec => ({
   port,
@@ -75,15 +74,4 @@ test('bad -p values fail with PortSpecError naming the value', () => {
     );
   }
   assert.throws(() => parsePortShorthands(['443:8080', '443:9090']), /port 443 is given twice/);
-});
-
-test('generated names are <adjective>-<noun>-<8 chars> and valid hostnames', () => {
-  const names = new Set<string>();
-  for (let i = 0; i < 200; i++) {
-    const n = generateServiceName();
-    assert.match(n, GENERATED_SERVICE_NAME);
-    assert.ok(isHostname(`${n}.local.localhost`));
-    names.add(n);
-  }
-  assert.ok(names.size > 195);
 });
