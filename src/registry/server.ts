@@ -124,12 +124,10 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
     } catch (err) {
       const regErr = toRegistryError(err);
       if (regErr.code === 'UNKNOWN') logError(err);
-      // An unread body would be parsed as the next request: close the connection instead,
-      // but drain a bounded amount first, so the client reads this answer, not a reset.
-      if (!req.complete) {
-        res.setHeader('Connection', 'close');
-        drainThenClose(req, limits.maxDrainBytes, limits.maxDrainMs);
-      }
+      // The client may still be sending a body: read and drop a bounded amount of it, so the
+      // client reads this answer rather than a reset (a socket closed on unread bytes sends
+      // RST, which makes the peer discard the answer it has not read yet).
+      if (!req.complete) drainThenClose(req, limits.maxDrainBytes, limits.maxDrainMs);
       sendError(res, regErr, head);
     }
   }
@@ -285,9 +283,10 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
 }
 
 /**
- * Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`; then cuts the socket.
- * The socket is taken now: once the answer is sent with `Connection: close`, node detaches it
- * from the request (`req.socket` becomes null), and the timer may fire after that.
+ * Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`. A body that ends
+ * within both leaves the connection usable (keep-alive, as after any answered request); past
+ * either, the socket is cut. The socket is taken now: node may detach it from the request
+ * (`req.socket` becomes null) once the answer is sent, and the timer may fire after that.
  */
 function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
   const socket = req.socket as IncomingMessage['socket'] | null;
