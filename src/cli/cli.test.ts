@@ -206,3 +206,55 @@ test('run --dry-run shows the request without creating anything', async () => {
     assert.equal(w.h.driver.runs.length, 0);
   });
 });
+
+test('a digest-pinned --image runs exactly that manifest (the docs\' third workflow); a malformed digest is a usage error', async () => {
+  await withWorld(async (w) => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    w.h.resolver.add(`${w.cp.registryHost}/alice/httpserver@${digest}`, {
+      digestRef: `${w.cp.registryHost}/alice/httpserver@${digest}`,
+      config: { Cmd: ['/bin/httpd', '-f'], Env: ['PATH=/bin'], Labels: {} },
+    });
+    const r = await w.run(['run', '--image', `httpserver@${digest}`, '-n', 'pinned']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(w.h.resolver.requests.at(-1)?.url, `${w.cp.registryHost}/alice/httpserver@${digest}`);
+    const tagged = await w.run(['run', '--dry-run', '--image', `alice/httpserver:v1@${digest}`]);
+    assert.equal(tagged.code, 0, tagged.err);
+    assert.equal((JSON.parse(tagged.out) as { image: string }).image, `${w.cp.registryHost}/alice/httpserver@${digest}`);
+    const bad = await w.run(['run', '--image', 'httpserver@sha256:abc']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /invalid digest in "httpserver@sha256:abc"/);
+    const rm = await w.run(['img', 'rm', `httpserver@${digest}`]);
+    assert.equal(rm.code, 2);
+    assert.match(rm.err, /removes tags/);
+  });
+});
+
+test("the real CLI's names work: group aliases, verb aliases, `help <command>`, and a near miss suggests the name", async () => {
+  await withWorld(async (w) => {
+    assert.equal((await w.run(['run', '--image', 'alice/httpserver:latest', '-n', 'web'])).code, 0);
+    for (const argv of [['vm', 'ls', '-o', 'quiet'], ['instance', 'list', '-o', 'quiet'], ['vms', 'ls', '-o', 'quiet']]) {
+      const r = await w.run(argv);
+      assert.equal(r.code, 0, `${argv.join(' ')}: ${r.err}`);
+      assert.equal(r.out.trim(), 'web');
+    }
+    for (const verb of ['get', 'show', 'inspect']) {
+      const r = await w.run(['inst', verb, 'web']);
+      assert.equal(r.code, 0, `${verb}: ${r.err}`);
+      assert.match(r.out, /^ +name: web$/m);
+    }
+    const help = await w.run(['help', 'img']);
+    assert.equal(help.code, 0, help.err);
+    assert.match(help.out, /unikraft images/);
+    const subHelp = await w.run(['help', 'images', 'list']);
+    assert.equal(subHelp.code, 0, subHelp.err);
+    assert.match(subHelp.out, /--all/);
+    const typo = await w.run(['imags', 'ls']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.err, /unknown command "imags"; did you mean "images"\?/);
+    const subTypo = await w.run(['instances', 'lsit']);
+    assert.equal(subTypo.code, 2);
+    assert.match(subTypo.err, /unknown subcommand "lsit"; did you mean "list"\?/);
+    const far = await w.run(['frobnicate']);
+    assert.doesNotMatch(far.err, /did you mean/);
+  });
+});

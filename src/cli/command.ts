@@ -17,6 +17,8 @@ function withGlobals(help: CommandHelp): CommandHelp {
 
 export interface CliCommand {
   name: string;
+  /** The real CLI's other names for the command (`img`, `vm`, `svc`, ...). */
+  aliases?: readonly string[];
   summary: string;
   help: CommandHelp;
   run(args: string[], cli: CliRuntime): Promise<number>;
@@ -25,6 +27,7 @@ export interface CliCommand {
 export function asCommand(cmd: CliCommand, deps: CliDeps, globals: CliGlobals): Command {
   return {
     name: cmd.name,
+    ...(cmd.aliases ? { aliases: cmd.aliases } : {}),
     summary: cmd.summary,
     help: withGlobals(cmd.help),
     async run(args, ctx) {

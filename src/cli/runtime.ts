@@ -7,7 +7,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { PlatformClient, type PlatformTransport } from '../client/index.js';
-import { UsageError, UserError, type CommandContext } from '../util/index.js';
+import { closest, UsageError, UserError, type CommandContext } from '../util/index.js';
 import { resolveSettings, type GlobalFlags, type Settings } from './config.js';
 import { parseOptions, type CommandHelp, type OptionTable } from '../util/index.js';
 import { parseOutputFormat, render, type OutputFormat, type View } from './output.js';
@@ -74,13 +74,27 @@ export function parseCommand<T extends OptionTable>(cli: CliRuntime, words: stri
  * Dispatches a command group: `args[0]` names the subcommand (or an alias);
  * answers its name, help and the remaining arguments.
  */
+/** Verbs every group answers to under the real CLI's other names. */
+const VERB_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  list: ['ls'],
+  get: ['show', 'inspect'],
+  create: ['new'],
+  delete: ['rm', 'remove'],
+};
+
 export function subcommand<S extends string>(words: string, help: CommandHelp & { subcommands: Readonly<Record<S, CommandHelp>> }, args: string[], aliases: Readonly<Record<string, NoInfer<S>>> = {}): { name: S; help: CommandHelp & { options: OptionTable }; rest: string[] } {
   const [first, ...rest] = args;
   const subs = help.subcommands as Readonly<Record<string, CommandHelp>>;
-  const name = first === undefined ? undefined : Object.hasOwn(subs, first) ? (first as S) : aliases[first];
+  // The real CLI's verbs for every group: ls, show/inspect, new, rm/remove.
+  const verbs: Record<string, string> = {};
+  for (const [verb, names] of Object.entries(VERB_ALIASES)) if (Object.hasOwn(subs, verb)) for (const n of names) verbs[n] = verb;
+  const all: Readonly<Record<string, string>> = { ...verbs, ...aliases };
+  const name = first === undefined ? undefined : Object.hasOwn(subs, first) ? (first as S) : Object.hasOwn(all, first) ? (all[first] as S) : undefined;
   if (name === undefined) {
     const known = Object.keys(subs).join(', ');
-    throw new UsageError(`${first === undefined ? 'missing subcommand' : `unknown subcommand "${first}"`} (one of: ${known}); see \`${words} --help\``);
+    const guess = first === undefined ? undefined : closest(first, [...Object.keys(subs), ...Object.keys(all)]);
+    const hint = guess !== undefined ? `; did you mean "${guess}"?` : '';
+    throw new UsageError(`${first === undefined ? 'missing subcommand' : `unknown subcommand "${first}"${hint}`} (one of: ${known}); see \`${words} --help\``);
   }
   const chosen = subs[name]!;
   return { name, help: { ...chosen, options: chosen.options ?? {} }, rest };

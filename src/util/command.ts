@@ -18,6 +18,8 @@ export interface CommandContext {
 
 export interface Command {
   name: string;
+  /** Other names the command answers to (`img` for `images`); shown in the command list. */
+  aliases?: readonly string[];
   summary: string;
   /** Usage, options and subcommands: `--help`/`-h` prints it (see usage.ts); commands parse with the same tables. */
   help?: CommandHelp;
@@ -54,8 +56,37 @@ export function defaultContext(): CommandContext {
 
 function usage(program: string, commands: readonly Command[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
-  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
-  return `usage: ${program} <command> [options]\n\ncommands:\n${lines.join('\n')}\n`;
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}${c.aliases?.length ? ` (also: ${c.aliases.join(', ')})` : ''}`);
+  return `usage: ${program} <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n\`${program} help <command>\` or \`${program} <command> --help\` shows a command's options.\n`;
+}
+
+/** Edit distance (insertions, deletions, substitutions, adjacent swaps) between two short words. */
+function distance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The closest of `names` to a mistyped `word`, if one is close enough to be what was meant. */
+export function closest(word: string, names: readonly string[]): string | undefined {
+  let best: { name: string; d: number } | undefined;
+  for (const name of names) {
+    const d = name.startsWith(word) && word.length >= 2 ? 0 : distance(word, name);
+    if (best === undefined || d < best.d) best = { name, d };
+  }
+  return best !== undefined && best.d <= Math.max(1, Math.floor(word.length / 3)) ? best.name : undefined;
+}
+
+/** The command called `name` or answering to it as an alias. */
+function findCommand(commands: readonly Command[], name: string): Command | undefined {
+  return commands.find((c) => c.name === name) ?? commands.find((c) => c.aliases?.includes(name));
 }
 
 /** Dispatches argv to a command and maps any error to an exit code and one message. */
@@ -65,16 +96,23 @@ export async function runCommandLine(
   argv: string[],
   ctx: CommandContext = defaultContext(),
 ): Promise<number> {
-  const [name, ...rest] = argv;
+  let [name, ...rest] = argv;
+  // `help <command> [sub]` is `<command> [sub] --help`.
+  if (name === 'help' && rest.length > 0) {
+    name = rest[0];
+    rest = [...rest.slice(1), '--help'];
+  }
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     ctx.stdout.write(usage(program, commands));
     return name === undefined ? 2 : 0;
   }
-  const command = commands.find((c) => c.name === name);
+  const command = findCommand(commands, name);
   if (!command) {
-    ctx.stderr.write(`${program}: unknown command "${name}"\n${usage(program, commands)}`);
+    const guess = closest(name, commands.flatMap((c) => [c.name, ...(c.aliases ?? [])]));
+    ctx.stderr.write(`${program}: unknown command "${name}"${guess !== undefined ? `; did you mean "${guess}"?` : ''}\n${usage(program, commands)}`);
     return 2;
   }
+  name = command.name;
   const words = `${program} ${name}`;
   const help = command.help ? helpFor(words, command.help, rest) : rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h') ? formatHelp(words, { synopsis: '', summary: command.summary }) : undefined;
   if (help !== undefined) {

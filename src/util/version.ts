@@ -11,6 +11,7 @@ export function packageVersion(): string {
 
 export const versionCommand: Command = {
   name: 'version',
+  aliases: ['ver'],
   summary: 'print the version',
   help: { synopsis: '', summary: 'print the version', options: {} },
   async run(args, ctx) {

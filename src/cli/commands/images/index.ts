@@ -31,11 +31,23 @@ export const IMAGES_HELP = {
   },
 } as const satisfies CommandHelp;
 
-/** `[host/]owner/image[:tag]` or `image[:tag]` (your namespace) → repository and tag. */
-export function parseImageArg(text: string, account: string): { repository: string; tag?: string } {
+/** An image argument: repository, and a tag, a digest or both (`name:tag@sha256:...` pins the digest). */
+export interface ImageArg {
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** `[host/]owner/image[:tag][@digest]` or `image[:tag][@digest]` (your namespace) → repository, tag, digest. */
+export function parseImageArg(text: string, account: string): ImageArg {
   let rest = text;
+  let digest: string | undefined;
   const at = rest.indexOf('@');
-  if (at !== -1) throw new UsageError('name an image by tag, not digest');
+  if (at !== -1) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!/^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/.test(digest)) throw new UsageError(`invalid digest in "${text}" (expected sha256: and 64 lowercase hex digits)`);
+  }
   let tag: string | undefined;
   const colon = rest.indexOf(':', rest.lastIndexOf('/') + 1);
   if (colon !== -1) {
@@ -48,7 +60,7 @@ export function parseImageArg(text: string, account: string): { repository: stri
   const repository = parts.join('/');
   if (!/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)+$/.test(repository)) throw new UsageError(`invalid image name "${text}"`);
   if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`invalid tag in "${text}"`);
-  return tag === undefined ? { repository } : { repository, tag };
+  return { repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
 }
 
 function ownLocal(images: LocalImage[], account: string): LocalImage[] {
@@ -70,7 +82,8 @@ async function gather(cli: CliRuntime, opts: { all: boolean; central: boolean; l
   return rows;
 }
 
-function matches(row: ImageRow, repository: string, tag: string | undefined): boolean {
+function matches(row: ImageRow, { repository, tag, digest }: ImageArg): boolean {
+  if (digest !== undefined && row.digest !== digest) return false;
   const ref = row.ref;
   const colon = ref.lastIndexOf(':');
   const name = colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref;
@@ -103,6 +116,7 @@ async function deleteLocal(cli: CliRuntime, repository: string, tag: string | un
 
 export const imagesCommand: CliCommand = {
   name: 'images',
+  aliases: ['image', 'img', 'imgs'],
   summary: IMAGES_HELP.summary,
   help: IMAGES_HELP,
   async run(args, cli) {
@@ -120,8 +134,8 @@ export const imagesCommand: CliCommand = {
       case 'get': {
         const [name] = parsed.positionals;
         if (name === undefined) throw new UsageError('images get needs an image name');
-        const { repository, tag } = parseImageArg(name, requireAccount(cli));
-        const rows = (await gather(cli, { all: true, ...where })).filter((r) => matches(r, repository, tag));
+        const arg = parseImageArg(name, requireAccount(cli));
+        const rows = (await gather(cli, { all: true, ...where })).filter((r) => matches(r, arg));
         if (rows.length === 0) throw new UserError(`image ${name} not found`);
         print(cli, imagesView(rows), 'kv');
         return 0;
@@ -129,7 +143,8 @@ export const imagesCommand: CliCommand = {
       case 'delete': {
         if (parsed.positionals.length === 0) throw new UsageError('images delete needs an image name');
         for (const name of parsed.positionals) {
-          const { repository, tag } = parseImageArg(name, requireAccount(cli));
+          const { repository, tag, digest } = parseImageArg(name, requireAccount(cli));
+          if (digest !== undefined) throw new UsageError(`images delete removes tags: name "${name}" by tag (without @${digest.slice(0, 13)}...)`);
           const full = tag === undefined ? repository : `${repository}:${tag}`;
           let removed = 0;
           if (where.central) {

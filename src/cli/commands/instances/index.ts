@@ -88,6 +88,7 @@ export async function streamLogs(cli: CliRuntime, api: PlatformClient, instances
 
 export const instancesCommand: CliCommand = {
   name: 'instances',
+  aliases: ['instance', 'inst', 'vm', 'vms'],
   summary: INSTANCES_HELP.summary,
   help: INSTANCES_HELP,
   async run(args, cli) {

@@ -21,6 +21,7 @@ export const NODES_HELP = {
 
 export const metrosCommand: CliCommand = {
   name: 'metros',
+  aliases: ['metro'],
   summary: METROS_HELP.summary,
   help: METROS_HELP,
   async run(args, cli) {

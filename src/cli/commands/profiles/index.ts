@@ -20,6 +20,7 @@ export const PROFILES_HELP = {
 
 export const profilesCommand: CliCommand = {
   name: 'profiles',
+  aliases: ['profile'],
   summary: PROFILES_HELP.summary,
   help: PROFILES_HELP,
   async run(args, cli) {

@@ -84,7 +84,7 @@ export const RUN_HELP = {
   synopsis: ['DIR [options] [-- ARGS...]', '--image REF [options] [-- ARGS...]'],
   summary: 'run an image (--image REF), or build, push and run a project directory in one step',
   options: {
-    image: { type: 'string', value: 'REF', help: 'an existing image: NAME[:TAG] in your namespace, or a full reference' },
+    image: { type: 'string', value: 'REF', help: 'an existing image: NAME[:TAG][@DIGEST] in your namespace, or a full reference' },
     name: { type: 'string', short: 'n', value: 'NAME', help: 'the instance name (default generated)' },
     memory: { type: 'string', short: 'm', value: 'SIZE', help: 'memory, e.g. 512M or 1G (default the platform\'s)' },
     vcpus: { type: 'string', value: 'N', help: 'virtual CPUs' },
@@ -146,9 +146,10 @@ export const runCommand: CliCommand = {
     const account = requireAccount(cli);
     let url: string;
     if (v.image !== undefined) {
-      const { repository, tag } = parseImageArg(v.image, account);
+      const { repository, tag, digest } = parseImageArg(v.image, account);
       const domain = v.image.split('/').length > 1 && /[.:]|^localhost$/.test(v.image.split('/')[0]!) ? v.image.split('/')[0]! : s.registry;
-      url = `${domain ? `${domain}/` : ''}${repository}:${tag ?? 'latest'}`;
+      // A digest pins the image (its tag, if given too, is only a label); otherwise the tag, `latest` by default.
+      url = `${domain ? `${domain}/` : ''}${repository}${digest !== undefined ? `@${digest}` : `:${tag ?? 'latest'}`}`;
     } else if (v['dry-run'] === true) {
       url = `${s.registry ?? ''}/${account}/<built from ${dir}>:latest`;
     } else {

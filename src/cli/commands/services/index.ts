@@ -31,6 +31,7 @@ export const SERVICES_HELP = {
 
 export const servicesCommand: CliCommand = {
   name: 'services',
+  aliases: ['service', 'svc'],
   summary: SERVICES_HELP.summary,
   help: SERVICES_HELP,
   async run(args, cli) {
