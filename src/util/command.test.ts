@@ -47,3 +47,20 @@ test('unknown commands and internal errors fail with a non-zero code', async () 
   assert.equal(await runCommandLine('t', commands, ['crash'], b.ctx), 1);
   assert.match(b.err(), /internal error: Error: boom/);
 });
+
+test('Ctrl-C during a command: "interrupted" and exit 130, whatever the command threw while stopping, no stack', async () => {
+  const ac = new AbortController();
+  const c = ctx();
+  const slow: Command = {
+    name: 'slow',
+    summary: 'waits until interrupted',
+    run: (_args, cx) =>
+      new Promise<number>((_resolve, reject) => {
+        cx.signal.addEventListener('abort', () => reject(Object.assign(new Error('The operation was aborted'), { name: 'AbortError' })));
+      }),
+  };
+  const running = runCommandLine('t', [slow], ['slow'], { ...c.ctx, signal: ac.signal });
+  setImmediate(() => ac.abort());
+  assert.equal(await running, 130);
+  assert.equal(c.err(), 't slow: interrupted\n');
+});

@@ -122,6 +122,12 @@ export async function runCommandLine(
   try {
     return await command.run(rest, ctx);
   } catch (err) {
+    // Ctrl-C (or SIGTERM) is the one way out of a long command: whatever it threw while
+    // stopping, the user asked for it, so the answer is "interrupted" and the shell's 130.
+    if (ctx.signal.aborted) {
+      ctx.stderr.write(`${program} ${name}: interrupted\n`);
+      return 130;
+    }
     if (err instanceof HelpRequested) {
       ctx.stdout.write(err.text);
       return 0;
