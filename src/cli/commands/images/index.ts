@@ -8,6 +8,7 @@
 import { UsageError, UserError } from '../../../util/index.js';
 import { RegistryClient } from '../../../client/index.js';
 import type { LocalImage } from '../../../client/index.js';
+import { isValidRepositoryPath, isValidTag } from '../../../oci/index.js';
 import { imagesImportCommand } from '../build-glue.js';
 import { centralImageRows, imagesView, localImageRows, type ImageRow } from '../../views.js';
 import { controlPlane, nodeApi, parseCommand, print, progress, requireAccount, subcommand, type CliRuntime } from '../../runtime.js';
@@ -46,8 +47,8 @@ export function parseImageArg(text: string, account: string): { repository: stri
   if (parts.length > 1 && /[.:]|^localhost$/.test(parts[0]!)) parts.shift();
   if (parts.length === 1) parts.unshift(account);
   const repository = parts.join('/');
-  if (!/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)+$/.test(repository)) throw new UsageError(`invalid image name "${text}"`);
-  if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`invalid tag in "${text}"`);
+  if (!repository.includes('/') || !isValidRepositoryPath(repository, Infinity)) throw new UsageError(`invalid image name "${text}"`);
+  if (tag !== undefined && !isValidTag(tag)) throw new UsageError(`invalid tag in "${text}"`);
   return tag === undefined ? { repository } : { repository, tag };
 }
 
