@@ -11,25 +11,19 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import tar from 'tar-stream';
-import { digestOf } from '../oci/index.js';
+import { digestOf, tarChunks } from '../oci/index.js';
 import { MediaType } from '../oci/index.js';
 import { pullImage, pushImage } from './image.js';
 import { ProgressRenderer } from './progress.js';
 import { RegistryClient } from './registry-client.js';
 
-/** A tar holding one file, with fixed metadata so the digest is reproducible. */
-function singleFileTar(name: string, content: Buffer): Promise<Buffer> {
-  const pack = tar.pack();
+/** A tar holding one file, with fixed metadata so the digest is reproducible (src/oci's deterministic writer). */
+async function singleFileTar(name: string, content: Buffer): Promise<Buffer> {
   const parts: Buffer[] = [];
-  pack.on('data', (c: unknown) => void parts.push(c as Buffer));
-  const done = new Promise<Buffer>((res, rej) => {
-    pack.on('end', () => res(Buffer.concat(parts)));
-    pack.on('error', rej);
-  });
-  pack.entry({ name, size: content.length, mode: 0o755, mtime: new Date(0), uid: 0, gid: 0 }, content);
-  pack.finalize();
-  return done;
+  for await (const chunk of tarChunks([{ type: 'file', name, size: content.length, source: content, mode: 0o755, uid: 0, gid: 0, mtime: 0 }])) {
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
 }
 
 export interface DemoImage {
