@@ -47,18 +47,8 @@ export function isTempName(name: string): boolean {
   return name.startsWith('.') && name.endsWith('.tmp');
 }
 
-/** fsyncs a directory, so renames and creations inside it are durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** fsyncs a file's content. */
-export async function fsyncFile(path: string): Promise<void> {
+/** fsyncs a file (its content) or a directory (so renames and creations inside it are durable). */
+async function fsyncPath(path: string): Promise<void> {
   const fh = await open(path, 'r');
   try {
     await fh.sync();
@@ -67,18 +57,8 @@ export async function fsyncFile(path: string): Promise<void> {
   }
 }
 
-/** The synchronous `fsyncDir`. */
-export function fsyncDirSync(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The synchronous `fsyncFile`. */
-export function fsyncFileSync(path: string): void {
+/** The synchronous `fsyncPath`. */
+function fsyncPathSync(path: string): void {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
@@ -86,6 +66,15 @@ export function fsyncFileSync(path: string): void {
     closeSync(fd);
   }
 }
+
+/** fsyncs a directory, so renames and creations inside it are durable. */
+export const fsyncDir: (dir: string) => Promise<void> = fsyncPath;
+/** fsyncs a file's content. */
+export const fsyncFile: (path: string) => Promise<void> = fsyncPath;
+/** The synchronous `fsyncDir`. */
+export const fsyncDirSync: (dir: string) => void = fsyncPathSync;
+/** The synchronous `fsyncFile`. */
+export const fsyncFileSync: (path: string) => void = fsyncPathSync;
 
 /**
  * Makes an already written temp file the content of `path`: fsync it, rename it

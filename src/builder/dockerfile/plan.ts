@@ -558,7 +558,7 @@ export function resolveStages(
   options: ResolveOptions = {},
 ): ResolvedStage[] {
   const done = new Map<number, ResolvedStage>();
-  for (const i of plan.order) done.set(i, resolveStage(plan, i, baseConfigOf, done, options));
+  for (const i of plan.order) done.set(i, resolveStage(stageState(plan, i, baseConfigOf, done, options)));
   return plan.order.map((i) => done.get(i) as ResolvedStage);
 }
 
@@ -579,15 +579,10 @@ interface StageState {
   readonly maxPorts: number;
 }
 
-function resolveStage(
-  plan: BuildPlan,
-  index: number,
-  baseConfigOf: (ref: string) => ImageConfig,
-  done: ReadonlyMap<number, ResolvedStage>,
-  options: ResolveOptions,
-): ResolvedStage {
-  const stage = plan.stages[index] as StagePlan;
-  const s = stageState(plan, index, baseConfigOf, done, options);
+/** Runs a stage's instructions, in order, over the state its base gave it. */
+function resolveStage(s: StageState): ResolvedStage {
+  const { index } = s;
+  const stage = s.plan.stages[index] as StagePlan;
   for (const ins of stage.instructions) applyInstruction(s, ins);
   return { index, name: stage.name, base: stage.base, fromScratch: s.fromScratch, steps: s.steps, config: s.config, author: s.author, warnings: s.warnings };
 }
