@@ -9,12 +9,14 @@
  * Repository name := component ("/" component)*, at most 255 characters, where
  * component := [a-z0-9]+ ((("." | "_" | "__" | "-"+) [a-z0-9]+)*) — the
  * distribution grammar without a host part (our registries serve bare names).
- * The namespace of a repository is its first component.
+ * The namespace of a repository is its first component. The repository grammar
+ * is src/oci's (reference.ts); this file adds auth's error type.
  */
+import { isValidRepositoryPath, MAX_NAME_LENGTH } from '../oci/index.js';
 import { AuthInputError } from './errors.js';
 
 export const ACCOUNT_NAME_MAX = 40;
-export const REPOSITORY_NAME_MAX = 255;
+export const REPOSITORY_NAME_MAX = MAX_NAME_LENGTH;
 /** The account created at first start; it may do everything. */
 export const ROOT_ACCOUNT_NAME = 'root';
 /** The namespace everyone may read and only root may write. */
@@ -31,7 +33,6 @@ export const RESERVED_ACCOUNT_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 const ACCOUNT_NAME = /^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$/;
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 
 export function isAccountName(text: unknown): text is string {
   return (
@@ -56,8 +57,7 @@ export function parseAccountName(text: unknown): string {
 }
 
 export function isRepositoryName(text: unknown): text is string {
-  if (typeof text !== 'string' || text.length === 0 || text.length > REPOSITORY_NAME_MAX) return false;
-  return text.split('/').every((c) => COMPONENT.test(c));
+  return isValidRepositoryPath(text, REPOSITORY_NAME_MAX);
 }
 
 export function parseRepositoryName(text: unknown): string {

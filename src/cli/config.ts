@@ -20,11 +20,10 @@
  * fsync dir) with mode 0600 because it holds tokens; settings resolve in one
  * place (`resolveSettings`) with the precedence flag > environment > profile.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { UserError } from '../util/index.js';
+import { UserError, writeFileAtomicSync } from '../util/index.js';
 
 export interface MetroProfile {
   api: string;
@@ -157,21 +156,7 @@ export function serializeConfig(config: CliConfig): string {
 export function saveConfig(path: string, config: CliConfig): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.config.${randomUUID()}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, serializeConfig(config));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  writeFileAtomicSync(path, serializeConfig(config), 0o600);
 }
 
 /** The environment variables that carry a token, first found wins. */

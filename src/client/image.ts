@@ -7,15 +7,15 @@
  * Invariant: blobs are fetched from registries by digest only — `urls[]` in
  * descriptors (foreign layers) are never followed (security-cases.md row 10).
  */
-import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { digestOf, parseDigest, type Digest } from '../oci/index.js';
 import { MediaType } from '../oci/index.js';
 import { ProtocolError } from './errors.js';
+import { writeFileAtomicWith } from '../util/index.js';
 import type { ProgressListener } from './progress.js';
 import {
   descriptorList,
@@ -172,33 +172,10 @@ export async function pullImage(options: PullImageOptions): Promise<PullImageRes
   return { digest: top.digest, mediaType: top.mediaType, manifest: top.bytes, blobs: [...blobs.values()] };
 }
 
-// ---- a minimal OCI image layout writer (atomic: temp, fsync, rename, fsync dir) ----
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+// ---- a minimal OCI image layout writer (atomic: util/durable.ts's temp, fsync, rename, fsync dir) ----
 
 async function atomicWrite(dir: string, name: string, write: (path: string) => Promise<void>): Promise<void> {
-  const tmp = join(dir, `.tmp-${randomUUID()}`);
-  try {
-    await write(tmp);
-    const fh = await open(tmp, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, join(dir, name));
-    await fsyncDir(dir);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomicWith(join(dir, name), write);
 }
 
 async function prepareLayout(dir: string): Promise<void> {

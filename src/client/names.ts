@@ -1,15 +1,13 @@
 /**
  * Repository names, tags and references, checked by the distribution-spec
- * grammar before they are put into a URL path.
+ * grammar before they are put into a URL path. The grammar is src/oci's
+ * (reference.ts); this file adds the client's error type.
  */
-import { DigestError, parseDigest, type Digest } from '../oci/index.js';
+import { DigestError, isValidRepositoryPath, isValidTag, MAX_NAME_LENGTH, parseDigest, type Digest } from '../oci/index.js';
 import { RegistryClientError } from './errors.js';
 
-const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
-const NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
-const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 /** The spec's limit on a repository name (host part excluded). */
-export const MAX_NAME_LENGTH = 255;
+export { MAX_NAME_LENGTH };
 
 export class InvalidNameError extends RegistryClientError {
   constructor(message: string) {
@@ -19,14 +17,14 @@ export class InvalidNameError extends RegistryClientError {
 }
 
 export function checkRepositoryName(name: string): string {
-  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_NAME_LENGTH || !NAME.test(name)) {
+  if (!isValidRepositoryPath(name)) {
     throw new InvalidNameError(`invalid repository name "${String(name).slice(0, 300)}"`);
   }
   return name;
 }
 
 export function isTag(ref: string): boolean {
-  return TAG.test(ref);
+  return isValidTag(ref);
 }
 
 /** A manifest reference: a tag or a digest. */
@@ -41,7 +39,7 @@ export function parseManifestRef(ref: string | Digest): ManifestRef {
       throw new InvalidNameError(err instanceof DigestError ? err.message : `invalid reference "${ref}"`);
     }
   }
-  if (!TAG.test(ref)) throw new InvalidNameError(`invalid tag "${ref.slice(0, 200)}"`);
+  if (!isValidTag(ref)) throw new InvalidNameError(`invalid tag "${ref.slice(0, 200)}"`);
   return { kind: 'tag', tag: ref };
 }
 

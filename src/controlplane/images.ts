@@ -10,6 +10,7 @@
  */
 import type { MetadataStore } from '../store/index.js';
 import { namespaceOf } from '../auth/index.js';
+import { isValidRepositoryPath, isValidTag } from '../oci/index.js';
 
 export interface CentralImageEntry {
   name: string;
@@ -110,13 +111,13 @@ export class CentralImages {
     if (colon !== -1) {
       tag = rest.slice(colon + 1);
       rest = rest.slice(0, colon);
-      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new ImageNameError(`invalid tag "${tag}"`);
+      if (!isValidTag(tag)) throw new ImageNameError(`invalid tag "${tag}"`);
     }
     const reg = this.options.registryName;
     const parts = rest.split('/');
     if (parts.length >= 3 && parts[1] === reg) rest = [parts[0], ...parts.slice(2)].join('/');
     else if (parts.length >= 3 && parts[0] === reg) rest = parts.slice(1).join('/');
-    if (!/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)+$/.test(rest)) {
+    if (!isOwnedRepositoryPath(rest)) {
       throw new ImageNameError(`invalid image name "${text}": want owner/image[:tag]`);
     }
     return tag === undefined ? { repository: rest } : { repository: rest, tag };
@@ -142,4 +143,9 @@ export class CentralImages {
     }
     return removed;
   }
+}
+
+/** `owner/image...`: the distribution grammar (src/oci's), with at least two components; length is the caller's limit. */
+function isOwnedRepositoryPath(path: string): boolean {
+  return path.includes('/') && isValidRepositoryPath(path, Infinity);
 }

@@ -34,7 +34,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl } from '../registry/index.js';
 import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
-import { createNodeApi, type NodeApi } from './index.js';
+import { createNodeApi, type NodeApi } from './compose.js';
 import {
   ControlPlaneTokenVerifier,
   localTokenVerifier,
@@ -50,7 +50,7 @@ import { LocalImages } from './images/local.js';
 import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
-import type { NodeApiLimits, NodeGatewayOptions } from './index.js';
+import type { NodeApiLimits, NodeGatewayOptions } from './compose.js';
 import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 import { directoryBytes, isMetricsRequest, NodeMetrics, RoleMetrics, rootTokenAccess, serveMetrics, type MetricsAccess } from '../metrics/index.js';
 import { both } from '../util/index.js';

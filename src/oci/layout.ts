@@ -15,7 +15,8 @@
  * - A blob file's name is the digest of its bytes: `addBlob` hashes while it
  *   writes to a temp file (`blobs/<alg>/.tmp-<uuid>`) and renames only after the
  *   digest (and the expected size/digest, when given) matched.
- * - Every write is atomic: temp file, fsync, rename, fsync of the directory.
+ * - Every write is atomic: temp file, fsync, rename, fsync of the directory
+ *   (util/durable.ts).
  * - The tar form is deterministic: fixed order (bytewise), 0:0, modes 0755/0644,
  *   mtime = `sourceDateEpoch` (default 0).
  */
@@ -28,6 +29,7 @@ import { Digester, parseDigest, type Digest, type DigestAlgorithm } from './dige
 import { MediaType } from './mediatypes.js';
 import { createTarStream, type TarEntry } from './tar.js';
 import { extractTar, type ExtractOptions } from './extract.js';
+import { fsyncDir, isTempName, writeFileAtomic } from '../util/index.js';
 
 export const OCI_LAYOUT_FILE = 'oci-layout';
 export const OCI_INDEX_FILE = 'index.json';
@@ -87,32 +89,9 @@ export function blobPath(dir: string, digest: Digest | string): string {
   return join(dir, 'blobs', d.algorithm, d.hex);
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Writes `data` to `path` atomically: temp file, fsync, rename, fsync dir. */
-async function writeFileAtomic(dirOfFile: string, name: string, data: Uint8Array | string): Promise<void> {
-  const tmp = join(dirOfFile, `.tmp-${randomUUID()}`);
-  const fh = await open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, join(dirOfFile, name));
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dirOfFile);
+/** Writes `data` as `dirOfFile/name` with util/durable.ts's guarantees (mode 0644). */
+async function writeLayoutFile(dirOfFile: string, name: string, data: Uint8Array | string): Promise<void> {
+  await writeFileAtomic(join(dirOfFile, name), data, 0o644);
 }
 
 /** Canonical JSON for layout files: the object's own key order, no spaces. */
@@ -123,7 +102,7 @@ function json(value: unknown): string {
 /** Creates `dir` as an empty layout (or leaves an existing one's index alone). */
 export async function initLayout(dir: string): Promise<void> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-  await writeFileAtomic(dir, OCI_LAYOUT_FILE, json({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
+  await writeLayoutFile(dir, OCI_LAYOUT_FILE, json({ imageLayoutVersion: OCI_LAYOUT_VERSION }));
   try {
     await stat(join(dir, OCI_INDEX_FILE));
   } catch {
@@ -325,7 +304,7 @@ export async function writeIndex(dir: string, index: LayoutIndex): Promise<void>
   const checked = parseLayoutIndex(JSON.stringify(index));
   const doc: Record<string, unknown> = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: checked.manifests.map(canonicalDescriptor) };
   if (checked.annotations !== undefined) doc.annotations = sortedMap(checked.annotations);
-  await writeFileAtomic(dir, OCI_INDEX_FILE, json(doc));
+  await writeLayoutFile(dir, OCI_INDEX_FILE, json(doc));
 }
 
 function sortedMap(m: Record<string, string>): Record<string, string> {
@@ -405,7 +384,7 @@ export async function listBlobs(dir: string): Promise<Digest[]> {
   }
   for (const alg of algs) {
     for (const hex of (await readdir(join(dir, 'blobs', alg))).sort()) {
-      if (hex.startsWith('.tmp-')) continue;
+      if (hex.startsWith('.tmp-') || isTempName(hex)) continue;
       let d: Digest;
       try {
         d = parseDigest(`${alg}:${hex}`);

@@ -69,13 +69,18 @@ const PATH_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const PATH_RE = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
-/** True when `path` matches the distribution spec's repository-name grammar. */
-export function isValidRepositoryPath(path: string): boolean {
-  return path.length <= MAX_NAME_LENGTH && PATH_RE.test(path);
+/**
+ * True when `path` matches the distribution spec's repository-name grammar (`path`
+ * above, no host part) and is at most `maxLength` characters. The one copy of the
+ * grammar: registry/, client/ and auth/ wrap it with their own error types.
+ */
+export function isValidRepositoryPath(path: unknown, maxLength = MAX_NAME_LENGTH): boolean {
+  return typeof path === 'string' && path.length > 0 && path.length <= maxLength && PATH_RE.test(path);
 }
 
-export function isValidTag(tag: string): boolean {
-  return TAG_RE.test(tag);
+/** True when `tag` matches the distribution spec's tag grammar (the one copy of it). */
+export function isValidTag(tag: unknown): boolean {
+  return typeof tag === 'string' && TAG_RE.test(tag);
 }
 
 export function isValidDomain(domain: string): boolean {

@@ -4,17 +4,15 @@
  *   name      := component ("/" component)*        (at most REPOSITORY_NAME_MAX_LENGTH chars)
  *   component := [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
  *   tag       := [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
+ * The grammar is src/oci's (reference.ts); this file adds the registry's error.
  */
+import { isValidRepositoryPath, isValidTag, MAX_NAME_LENGTH } from '../oci/index.js';
 import { RegistryError } from './errors.js';
 
-export const REPOSITORY_NAME_MAX_LENGTH = 255;
-
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+export const REPOSITORY_NAME_MAX_LENGTH = MAX_NAME_LENGTH;
 
 export function isRepositoryName(name: string, maxLength = REPOSITORY_NAME_MAX_LENGTH): boolean {
-  if (name.length === 0 || name.length > maxLength) return false;
-  return name.split('/').every((c) => COMPONENT.test(c));
+  return isValidRepositoryPath(name, maxLength);
 }
 
 /** Returns `name` or throws NAME_INVALID. */
@@ -26,5 +24,5 @@ export function parseRepositoryName(name: string, maxLength = REPOSITORY_NAME_MA
 }
 
 export function isTag(tag: string): boolean {
-  return TAG.test(tag);
+  return isValidTag(tag);
 }

@@ -20,7 +20,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_CGROUP_PARENT, detectCgroupLayout, unescapeMountPath, type Cgroup, type CgroupLayout } from './cgroups.js';
+import { checkCgroupName, checkCgroupParent, DEFAULT_CGROUP_PARENT, detectCgroupLayout, unescapeMountPath, type Cgroup, type CgroupLayout } from './cgroups.js';
 
 /** Longest freeze() waits for the kernel to report the group frozen. */
 export const DEFAULT_FREEZE_TIMEOUT_MS = 2_000;
@@ -39,8 +39,6 @@ export interface FreezerOptions {
   parent?: string;
   freezeTimeoutMs?: number;
 }
-
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** The v1 freezer hierarchy's mount point, from mountinfo text (pure, for tests). */
 export function freezerMountPoint(mountinfo: string): string | undefined {
@@ -69,11 +67,6 @@ function pidsIn(dir: string): number[] {
   }
 }
 
-function checkedParent(parent: string): string {
-  if (!parent.startsWith('/') || parent.split('/').some((s) => s === '..')) throw new TypeError(`invalid cgroup parent: ${parent}`);
-  return parent;
-}
-
 export class CgroupFreezer {
   private constructor(
     readonly layout: CgroupLayout,
@@ -96,9 +89,9 @@ export class CgroupFreezer {
 
   /** A freezer group of its own; processes join with `add(pid)` (children they fork later follow). */
   static create(name: string, opts: FreezerOptions = {}): CgroupFreezer {
-    if (!NAME_RE.test(name)) throw new TypeError(`invalid cgroup name: ${name}`);
+    checkCgroupName(name);
     const layout = opts.layout ?? detectCgroupLayout();
-    const parent = checkedParent(opts.parent ?? DEFAULT_CGROUP_PARENT);
+    const parent = checkCgroupParent(opts.parent ?? DEFAULT_CGROUP_PARENT);
     const timeout = opts.freezeTimeoutMs ?? DEFAULT_FREEZE_TIMEOUT_MS;
     if (layout.version === 2) {
       const dir = join(layout.mountPoint, parent, name);
@@ -109,10 +102,10 @@ export class CgroupFreezer {
   }
 
   private static v1Dir(name: string, parent: string): string {
-    if (!NAME_RE.test(name)) throw new TypeError(`invalid cgroup name: ${name}`);
+    checkCgroupName(name);
     const mount = freezerMountPoint(readFileSync('/proc/self/mountinfo', 'utf8'));
     if (mount === undefined) throw new Error('cgroup v1 without a freezer hierarchy: cannot freeze');
-    const dir = join(mount, checkedParent(parent), name);
+    const dir = join(mount, checkCgroupParent(parent), name);
     mkdirSync(dir, { recursive: true });
     return dir;
   }

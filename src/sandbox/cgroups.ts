@@ -98,6 +98,18 @@ export interface CgroupOptions {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
+/** Returns `name` if it is a cgroup's own name (one path component, `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`); throws TypeError. */
+export function checkCgroupName(name: string): string {
+  if (!NAME_RE.test(name)) throw new TypeError(`invalid cgroup name: ${name}`);
+  return name;
+}
+
+/** Returns `parent` if it is an absolute cgroup path without `..`; throws TypeError. */
+export function checkCgroupParent(parent: string): string {
+  if (!parent.startsWith('/') || parent.split('/').some((s) => s === '..')) throw new TypeError(`invalid cgroup parent: ${parent}`);
+  return parent;
+}
+
 function readTrim(path: string): string {
   return readFileSync(path, 'utf8').trim();
 }
@@ -120,10 +132,9 @@ export class Cgroup {
   ) {}
 
   static create(name: string, limits: CgroupLimits = {}, opts: CgroupOptions = {}): Cgroup {
-    if (!NAME_RE.test(name)) throw new TypeError(`invalid cgroup name: ${name}`);
+    checkCgroupName(name);
     const layout = opts.layout ?? detectCgroupLayout();
-    const parent = opts.parent ?? DEFAULT_CGROUP_PARENT;
-    if (!parent.startsWith('/') || parent.split('/').some((s) => s === '..')) throw new TypeError(`invalid cgroup parent: ${parent}`);
+    const parent = checkCgroupParent(opts.parent ?? DEFAULT_CGROUP_PARENT);
     let dirs: string[];
     if (layout.version === 2) {
       // Controllers must be enabled in every ancestor's subtree_control on the way down.

@@ -1,4 +1,7 @@
-/** Serialises async work per key (one upload session, one directory), without a global lock. */
+/**
+ * Serialises async work per key (one upload session, one directory, one instance),
+ * without a global lock. The one keyed mutex of the project (store's, node's).
+ */
 export class KeyedMutex {
   private readonly tails = new Map<string, Promise<void>>();
 
@@ -17,5 +20,10 @@ export class KeyedMutex {
       release();
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
+  }
+
+  /** Resolves when every run queued so far (on any key) has finished, whatever its outcome. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.tails.values()]);
   }
 }

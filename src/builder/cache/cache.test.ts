@@ -43,3 +43,15 @@ test('BuildCache snapshots a rootfs exactly and shares snapshots for config-only
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a cache write that fails leaves no temp file behind (putImage over a directory)', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'ukc-cache-leak-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const cache = new BuildCache(root);
+  const key = stepKey({ parent: '', text: 'FROM scratch' });
+  // A directory where the image document goes: the rename over it fails (EISDIR).
+  await mkdir(join(root, 'images', `${key}.json`, 'occupied'), { recursive: true });
+  const image = { manifest: 'sha256:' + 'a'.repeat(64), config: 'sha256:' + 'b'.repeat(64), initrd: 'sha256:' + 'c'.repeat(64), layers: [] };
+  await assert.rejects(cache.putImage(key, image));
+  assert.deepEqual(await readdir(join(root, 'images')), [`${key}.json`]);
+});

@@ -21,11 +21,12 @@
  * modes, archives) and the build args that reach it (see stepKey).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile, open } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobDir } from '../package/blobs.js';
 import { parseDigest, type Digest } from '../../oci/index.js';
 import { copyTree } from './copytree.js';
+import { writeFileAtomic } from '../../util/index.js';
 
 export interface StepKeyInput {
   parent: string;
@@ -142,15 +143,10 @@ function parseBlob(text: string): Digest {
   return parseDigest(text);
 }
 
-/** temp file, fsync, rename (the directory fsync is best effort). */
+/**
+ * Writes a cache document with util/durable.ts's guarantees (temp sibling, fsync,
+ * rename, fsync dir; the temp file removed on failure). Mode as `writeFile`'s default.
+ */
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${randomUUID()}.tmp`;
-  await writeFile(tmp, data);
-  const fh = await open(tmp, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await writeFileAtomic(path, data, 0o666);
 }

@@ -558,21 +558,46 @@ export function resolveStages(
   options: ResolveOptions = {},
 ): ResolvedStage[] {
   const done = new Map<number, ResolvedStage>();
-  for (const i of plan.order) done.set(i, resolveStage(plan, i, baseConfigOf, done, options));
+  for (const i of plan.order) done.set(i, resolveStage(stageState(plan, i, baseConfigOf, done, options)));
   return plan.order.map((i) => done.get(i) as ResolvedStage);
 }
 
-function resolveStage(
+/** What one stage's instructions act on, in order: the config so far, the stage's ARGs, its steps and warnings. */
+interface StageState {
+  readonly plan: BuildPlan;
+  readonly index: number;
+  readonly config: ImageConfig;
+  readonly fromScratch: boolean;
+  author: string | null;
+  readonly stageArgs: Map<string, string | undefined>;
+  /** Variables as the stage sees them now: ENV first, then ARG. */
+  readonly lookup: VariableLookup;
+  /** CMD was set in this stage (ENTRYPOINT then leaves it alone). */
+  cmdSet: boolean;
+  readonly steps: Step[];
+  readonly warnings: string[];
+  readonly maxPorts: number;
+}
+
+/** Runs a stage's instructions, in order, over the state its base gave it. */
+function resolveStage(s: StageState): ResolvedStage {
+  const { index } = s;
+  const stage = s.plan.stages[index] as StagePlan;
+  for (const ins of stage.instructions) applyInstruction(s, ins);
+  return { index, name: stage.name, base: stage.base, fromScratch: s.fromScratch, steps: s.steps, config: s.config, author: s.author, warnings: s.warnings };
+}
+
+/** The state a stage starts from: its base's config (scratch, an earlier stage, or an image), ONBUILD triggers dropped. */
+function stageState(
   plan: BuildPlan,
   index: number,
   baseConfigOf: (ref: string) => ImageConfig,
   done: ReadonlyMap<number, ResolvedStage>,
   options: ResolveOptions,
-): ResolvedStage {
-  const { file, escape } = plan;
+): StageState {
+  const { file } = plan;
   const stage = plan.stages[index] as StagePlan;
   const warnings: string[] = [];
-  const maxPorts = options.maxExposedPorts ?? DEFAULT_MAX_EXPOSED_PORTS;
   let config: ImageConfig;
   let fromScratch: boolean;
   let author: string | null = null;
@@ -592,141 +617,168 @@ function resolveStage(
     warnings.push(`${file}:${stage.line}: the base image's ONBUILD triggers are not run (${config.OnBuild.length} ignored)`);
   }
   delete config.OnBuild;
-
   const stageArgs = new Map<string, string | undefined>();
-  const lookup: VariableLookup = (name) => envMap(config.Env ?? []).get(name) ?? stageArgs.get(name);
-  let cmdSet = false;
-  const steps: Step[] = [];
-
-  const runEnv = (): string[] => {
-    let env = [...(config.Env ?? [])];
-    const inEnv = envMap(env);
-    for (const [k, v] of stageArgs) if (v !== undefined && !inEnv.has(k)) env = [...env, `${k}=${v}`];
-    for (const k of PROXY_BUILD_ARGS) {
-      const v = plan.buildArgs.get(k);
-      if (v !== undefined && !inEnv.has(k) && !stageArgs.has(k)) env = [...env, `${k}=${v}`];
-    }
-    return env;
+  return {
+    plan,
+    index,
+    config,
+    fromScratch,
+    author,
+    stageArgs,
+    lookup: (name) => envMap(config.Env ?? []).get(name) ?? stageArgs.get(name),
+    cmdSet: false,
+    steps: [],
+    warnings,
+    maxPorts: options.maxExposedPorts ?? DEFAULT_MAX_EXPOSED_PORTS,
   };
-  const warnShellForm = (ins: Instruction): void => {
-    if (fromScratch) {
-      warnings.push(`${file}:${ins.line} ${ins.keyword}: shell form in a stage based on scratch runs /bin/sh, which scratch does not have; use the JSON form ["cmd", "arg"]`);
-    }
-  };
+}
 
-  for (const ins of stage.instructions) {
-    switch (ins.keyword) {
-      case 'ARG':
-        for (const decl of parseArgDecls(file, ins, escape)) {
-          const fallback = decl.rawDefault === undefined ? undefined : expandOrFail(file, ins, decl.rawDefault, lookup, escape);
-          let value = plan.buildArgs.get(decl.name) ?? fallback;
-          if (value === undefined && decl.rawDefault === undefined) {
-            value = plan.globalArgs.get(decl.name) ?? plan.platformArgs.get(decl.name);
-          }
-          stageArgs.set(decl.name, value);
-        }
-        break;
-      case 'ENV':
-        for (const [k, v] of nameValuePairs(file, ins, escape, lookup)) config.Env = envSet(config.Env ?? [], k, v);
-        break;
-      case 'LABEL':
-        for (const [k, v] of nameValuePairs(file, ins, escape, lookup)) config.Labels = { ...(config.Labels ?? {}), [k]: v };
-        break;
-      case 'WORKDIR': {
-        const dir = expandOrFail(file, ins, ins.args, lookup, escape);
-        config.WorkingDir = posix.resolve(config.WorkingDir || '/', dir);
-        steps.push({ kind: 'workdir', line: ins.line, path: config.WorkingDir });
-        break;
-      }
-      case 'USER': {
-        const user = expandOrFail(file, ins, ins.args, lookup, escape);
-        if (user === '') fail(file, ins, 'USER is empty after expansion');
-        config.User = user;
-        break;
-      }
-      case 'EXPOSE':
-        for (const port of exposedPorts(file, ins, expandedWords(file, ins, escape, lookup), maxPorts)) {
-          config.ExposedPorts = { ...(config.ExposedPorts ?? {}), [port]: {} };
-        }
-        break;
-      case 'VOLUME': {
-        const vols = expandedWords(file, ins, escape, lookup);
-        if (vols.length === 0 || vols.some((v) => v.trim() === '')) fail(file, ins, 'VOLUME names an empty path');
-        for (const v of vols) config.Volumes = { ...(config.Volumes ?? {}), [v]: {} };
-        break;
-      }
-      case 'STOPSIGNAL': {
-        const sig = expandOrFail(file, ins, ins.args, lookup, escape);
-        if (!/^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]+$/.test(sig)) fail(file, ins, `invalid signal "${sig}"`);
-        config.StopSignal = sig;
-        break;
-      }
-      case 'SHELL':
-        if (ins.json === null || ins.json.length === 0) fail(file, ins, 'SHELL requires the arguments in JSON form, e.g. ["/bin/bash", "-c"]');
-        config.Shell = ins.json;
-        break;
-      case 'CMD':
-        if (ins.json === null) warnShellForm(ins);
-        config.Cmd = ins.json ?? shellCommand(config, ins.args);
-        cmdSet = true;
-        break;
-      case 'ENTRYPOINT':
-        if (ins.json === null) warnShellForm(ins);
-        config.Entrypoint = ins.json ?? shellCommand(config, ins.args);
-        if (!cmdSet) config.Cmd = null;
-        break;
-      case 'HEALTHCHECK':
-        config.Healthcheck = healthcheck(file, ins);
-        break;
-      case 'ONBUILD': {
-        const inner = /^(\S+)\s*([\s\S]*)$/.exec(ins.args) as RegExpExecArray;
-        const kw = (inner[1] as string).toUpperCase();
-        if (kw === 'ONBUILD' || kw === 'FROM' || kw === 'MAINTAINER') fail(file, ins, `${kw} isn't allowed as an ONBUILD trigger`);
-        config.OnBuild = [...(config.OnBuild ?? []), `${kw} ${inner[2]}`.trim()];
-        break;
-      }
-      case 'MAINTAINER':
-        author = ins.args;
-        warnings.push(`${file}:${ins.line} MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=...`);
-        break;
-      case 'RUN': {
-        const sole = ins.heredocs.length === 1 && splitWords(ins.args, escape).length === 1;
-        let exec: RunExec;
-        if (ins.json !== null) exec = { kind: 'argv', argv: ins.json };
-        else if (sole && (ins.heredocs[0] as Heredoc).content.startsWith('#!')) exec = { kind: 'script', content: (ins.heredocs[0] as Heredoc).content };
-        else if (sole) exec = { kind: 'argv', argv: shellCommand(config, (ins.heredocs[0] as Heredoc).content) };
-        else exec = { kind: 'argv', argv: shellCommand(config, withHeredocs(ins.args, ins.heredocs)) };
-        if (exec.kind === 'argv' && exec.argv.length === 0) fail(file, ins, 'RUN [] has nothing to run');
-        steps.push({
-          kind: 'run',
-          line: ins.line,
-          exec,
-          shellForm: ins.json === null,
-          env: runEnv(),
-          user: config.User ?? '',
-          workdir: config.WorkingDir || '/',
-          mounts: flagValues(ins, 'mount').map((m) => {
-            try {
-              return parseRunMount(expandWord(m, lookup, { escape }));
-            } catch (err) {
-              if (err instanceof ExpansionError || err instanceof MountSpecError) fail(file, ins, `--mount=${m}: ${err.message}`);
-              throw err;
-            }
-          }),
-          network: flagValue(ins, 'network') ?? null,
-          security: flagValue(ins, 'security') ?? null,
-        });
-        break;
-      }
-      case 'COPY':
-      case 'ADD':
-        steps.push(copyStep(plan, index, ins, lookup, config.WorkingDir || '/'));
-        break;
-      case 'FROM':
-        break; // Not reachable: FROM starts a new stage.
-    }
+/** The environment a RUN step sees: ENV, then the stage's ARGs, then the proxy build args, each unless already set. */
+function runEnv(s: StageState): string[] {
+  const { config, stageArgs, plan } = s;
+  let env = [...(config.Env ?? [])];
+  const inEnv = envMap(env);
+  for (const [k, v] of stageArgs) if (v !== undefined && !inEnv.has(k)) env = [...env, `${k}=${v}`];
+  for (const k of PROXY_BUILD_ARGS) {
+    const v = plan.buildArgs.get(k);
+    if (v !== undefined && !inEnv.has(k) && !stageArgs.has(k)) env = [...env, `${k}=${v}`];
   }
-  return { index, name: stage.name, base: stage.base, fromScratch, steps, config, author, warnings };
+  return env;
+}
+
+function warnShellForm(s: StageState, ins: Instruction): void {
+  if (s.fromScratch) {
+    s.warnings.push(`${s.plan.file}:${ins.line} ${ins.keyword}: shell form in a stage based on scratch runs /bin/sh, which scratch does not have; use the JSON form ["cmd", "arg"]`);
+  }
+}
+
+/** ARG: each declared name takes the build arg, else its default, else (without a default) the global or platform arg. */
+function declareArgs(s: StageState, ins: Instruction): void {
+  const { plan, lookup } = s;
+  const { file, escape } = plan;
+  for (const decl of parseArgDecls(file, ins, escape)) {
+    const fallback = decl.rawDefault === undefined ? undefined : expandOrFail(file, ins, decl.rawDefault, lookup, escape);
+    let value = plan.buildArgs.get(decl.name) ?? fallback;
+    if (value === undefined && decl.rawDefault === undefined) {
+      value = plan.globalArgs.get(decl.name) ?? plan.platformArgs.get(decl.name);
+    }
+    s.stageArgs.set(decl.name, value);
+  }
+}
+
+/** RUN: the step to execute (argv, shell form, heredoc script), with its environment, user, workdir and flags. */
+function runStep(s: StageState, ins: Instruction): Step {
+  const { config, lookup } = s;
+  const { file, escape } = s.plan;
+  const sole = ins.heredocs.length === 1 && splitWords(ins.args, escape).length === 1;
+  let exec: RunExec;
+  if (ins.json !== null) exec = { kind: 'argv', argv: ins.json };
+  else if (sole && (ins.heredocs[0] as Heredoc).content.startsWith('#!')) exec = { kind: 'script', content: (ins.heredocs[0] as Heredoc).content };
+  else if (sole) exec = { kind: 'argv', argv: shellCommand(config, (ins.heredocs[0] as Heredoc).content) };
+  else exec = { kind: 'argv', argv: shellCommand(config, withHeredocs(ins.args, ins.heredocs)) };
+  if (exec.kind === 'argv' && exec.argv.length === 0) fail(file, ins, 'RUN [] has nothing to run');
+  return {
+    kind: 'run',
+    line: ins.line,
+    exec,
+    shellForm: ins.json === null,
+    env: runEnv(s),
+    user: config.User ?? '',
+    workdir: config.WorkingDir || '/',
+    mounts: flagValues(ins, 'mount').map((m) => {
+      try {
+        return parseRunMount(expandWord(m, lookup, { escape }));
+      } catch (err) {
+        if (err instanceof ExpansionError || err instanceof MountSpecError) fail(file, ins, `--mount=${m}: ${err.message}`);
+        throw err;
+      }
+    }),
+    network: flagValue(ins, 'network') ?? null,
+    security: flagValue(ins, 'security') ?? null,
+  };
+}
+
+/** One instruction's effect on the stage: the config it changes and the step it adds, if any. */
+function applyInstruction(s: StageState, ins: Instruction): void {
+  const { plan, index, config, lookup, steps, warnings, maxPorts } = s;
+  const { file, escape } = plan;
+  switch (ins.keyword) {
+    case 'ARG':
+      declareArgs(s, ins);
+      break;
+    case 'ENV':
+      for (const [k, v] of nameValuePairs(file, ins, escape, lookup)) config.Env = envSet(config.Env ?? [], k, v);
+      break;
+    case 'LABEL':
+      for (const [k, v] of nameValuePairs(file, ins, escape, lookup)) config.Labels = { ...(config.Labels ?? {}), [k]: v };
+      break;
+    case 'WORKDIR': {
+      const dir = expandOrFail(file, ins, ins.args, lookup, escape);
+      config.WorkingDir = posix.resolve(config.WorkingDir || '/', dir);
+      steps.push({ kind: 'workdir', line: ins.line, path: config.WorkingDir });
+      break;
+    }
+    case 'USER': {
+      const user = expandOrFail(file, ins, ins.args, lookup, escape);
+      if (user === '') fail(file, ins, 'USER is empty after expansion');
+      config.User = user;
+      break;
+    }
+    case 'EXPOSE':
+      for (const port of exposedPorts(file, ins, expandedWords(file, ins, escape, lookup), maxPorts)) {
+        config.ExposedPorts = { ...(config.ExposedPorts ?? {}), [port]: {} };
+      }
+      break;
+    case 'VOLUME': {
+      const vols = expandedWords(file, ins, escape, lookup);
+      if (vols.length === 0 || vols.some((v) => v.trim() === '')) fail(file, ins, 'VOLUME names an empty path');
+      for (const v of vols) config.Volumes = { ...(config.Volumes ?? {}), [v]: {} };
+      break;
+    }
+    case 'STOPSIGNAL': {
+      const sig = expandOrFail(file, ins, ins.args, lookup, escape);
+      if (!/^(SIG)?[A-Z][A-Z0-9+-]*$|^[0-9]+$/.test(sig)) fail(file, ins, `invalid signal "${sig}"`);
+      config.StopSignal = sig;
+      break;
+    }
+    case 'SHELL':
+      if (ins.json === null || ins.json.length === 0) fail(file, ins, 'SHELL requires the arguments in JSON form, e.g. ["/bin/bash", "-c"]');
+      config.Shell = ins.json;
+      break;
+    case 'CMD':
+      if (ins.json === null) warnShellForm(s, ins);
+      config.Cmd = ins.json ?? shellCommand(config, ins.args);
+      s.cmdSet = true;
+      break;
+    case 'ENTRYPOINT':
+      if (ins.json === null) warnShellForm(s, ins);
+      config.Entrypoint = ins.json ?? shellCommand(config, ins.args);
+      if (!s.cmdSet) config.Cmd = null;
+      break;
+    case 'HEALTHCHECK':
+      config.Healthcheck = healthcheck(file, ins);
+      break;
+    case 'ONBUILD': {
+      const inner = /^(\S+)\s*([\s\S]*)$/.exec(ins.args) as RegExpExecArray;
+      const kw = (inner[1] as string).toUpperCase();
+      if (kw === 'ONBUILD' || kw === 'FROM' || kw === 'MAINTAINER') fail(file, ins, `${kw} isn't allowed as an ONBUILD trigger`);
+      config.OnBuild = [...(config.OnBuild ?? []), `${kw} ${inner[2]}`.trim()];
+      break;
+    }
+    case 'MAINTAINER':
+      s.author = ins.args;
+      warnings.push(`${file}:${ins.line} MAINTAINER is deprecated; use LABEL org.opencontainers.image.authors=...`);
+      break;
+    case 'RUN':
+      steps.push(runStep(s, ins));
+      break;
+    case 'COPY':
+    case 'ADD':
+      steps.push(copyStep(plan, index, ins, lookup, config.WorkingDir || '/'));
+      break;
+    case 'FROM':
+      break; // Not reachable: FROM starts a new stage.
+  }
 }
 
 function healthcheck(file: string, ins: Instruction): HealthcheckConfig {

@@ -24,7 +24,7 @@ import type { ExtractLimits } from '../../oci/index.js';
 import { mergeRunConfig, type RunConfig } from '../package/config.js';
 import { packageImage, packagePrebuiltInitrd, type PackagedImage } from '../package/image.js';
 import type { RootfsFormat } from '../package/initrd.js';
-import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive, type ImageBlobs } from '../package/output.js';
+import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive, type ImageBlobs, type OutputTarget } from '../package/output.js';
 import { runtimeInfo, unpackRuntimeRootfs, type RuntimeInfo } from '../package/runtime.js';
 import type { StoredBlob } from '../package/blobs.js';
 import { checkErofsImage, sha256File, unpackRootfsFile, type RootfsFileKind } from './rootfs-file.js';
@@ -102,16 +102,51 @@ function explicitDomain(ref: string): string | undefined {
   return ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : undefined;
 }
 
-export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBuildResult> {
-  const log = opts.log ?? (() => undefined);
-  const epoch = opts.epoch ?? 0;
-  const cache = new BuildCache(opts.cacheDir);
-  const dir = resolve(opts.cwd, opts.dir);
-  const target = parseOutput(opts.output, opts.cwd);
-  const central = opts.registry ?? (target.kind === 'registry' ? explicitDomain(target.ref) : undefined);
+/** What every step of a project build shares: the options, the cache, the log and the registry clients. */
+interface BuildContext {
+  opts: ProjectBuildOptions;
+  log: (line: string) => void;
+  epoch: number;
+  cache: BuildCache;
+  /** The central registry (`--registry`, or the output reference's own host). */
+  central: string | undefined;
+  clientFor: (domain: string) => RegistryClient;
+}
+
+/** Step 1's answer: what to build. */
+interface ProjectPlan {
+  kraftfile: LoadedKraftfile | undefined;
+  name: string;
+  /** Exactly one of the three rootfs sources is set. */
+  dockerfilePath: string | undefined;
+  contextDir: string;
+  rootfsDirInput: string | undefined;
+  rootfsFile: { kind: RootfsFileKind; path: string } | undefined;
+  format: RootfsFormat;
+}
+
+/** Step 2's answer: the app's rootfs and its cache key. */
+interface AppRootfs {
+  build: BuildResult | undefined;
+  appRoot: string;
+  appKey: string;
+  dockerConfig: StageConfig | undefined;
+  /** An EROFS rootfs packaged as EROFS with nothing laid under it is the initrd as it is. */
+  prebuiltInitrd: string | undefined;
+}
+
+/** Step 3's answer: the runtime and the final rootfs (the app's over the runtime's base). */
+interface RuntimeRootfs {
+  runtime: RuntimeInfo;
+  rootKey: string;
+  finalRoot: string;
+}
+
+/** One registry client per domain, created on first use; Docker Hub names go through the central registry and the mirrors. */
+function registryClients(opts: ProjectBuildOptions, central: string | undefined): (domain: string) => RegistryClient {
   const insecure = opts.insecure ?? false;
   const clients = new Map<string, RegistryClient>();
-  const clientFor = (domain: string): RegistryClient => {
+  return (domain: string): RegistryClient => {
     let c = clients.get(domain);
     if (!c) {
       const credentialsFor = opts.credentialsFor ?? (() => undefined);
@@ -136,8 +171,41 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
     }
     return c;
   };
+}
 
-  // 1. What to build.
+export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBuildResult> {
+  const dir = resolve(opts.cwd, opts.dir);
+  const target = parseOutput(opts.output, opts.cwd);
+  const central = opts.registry ?? (target.kind === 'registry' ? explicitDomain(target.ref) : undefined);
+  const ctx: BuildContext = {
+    opts,
+    log: opts.log ?? (() => undefined),
+    epoch: opts.epoch ?? 0,
+    cache: new BuildCache(opts.cacheDir),
+    central,
+    clientFor: registryClients(opts, central),
+  };
+  const plan = await planProject(ctx, dir);
+  const app = await buildAppRootfs(ctx, plan);
+  const rt = await layRuntime(ctx, plan, app);
+  const refName = target.kind === 'registry' ? (parseReference(target.ref).tag ?? 'latest') : 'latest';
+  const { image, packagingCached } = await packageProject(ctx, plan, app, rt, refName);
+  const result: ProjectBuildResult = {
+    name: plan.name,
+    manifestDigest: image.manifest.digest.text,
+    image,
+    build: app.build,
+    packagingCached,
+    kernelLess: !rt.runtime.kernelLayer,
+  };
+  const pushed = await writeOutput(ctx, target, image, refName);
+  if (pushed) result.pushed = pushed;
+  return result;
+}
+
+/** 1. What to build: the Kraftfile (if any), the image name, the rootfs source and format. */
+async function planProject(ctx: BuildContext, dir: string): Promise<ProjectPlan> {
+  const { opts } = ctx;
   const kraftPath = opts.kraftfile ? resolve(opts.cwd, opts.kraftfile) : await findKraftfile(dir);
   const kraftfile = kraftPath ? await loadKraftfile(kraftPath) : undefined;
   const name = imageName(dir, kraftfile);
@@ -161,46 +229,43 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
     dockerfilePath = df;
   }
   const format: RootfsFormat = opts.rootfsFormat ?? rf?.format ?? 'erofs';
+  return { kraftfile, name, dockerfilePath, contextDir, rootfsDirInput, rootfsFile, format };
+}
 
-  // 2. The app's rootfs.
-  let build: BuildResult | undefined;
-  let appRoot: string;
-  let appKey: string;
-  let dockerConfig: StageConfig | undefined;
-  // An EROFS rootfs packaged as EROFS with nothing laid under it is the initrd as it is.
-  let prebuiltInitrd: string | undefined;
+/** 2. The app's rootfs: a rootfs file (unpacked, or an EROFS image as it is), a Dockerfile build, or a directory. */
+async function buildAppRootfs(ctx: BuildContext, plan: ProjectPlan): Promise<AppRootfs> {
+  const { opts, cache, log } = ctx;
+  const { rootfsFile, dockerfilePath, kraftfile, format } = plan;
   if (rootfsFile) {
-    appKey = hashOf('ukc-file-rootfs-v1', rootfsFile.kind, await sha256File(rootfsFile.path));
+    const appKey = hashOf('ukc-file-rootfs-v1', rootfsFile.kind, await sha256File(rootfsFile.path));
     if (rootfsFile.kind === 'erofs' && format === 'erofs' && !kraftfile?.runtime) {
       await checkErofsImage(rootfsFile.path);
-      prebuiltInitrd = rootfsFile.path;
-      appRoot = rootfsFile.path;
       log(`rootfs ${basename(rootfsFile.path)}: EROFS image used as the initrd as it is`);
-    } else {
-      const hit = opts.noCache ? undefined : await cache.getState<Record<string, never>>(appKey);
-      if (hit) {
-        appRoot = cache.rootfsOf(hit.fsKey);
-        log(`rootfs ${basename(rootfsFile.path)} (${rootfsFile.kind}) unpacked  CACHED`);
-      } else {
-        await mkdir(opts.cacheDir, { recursive: true });
-        const work = await mkdtemp(join(opts.cacheDir, 'rootfs-'));
-        try {
-          const tree = join(work, 'rootfs');
-          await unpackRootfsFile(rootfsFile.kind, rootfsFile.path, tree, {
-            ...(opts.rootfsLimits ? { limits: opts.rootfsLimits } : {}),
-            onWarning: (m) => log(`warning: ${m}`),
-          });
-          const st = await cache.putState(appKey, {}, { rootfs: tree }, { replace: opts.noCache === true });
-          appRoot = cache.rootfsOf(st.fsKey);
-          log(`rootfs ${basename(rootfsFile.path)} (${rootfsFile.kind}) unpacked`);
-        } finally {
-          await rm(work, { recursive: true, force: true });
-        }
-      }
+      return { build: undefined, appRoot: rootfsFile.path, appKey, dockerConfig: undefined, prebuiltInitrd: rootfsFile.path };
     }
-  } else if (dockerfilePath) {
-    build = await buildDockerfile({
-      contextDir,
+    const hit = opts.noCache ? undefined : await cache.getState<Record<string, never>>(appKey);
+    if (hit) {
+      log(`rootfs ${basename(rootfsFile.path)} (${rootfsFile.kind}) unpacked  CACHED`);
+      return { build: undefined, appRoot: cache.rootfsOf(hit.fsKey), appKey, dockerConfig: undefined, prebuiltInitrd: undefined };
+    }
+    await mkdir(opts.cacheDir, { recursive: true });
+    const work = await mkdtemp(join(opts.cacheDir, 'rootfs-'));
+    try {
+      const tree = join(work, 'rootfs');
+      await unpackRootfsFile(rootfsFile.kind, rootfsFile.path, tree, {
+        ...(opts.rootfsLimits ? { limits: opts.rootfsLimits } : {}),
+        onWarning: (m) => log(`warning: ${m}`),
+      });
+      const st = await cache.putState(appKey, {}, { rootfs: tree }, { replace: opts.noCache === true });
+      log(`rootfs ${basename(rootfsFile.path)} (${rootfsFile.kind}) unpacked`);
+      return { build: undefined, appRoot: cache.rootfsOf(st.fsKey), appKey, dockerConfig: undefined, prebuiltInitrd: undefined };
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+  if (dockerfilePath) {
+    const build = await buildDockerfile({
+      contextDir: plan.contextDir,
       dockerfile: await readFile(dockerfilePath, 'utf8'),
       dockerfileName: basename(dockerfilePath),
       dockerfilePath,
@@ -214,55 +279,54 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.archiveLimits ? { archiveLimits: opts.archiveLimits } : {}),
       resolveImage: registryImageResolver({
-        clientFor,
+        clientFor: ctx.clientFor,
         blobs: cache.blobs,
         ...(opts.layerLimits ? { limits: opts.layerLimits } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
       log,
     });
-    appRoot = build.rootfs;
-    appKey = build.key;
-    dockerConfig = build.config;
-  } else {
-    appRoot = rootfsDirInput as string;
-    // Keyed by what the tree holds (paths, types, modes, mtimes, link targets,
-    // contents), so an unchanged directory rebuilds from the cache.
-    appKey = hashOf('dir-rootfs-v2', await digestTree(appRoot));
+    return { build, appRoot: build.rootfs, appKey: build.key, dockerConfig: build.config, prebuiltInitrd: undefined };
   }
+  const appRoot = plan.rootfsDirInput as string;
+  // Keyed by what the tree holds (paths, types, modes, mtimes, link targets,
+  // contents), so an unchanged directory rebuilds from the cache.
+  const appKey = hashOf('dir-rootfs-v2', await digestTree(appRoot));
+  return { build: undefined, appRoot, appKey, dockerConfig: undefined, prebuiltInitrd: undefined };
+}
 
-  // 3. The runtime: kernel layer, base rootfs under the app's, its command.
-  let runtime: RuntimeInfo = {};
-  let rootKey = appKey;
-  let finalRoot = appRoot;
-  if (kraftfile?.runtime) {
-    if (!central) throw new Error(`the Kraftfile names runtime ${kraftfile.runtime}: give --registry (the central registry holding official/ runtimes)`);
-    const ref = parseUnikraftReference(kraftfile.runtime, central);
-    log(`runtime ${formatReference(ref)}`);
-    const pulled = await pullToBlobDir(formatReference(ref), { clientFor, blobs: cache.blobs, rules: { defaultDomain: central, officialNamespace: 'official', domainAliases: [] } });
-    const rtKey = hashOf('ukc-runtime-v1', pulled.manifestDigest);
-    runtime = runtimeInfo(pulled);
-    rootKey = hashOf('ukc-merged-v1', appKey, rtKey);
-    const hit = opts.noCache ? undefined : await cache.getState<Record<string, never>>(rootKey);
-    if (hit) {
-      finalRoot = cache.rootfsOf(hit.fsKey);
-      log(`runtime base rootfs under the app's  CACHED`);
-    } else {
-      const work = await mkdtemp(join(opts.cacheDir, 'rt-'));
-      try {
-        const baseDir = join(work, 'base');
-        await unpackRuntimeRootfs(pulled, baseDir, cache.blobs, opts.layerLimits ?? {});
-        await overlayTree(appRoot, baseDir);
-        const st = await cache.putState(rootKey, {}, { rootfs: baseDir }, { replace: opts.noCache === true });
-        finalRoot = cache.rootfsOf(st.fsKey);
-      } finally {
-        await rm(work, { recursive: true, force: true });
-      }
-    }
+/** 3. The runtime: kernel layer, base rootfs under the app's, its command. */
+async function layRuntime(ctx: BuildContext, plan: ProjectPlan, app: AppRootfs): Promise<RuntimeRootfs> {
+  const { opts, cache, log, central } = ctx;
+  const { kraftfile } = plan;
+  if (!kraftfile?.runtime) return { runtime: {}, rootKey: app.appKey, finalRoot: app.appRoot };
+  if (!central) throw new Error(`the Kraftfile names runtime ${kraftfile.runtime}: give --registry (the central registry holding official/ runtimes)`);
+  const ref = parseUnikraftReference(kraftfile.runtime, central);
+  log(`runtime ${formatReference(ref)}`);
+  const pulled = await pullToBlobDir(formatReference(ref), { clientFor: ctx.clientFor, blobs: cache.blobs, rules: { defaultDomain: central, officialNamespace: 'official', domainAliases: [] } });
+  const rtKey = hashOf('ukc-runtime-v1', pulled.manifestDigest);
+  const runtime = runtimeInfo(pulled);
+  const rootKey = hashOf('ukc-merged-v1', app.appKey, rtKey);
+  const hit = opts.noCache ? undefined : await cache.getState<Record<string, never>>(rootKey);
+  if (hit) {
+    log(`runtime base rootfs under the app's  CACHED`);
+    return { runtime, rootKey, finalRoot: cache.rootfsOf(hit.fsKey) };
   }
+  const work = await mkdtemp(join(opts.cacheDir, 'rt-'));
+  try {
+    const baseDir = join(work, 'base');
+    await unpackRuntimeRootfs(pulled, baseDir, cache.blobs, opts.layerLimits ?? {});
+    await overlayTree(app.appRoot, baseDir);
+    const st = await cache.putState(rootKey, {}, { rootfs: baseDir }, { replace: opts.noCache === true });
+    return { runtime, rootKey, finalRoot: cache.rootfsOf(st.fsKey) };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
 
-  // 4. Packaging (cached by the rootfs key and everything that reaches the config).
-  const run: RunConfig = mergeRunConfig({
+/** The run config from the CLI arguments, the Kraftfile, the runtime and the Dockerfile's final stage. */
+function runConfigOf(opts: ProjectBuildOptions, kraftfile: LoadedKraftfile | undefined, runtime: RuntimeInfo, dockerConfig: StageConfig | undefined): RunConfig {
+  return mergeRunConfig({
     ...(opts.cliArgs && opts.cliArgs.length ? { cliArgs: opts.cliArgs } : {}),
     ...(kraftfile ? { kraftfile: { ...(kraftfile.cmd ? { cmd: kraftfile.cmd } : {}), env: kraftfile.env, labels: kraftfile.labels } } : {}),
     runtime,
@@ -279,71 +343,80 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
         }
       : {}),
   });
-  const refName = target.kind === 'registry' ? (parseReference(target.ref).tag ?? 'latest') : 'latest';
-  const pkgKey = hashOf('ukc-package-v1', prebuiltInitrd ? 'prebuilt' : 'made', rootKey, JSON.stringify(run), format, String(epoch), name, refName, runtime.kernelLayer?.digest.text ?? '');
-  let image: PackagedImage | undefined;
-  let packagingCached = false;
+}
+
+/** 4. Packaging (cached by the rootfs key and everything that reaches the config). */
+async function packageProject(
+  ctx: BuildContext,
+  plan: ProjectPlan,
+  app: AppRootfs,
+  rt: RuntimeRootfs,
+  refName: string,
+): Promise<{ image: PackagedImage; packagingCached: boolean }> {
+  const { opts, cache, log, epoch } = ctx;
+  const { name, format } = plan;
+  const { runtime } = rt;
+  const prebuiltInitrd = app.prebuiltInitrd;
+  const run = runConfigOf(opts, plan.kraftfile, runtime, app.dockerConfig);
+  const pkgKey = hashOf('ukc-package-v1', prebuiltInitrd ? 'prebuilt' : 'made', rt.rootKey, JSON.stringify(run), format, String(epoch), name, refName, runtime.kernelLayer?.digest.text ?? '');
   const cachedImage = opts.noCache ? undefined : await cache.getImage(pkgKey);
   if (cachedImage) {
     const blob = async (d: string): Promise<StoredBlob> => (await cache.blobs.has(parseDigest(d))) as StoredBlob;
-    image = {
+    const image: PackagedImage = {
       manifest: await blob(cachedImage.manifest),
       manifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: await blob(cachedImage.config),
       layers: await Promise.all(cachedImage.layers.map(blob)),
       initrd: await blob(cachedImage.initrd),
     };
-    packagingCached = true;
     log(`package ${format} initrd  CACHED`);
-  } else {
-    const started = Date.now();
-    const common = { epoch, name, refName, run, blobs: cache.blobs, ...(runtime.kernelLayer ? { kernelLayer: runtime.kernelLayer } : {}) };
-    image = prebuiltInitrd ? await packagePrebuiltInitrd(prebuiltInitrd, common) : await packageImage({
-      rootfsDir: finalRoot,
-      format,
-      epoch,
-      name,
-      refName,
-      run,
-      blobs: cache.blobs,
-      ...(runtime.kernelLayer ? { kernelLayer: runtime.kernelLayer } : {}),
-      warn: (m) => log(`warning: ${m}`),
-    });
-    await cache.putImage(pkgKey, {
-      manifest: image.manifest.digest.text,
-      config: image.config.digest.text,
-      layers: image.layers.map((l) => l.digest.text),
-      initrd: image.initrd.digest.text,
-    });
-    log(`package ${format} initrd (${image.initrd.size} bytes) in ${Date.now() - started} ms`);
+    return { image, packagingCached: true };
   }
-  const blobs: ImageBlobs = { manifest: image.manifest, manifestMediaType: image.manifestMediaType, blobs: [image.config, ...image.layers] };
-
-  // 5. Output.
-  const result: ProjectBuildResult = {
+  const started = Date.now();
+  const common = { epoch, name, refName, run, blobs: cache.blobs, ...(runtime.kernelLayer ? { kernelLayer: runtime.kernelLayer } : {}) };
+  const image = prebuiltInitrd ? await packagePrebuiltInitrd(prebuiltInitrd, common) : await packageImage({
+    rootfsDir: rt.finalRoot,
+    format,
+    epoch,
     name,
-    manifestDigest: image.manifest.digest.text,
-    image,
-    build,
-    packagingCached,
-    kernelLess: !runtime.kernelLayer,
-  };
-  if (target.kind === 'layout') await writeLayout(target.dir, blobs, refName);
-  else if (target.kind === 'archive') await writeLayoutArchive(target.file, blobs, refName);
-  else {
-    let ref: ImageReference;
-    if (explicitDomain(target.ref)) ref = parseReference(target.ref);
-    else {
-      if (!central) throw new Error(`--output ${target.ref} names no registry: give --registry or a full reference (host:port/name:tag)`);
-      ref = parseUnikraftReference(target.ref, central);
-    }
-    const started = Date.now();
-    const pushed = await pushToRegistry(clientFor(ref.domain), ref.path, ref.tag ?? 'latest', blobs);
-    const bytes = blobs.blobs.reduce((n, b) => n + b.size, 0) + image.manifest.size;
-    const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').reduce((n, b) => n + b.size, 0);
-    result.pushed = { ref: `${formatReference({ ...ref, digest: undefined })}@${pushed.digest.text}`, bytes, uploaded, ms: Date.now() - started };
+    refName,
+    run,
+    blobs: cache.blobs,
+    ...(runtime.kernelLayer ? { kernelLayer: runtime.kernelLayer } : {}),
+    warn: (m) => log(`warning: ${m}`),
+  });
+  await cache.putImage(pkgKey, {
+    manifest: image.manifest.digest.text,
+    config: image.config.digest.text,
+    layers: image.layers.map((l) => l.digest.text),
+    initrd: image.initrd.digest.text,
+  });
+  log(`package ${format} initrd (${image.initrd.size} bytes) in ${Date.now() - started} ms`);
+  return { image, packagingCached: false };
+}
+
+/** 5. Output: a layout directory, an `.oci.tar`, or a push (answered with what was pushed). */
+async function writeOutput(ctx: BuildContext, target: OutputTarget, image: PackagedImage, refName: string): Promise<ProjectBuildResult['pushed']> {
+  const blobs: ImageBlobs = { manifest: image.manifest, manifestMediaType: image.manifestMediaType, blobs: [image.config, ...image.layers] };
+  if (target.kind === 'layout') {
+    await writeLayout(target.dir, blobs, refName);
+    return undefined;
   }
-  return result;
+  if (target.kind === 'archive') {
+    await writeLayoutArchive(target.file, blobs, refName);
+    return undefined;
+  }
+  let ref: ImageReference;
+  if (explicitDomain(target.ref)) ref = parseReference(target.ref);
+  else {
+    if (!ctx.central) throw new Error(`--output ${target.ref} names no registry: give --registry or a full reference (host:port/name:tag)`);
+    ref = parseUnikraftReference(target.ref, ctx.central);
+  }
+  const started = Date.now();
+  const pushed = await pushToRegistry(ctx.clientFor(ref.domain), ref.path, ref.tag ?? 'latest', blobs);
+  const bytes = blobs.blobs.reduce((n, b) => n + b.size, 0) + image.manifest.size;
+  const uploaded = pushed.blobs.filter((b) => b.action === 'uploaded').reduce((n, b) => n + b.size, 0);
+  return { ref: `${formatReference({ ...ref, digest: undefined })}@${pushed.digest.text}`, bytes, uploaded, ms: Date.now() - started };
 }
 
 /** Copies `upper`'s tree over `lower` (files replace, directories merge), preserving everything. */

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import tarStream from 'tar-stream';
+import { createTarStream, type TarEntry } from '../../oci/index.js';
 import { buildProject, type ProjectBuildResult } from './project.js';
 import { unpackRootfsFile, RootfsFileError } from './rootfs-file.js';
 
@@ -159,14 +159,16 @@ test('a file named .erofs without the EROFS magic is refused with a clear error'
 });
 
 async function hostileTar(file: string, entries: { name: string; type: 'file' | 'symlink' | 'directory'; body?: string; linkname?: string }[]): Promise<void> {
-  const pack = tarStream.pack();
-  for (const e of entries) {
-    const header = { name: e.name, type: e.type, mode: e.type === 'file' ? 0o644 : 0o755, mtime: new Date(0), ...(e.linkname ? { linkname: e.linkname } : {}) };
-    if (e.type === 'file') pack.entry(header, e.body ?? '');
-    else pack.entry(header);
-  }
-  pack.finalize();
-  await pipeline(pack, createGzip(), createWriteStream(file));
+  const tarEntries = entries.map((e): TarEntry => {
+    const common = { name: e.name, mode: e.type === 'file' ? 0o644 : 0o755, mtime: 0 };
+    if (e.type === 'file') {
+      const body = Buffer.from(e.body ?? '');
+      return { ...common, type: 'file', size: body.length, source: body };
+    }
+    if (e.type === 'symlink') return { ...common, type: 'symlink', target: e.linkname ?? '' };
+    return { ...common, type: 'directory' };
+  });
+  await pipeline(createTarStream(tarEntries), createGzip(), createWriteStream(file));
 }
 
 test('hostile tarball rootfs: ../ climbs are refused, writes through a symlink stay inside; the sentinel is untouched', async () => {

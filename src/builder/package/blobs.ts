@@ -10,12 +10,13 @@
  * (it is written to tmp/, hashed while written, fsynced, then renamed).
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { Digester, digestOf, parseDigest, type Digest } from '../../oci/index.js';
+import { fsyncFile } from '../../util/index.js';
 
 export interface StoredBlob {
   digest: Digest;
@@ -96,15 +97,6 @@ export class BlobDir {
     await mkdir(join(this.root, digest.algorithm), { recursive: true });
     await rename(tmp, final);
     return { digest, size, path: final };
-  }
-}
-
-async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -5,11 +5,11 @@ import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import tarStream from 'tar-stream';
 import { BlobDir } from './blobs.js';
 import { packageImage } from './image.js';
 import { mergeRunConfig } from './config.js';
 import { writeSingleFileLayer, KERNEL_PATH } from './layer.js';
+import { readTar } from '../../oci/index.js';
 
 async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'ukc-pkg-'));
@@ -31,29 +31,15 @@ interface TarEntry {
   size: number;
 }
 
+/** The entries of a layer tar (src/oci's reader); `uname` is read from the first ustar header's bytes. */
 async function listTar(path: string): Promise<TarEntry[]> {
   const entries: TarEntry[] = [];
-  const extract = tarStream.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (h, stream, next) => {
-      entries.push({
-        name: h.name,
-        type: h.type ?? 'file',
-        uid: h.uid ?? -1,
-        gid: h.gid ?? -1,
-        mtime: h.mtime ? h.mtime.getTime() : -1,
-        mode: h.mode ?? 0,
-        uname: h.uname ?? '',
-        size: h.size ?? 0,
-      });
-      stream.on('end', next);
-      stream.resume();
-    });
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  createReadStream(path).pipe(extract);
-  await done;
+  for await (const { header: h, body } of readTar(createReadStream(path) as AsyncIterable<Buffer>)) {
+    entries.push({ name: h.name, type: h.type, uid: h.uid, gid: h.gid, mtime: h.mtime * 1000, mode: h.mode, size: h.size });
+    for await (const chunk of body) void chunk;
+  }
+  const first = (await readFile(path)).subarray(0, 512);
+  if (entries[0]) entries[0].uname = first.subarray(265, 297).toString('utf8').replace(/\0.*$/s, '');
   return entries;
 }
 

@@ -4,7 +4,7 @@
  * file (the same layout, tarred deterministically).
  * (The layout dir and its tar are src/oci/layout.ts's.)
  */
-import { mkdir, readFile, rename, rm, open, mkdtemp } from 'node:fs/promises';
+import { mkdir, readFile, rm, mkdtemp } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { dirname, join, resolve, basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -13,6 +13,7 @@ import { pushImage, type PushImageResult } from '../../client/index.js';
 import type { RegistryClient } from '../../client/index.js';
 import type { ProgressListener } from '../../client/index.js';
 import type { StoredBlob } from './blobs.js';
+import { commitFileAtomic } from '../../util/index.js';
 
 export type OutputTarget = { kind: 'registry'; ref: string } | { kind: 'layout'; dir: string } | { kind: 'archive'; file: string };
 
@@ -28,15 +29,6 @@ export interface ImageBlobs {
   manifestMediaType: string;
   /** Config and layers. */
   blobs: StoredBlob[];
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Writes (or adds to) an OCI image layout directory with src/oci's layout writer; `refName` tags the manifest. */
@@ -60,8 +52,7 @@ export async function writeLayoutArchive(file: string, image: ImageBlobs, refNam
     await writeLayout(join(work, 'layout'), image, refName);
     const tmp = join(work, 'out.tar');
     await pipeline(layoutTarStream(join(work, 'layout')), createWriteStream(tmp));
-    await fsyncPath(tmp);
-    await rename(tmp, file);
+    await commitFileAtomic(tmp, file);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -8,15 +8,17 @@
  *   <dir>/wildcard.key  its key (0600)
  *
  * Invariant: a file is either absent or complete — each is written in a temp
- * directory, fsynced and renamed into place, then the directory is fsynced.
+ * directory, fsynced and renamed into place, then the directory is fsynced
+ * (util/durable.ts's fsync helpers; two files renamed in a fixed order).
  * The leaf is re-issued (same CA) when the configured wildcard names change or it
  * is close to expiry; the CA is never replaced once made.
  */
 import { execFile } from 'node:child_process';
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { fsyncDirSync, fsyncFileSync } from '../../util/index.js';
 
 const run = promisify(execFile);
 
@@ -39,24 +41,6 @@ export interface NodeTlsMaterial {
   certPem: string;
   keyPem: string;
   caCertPath: string;
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fsyncFile(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function leafCovers(certPem: string, zone: string, renewBeforeDays: number): boolean {
@@ -91,12 +75,12 @@ export async function ensureNodeTls(options: NodeTlsOptions): Promise<NodeTlsMat
       ]);
       for (const f of ['ca.key', 'ca.crt']) {
         chmodSync(join(work, f), f.endsWith('.key') ? 0o600 : 0o644);
-        fsyncFile(join(work, f));
+        fsyncFileSync(join(work, f));
       }
       // Key first: a crash between the renames leaves no certificate without its key.
       renameSync(join(work, 'ca.key'), p('ca.key'));
       renameSync(join(work, 'ca.crt'), p('ca.crt'));
-      fsyncDir(dir);
+      fsyncDirSync(dir);
       rmSync(p('wildcard.crt'), { force: true });
     }
     const haveLeaf = existsSync(p('wildcard.crt')) && existsSync(p('wildcard.key'));
@@ -121,11 +105,11 @@ export async function ensureNodeTls(options: NodeTlsOptions): Promise<NodeTlsMat
         '-days', String(leafDays), '-extfile', join(work, 'ext.cnf'), '-out', join(work, 'wildcard.crt'),
       ]);
       chmodSync(join(work, 'wildcard.key'), 0o600);
-      fsyncFile(join(work, 'wildcard.key'));
-      fsyncFile(join(work, 'wildcard.crt'));
+      fsyncFileSync(join(work, 'wildcard.key'));
+      fsyncFileSync(join(work, 'wildcard.crt'));
       renameSync(join(work, 'wildcard.key'), p('wildcard.key'));
       renameSync(join(work, 'wildcard.crt'), p('wildcard.crt'));
-      fsyncDir(dir);
+      fsyncDirSync(dir);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

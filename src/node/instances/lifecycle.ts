@@ -55,6 +55,7 @@ import { constants as osConstants } from 'node:os';
 import { Errno, NodeError } from '../errors.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { accountPrincipal, type AccountPrincipal } from '../../auth/index.js';
+import { KeyedMutex } from '../../store/index.js';
 import type { ImageResolver } from '../images/resolver.js';
 import type { RuntimeDriver, RuntimeEvent, RuntimeHandle, RuntimeHooks, RuntimeStats } from '../runtime/driver.js';
 import type { InstanceStore } from './store.js';
@@ -157,7 +158,7 @@ export class InstanceLifecycle {
   private readonly runs = new Map<string, Run>();
   private readonly restartTimers = new Map<string, TimerHandle>();
   private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly locks = new Map<string, Promise<void>>();
+  private readonly locks = new KeyedMutex();
   private readonly watchers = new Set<(change: LifecycleChange) => void>();
   private generation = 0;
   private closed = false;
@@ -353,7 +354,7 @@ export class InstanceLifecycle {
    */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.locks.values()]);
+    await this.locks.settled();
     for (const t of this.restartTimers.values()) t.cancel();
     this.restartTimers.clear();
     for (const run of this.runs.values()) {
@@ -375,18 +376,7 @@ export class InstanceLifecycle {
 
   private async exclusive<T>(uuid: string, fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new NodeError(Errno.ECANCELED, 'node is shutting down');
-    const previous = this.locks.get(uuid) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const tail = previous.then(() => mine);
-    this.locks.set(uuid, tail);
-    await previous;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.locks.get(uuid) === tail) this.locks.delete(uuid);
-    }
+    return this.locks.run(uuid, fn);
   }
 
   /** Writes the record with a new state (checked against the state machine) and wakes waiters. */

@@ -8,6 +8,7 @@
 import { UsageError, UserError } from '../../../util/index.js';
 import { RegistryClient } from '../../../client/index.js';
 import type { LocalImage } from '../../../client/index.js';
+import { isDigestString, isValidRepositoryPath, isValidTag } from '../../../oci/index.js';
 import { imagesImportCommand } from '../build-glue.js';
 import { centralImageRows, imagesView, localImageRows, type ImageRow } from '../../views.js';
 import { controlPlane, nodeApi, parseCommand, print, progress, requireAccount, subcommand, type CliRuntime } from '../../runtime.js';
@@ -46,7 +47,7 @@ export function parseImageArg(text: string, account: string): ImageArg {
   if (at !== -1) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!/^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/.test(digest)) throw new UsageError(`invalid digest in "${text}" (expected sha256: and 64 lowercase hex digits)`);
+    if (!isDigestString(digest)) throw new UsageError(`invalid digest in "${text}" (expected sha256: and 64 lowercase hex digits)`);
   }
   let tag: string | undefined;
   const colon = rest.indexOf(':', rest.lastIndexOf('/') + 1);
@@ -58,8 +59,8 @@ export function parseImageArg(text: string, account: string): ImageArg {
   if (parts.length > 1 && /[.:]|^localhost$/.test(parts[0]!)) parts.shift();
   if (parts.length === 1) parts.unshift(account);
   const repository = parts.join('/');
-  if (!/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)+$/.test(repository)) throw new UsageError(`invalid image name "${text}"`);
-  if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new UsageError(`invalid tag in "${text}"`);
+  if (!repository.includes('/') || !isValidRepositoryPath(repository, Infinity)) throw new UsageError(`invalid image name "${text}"`);
+  if (tag !== undefined && !isValidTag(tag)) throw new UsageError(`invalid tag in "${text}"`);
   return { repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
 }
 

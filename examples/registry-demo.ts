@@ -1,35 +1,26 @@
 /**
- * The demo behind scripts/demo.sh: builds a tiny Unikraft-style image in
+ * An example of the registry client (src/client) on its own: builds a tiny Unikraft-style image in
  * memory (an OCI manifest whose layers are uncompressed single-file tars,
  * platform kraftcloud/x86_64), pushes it to a registry with RegistryClient,
  * pulls it back into an OCI layout, and prints the digests.
  *
- * Usage: node dist/src/client/demo.js HOST:PORT [REPOSITORY[:TAG]]
+ * Usage: node dist/examples/registry-demo.js HOST:PORT [REPOSITORY[:TAG]]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import tar from 'tar-stream';
-import { digestOf } from '../oci/index.js';
-import { MediaType } from '../oci/index.js';
-import { pullImage, pushImage } from './image.js';
-import { ProgressRenderer } from './progress.js';
-import { RegistryClient } from './registry-client.js';
+import { digestOf, MediaType, tarChunks } from '../src/oci/index.js';
+import { ProgressRenderer, pullImage, pushImage, RegistryClient } from '../src/client/index.js';
 
-/** A tar holding one file, with fixed metadata so the digest is reproducible. */
-function singleFileTar(name: string, content: Buffer): Promise<Buffer> {
-  const pack = tar.pack();
+/** A tar holding one file, with fixed metadata so the digest is reproducible (src/oci's deterministic writer). */
+async function singleFileTar(name: string, content: Buffer): Promise<Buffer> {
   const parts: Buffer[] = [];
-  pack.on('data', (c: unknown) => void parts.push(c as Buffer));
-  const done = new Promise<Buffer>((res, rej) => {
-    pack.on('end', () => res(Buffer.concat(parts)));
-    pack.on('error', rej);
-  });
-  pack.entry({ name, size: content.length, mode: 0o755, mtime: new Date(0), uid: 0, gid: 0 }, content);
-  pack.finalize();
-  return done;
+  for await (const chunk of tarChunks([{ type: 'file', name, size: content.length, source: content, mode: 0o755, uid: 0, gid: 0, mtime: 0 }])) {
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
 }
 
 export interface DemoImage {
@@ -110,7 +101,7 @@ export async function runDemo(host: string, reference: string, out: Writable & {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [host, reference = 'demo/hello:latest'] = process.argv.slice(2);
   if (!host) {
-    process.stderr.write('usage: node dist/src/client/demo.js HOST:PORT [REPOSITORY[:TAG]]\n');
+    process.stderr.write('usage: node dist/examples/registry-demo.js HOST:PORT [REPOSITORY[:TAG]]\n');
     process.exitCode = 2;
   } else {
     runDemo(host, reference, process.stdout).catch((err: unknown) => {
