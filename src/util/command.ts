@@ -84,6 +84,10 @@ export function closest(word: string, names: readonly string[]): string | undefi
   return best !== undefined && best.d <= Math.max(1, Math.floor(word.length / 3)) ? best.name : undefined;
 }
 
+function isAbortError(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || (err as { code?: unknown }).code === 'ABORT_ERR');
+}
+
 /** The command called `name` or answering to it as an alias. */
 function findCommand(commands: readonly Command[], name: string): Command | undefined {
   return commands.find((c) => c.name === name) ?? commands.find((c) => c.aliases?.includes(name));
@@ -122,12 +126,6 @@ export async function runCommandLine(
   try {
     return await command.run(rest, ctx);
   } catch (err) {
-    // Ctrl-C (or SIGTERM) is the one way out of a long command: whatever it threw while
-    // stopping, the user asked for it, so the answer is "interrupted" and the shell's 130.
-    if (ctx.signal.aborted) {
-      ctx.stderr.write(`${program} ${name}: interrupted\n`);
-      return 130;
-    }
     if (err instanceof HelpRequested) {
       ctx.stdout.write(err.text);
       return 0;
@@ -135,6 +133,13 @@ export async function runCommandLine(
     if (err instanceof UsageError) {
       ctx.stderr.write(`${program} ${name}: ${err.message}\n`);
       return 2;
+    }
+    // Ctrl-C (or SIGTERM) is the one way out of a long command: whatever it threw while
+    // stopping (an AbortError, a cut stream), the user asked for it, so the answer is
+    // "interrupted" and the shell's 130. A UserError keeps its own message.
+    if (isAbortError(err) || (ctx.signal.aborted && !(err instanceof UserError))) {
+      ctx.stderr.write(`${program} ${name}: interrupted\n`);
+      return 130;
     }
     if (err instanceof UserError) {
       ctx.stderr.write(`${program} ${name}: ${err.message}\n`);
