@@ -25,7 +25,7 @@ import {
   type RegistryAuthenticator,
   type RequestRateLimitOptions,
 } from '../auth/index.js';
-import { createRegistry, openStores, RegistryError, type Authorizer, type Registry, type RequestLogEntry } from '../registry/index.js';
+import { createRegistry, openStores, RegistryError, type Authorizer, type Registry, type RegistryLimits, type RequestLogEntry } from '../registry/index.js';
 import { createControlPlaneApi } from './api.js';
 import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
@@ -73,6 +73,8 @@ export interface ControlPlaneOptions {
   /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
   anonymousPullOfficial?: boolean;
   limits?: Partial<ControlPlaneLimits>;
+  /** Limits of the central registry (default the registry's DEFAULT_LIMITS). */
+  registryLimits?: Partial<RegistryLimits>;
   /** Socket inactivity timeout (ms) of the listener (API and registry); default DEFAULT_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
   /** Per-account request rate on /v1 (429 + Retry-After); default DEFAULT_CONTROL_PLANE_RATE_LIMIT; `false`: none. */
@@ -163,6 +165,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     blobs,
     metadata,
     authorizer: registryAuthorizer(registryAuth),
+    ...(options.registryLimits ? { limits: options.registryLimits } : {}),
     logger,
     logError,
     onRequest: both((e: RequestLogEntry) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), options.onRegistryRequest),

@@ -32,7 +32,7 @@ import { createListener, listenOn, type Listener, type ListenerTls } from '../ut
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl } from '../registry/index.js';
+import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl, type RegistryLimits } from '../registry/index.js';
 import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
 import { createNodeApi, type NodeApi } from './index.js';
 import {
@@ -46,7 +46,7 @@ import {
 } from './auth.js';
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
-import { LocalImages } from './images/local.js';
+import { LocalImages, type LocalImagesLimits } from './images/local.js';
 import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
@@ -82,6 +82,10 @@ export interface NodeServerOptions {
   cgroupParent?: string;
   limits?: Partial<NodeApiLimits>;
   runtimeLimits?: Partial<MicroDriverLimits>;
+  /** Limits of the local registry (/v2). */
+  registryLimits?: Partial<RegistryLimits>;
+  /** Limits of the image cache (sizes of manifests, configs, kernels, initrds read). */
+  imageLimits?: Partial<LocalImagesLimits>;
   launcherPath?: string;
   /** The gateway (public ports, TLS, service groups); absent: no service groups on this node. */
   gateway?: NodeGatewayOptions;
@@ -155,7 +159,14 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     access = tokenRegistryAccess(verifier, policy);
   }
   const metrics = options.metrics ?? new RoleMetrics('node');
-  const registry = createRegistry({ blobs, metadata, logger, onRequest: (e) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), ...(access ? { access } : {}) });
+  const registry = createRegistry({
+    blobs,
+    metadata,
+    logger,
+    onRequest: (e) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut),
+    ...(access ? { access } : {}),
+    ...(options.registryLimits ? { limits: options.registryLimits } : {}),
+  });
   const images = new LocalImages({
     blobs,
     metadata,
@@ -164,6 +175,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     registryHost: publicAuthority,
     ...(options.centralUrl ? { centralUrl: options.centralUrl } : {}),
     ...(options.allowedRegistries ? { allowedRegistries: options.allowedRegistries } : {}),
+    ...(options.imageLimits ? { limits: options.imageLimits } : {}),
   });
   const driver = new MicroDriver({
     runsDir: join(home, 'runs'),
