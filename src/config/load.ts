@@ -87,15 +87,22 @@ export function settingOf(key: string): Setting | undefined {
   return BY_KEY.get(key);
 }
 
-/** A hint for a mistyped key: a key it begins, else one with the same last part, else one of its section. */
+/**
+ * A hint for a mistyped key: a key it begins, else the key of the same section sharing the
+ * most words of its last part (`upload_timeout` → `upload_session_timeout`), else none.
+ */
 function nearest(key: string): string {
-  const tail = key.slice(key.lastIndexOf('.') + 1);
-  const section = key.split('.')[0]!;
-  const guess =
-    SETTINGS.find((s) => s.key.startsWith(key)) ??
-    SETTINGS.find((s) => s.key.endsWith(`.${tail}`)) ??
-    SETTINGS.find((s) => s.key.startsWith(`${section}.`) && s.key.includes(tail)) ??
-    SETTINGS.find((s) => s.key.startsWith(`${section}.`));
+  const section = key.includes('.') ? key.slice(0, key.indexOf('.')) : undefined;
+  const words = new Set(key.slice(key.lastIndexOf('.') + 1).split('_'));
+  let guess = SETTINGS.find((s) => s.key.startsWith(key));
+  if (!guess) {
+    let best = 0;
+    for (const s of SETTINGS) {
+      if (section !== undefined && !s.key.startsWith(`${section}.`)) continue;
+      const score = s.key.slice(s.key.indexOf('.') + 1).split('_').filter((w) => words.has(w)).length;
+      if (score > best) [best, guess] = [score, s];
+    }
+  }
   return guess ? ` (did you mean ${guess.key}?)` : '';
 }
 
