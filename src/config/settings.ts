@@ -7,11 +7,13 @@
  *
  * `ukcd config docs` prints this table; docs/configuration.md is its output.
  */
-import { DEFAULT_LIMITS as DEFAULT_REGISTRY_LIMITS, DEFAULT_GC_GRACE_PERIOD_MS, type RegistryLimits } from '../registry/index.js';
+import { DEFAULT_LIMITS as DEFAULT_REGISTRY_LIMITS, DEFAULT_GC_GRACE_PERIOD_MS, DEFAULT_REGISTRY_REQUEST_RATE, type RegistryLimits } from '../registry/index.js';
+import { DEFAULT_REGISTRY_TOKEN_TTL_SECONDS, MAX_REGISTRY_TOKEN_TTL_SECONDS } from '../auth/index.js';
 import {
   DEFAULT_CERTIFICATE_LIMITS,
   DEFAULT_CONTROL_PLANE_TOKEN_CACHE,
   DEFAULT_GATEWAY_LIMITS,
+  DEFAULT_LEASE_LOG_MAX_LINES,
   DEFAULT_LOCAL_IMAGES_LIMITS,
   DEFAULT_MICRO_LIMITS,
   DEFAULT_NETNS_POOL_SIZE,
@@ -141,6 +143,27 @@ export const NETNS_POOL_SIZE = single({
   roles: NODE,
 });
 
+export const LEASE_LOG_MAX_LINES = single({
+  key: 'network.lease_log_max_lines',
+  kind: 'int',
+  default: DEFAULT_LEASE_LOG_MAX_LINES,
+  min: 10,
+  max: 10_000_000,
+  description: "Lines the node's lease log may grow to before it is compacted.",
+  roles: NODE,
+});
+
+export const REGISTRY_TOKEN_TTL = single({
+  key: 'registry_token.ttl',
+  kind: 'duration',
+  unit: 's',
+  default: DEFAULT_REGISTRY_TOKEN_TTL_SECONDS,
+  min: 1,
+  max: MAX_REGISTRY_TOKEN_TTL_SECONDS,
+  description: 'Lifetime of the registry tokens issued by `/v2/token` (control plane, node, `ukcd registry --auth`).',
+  roles: ALL,
+});
+
 /** How often `ukcd dev`'s node reports its health to the control plane. */
 export const DEV_HEARTBEAT_INTERVAL = single({
   key: 'dev.heartbeat_interval',
@@ -184,6 +207,7 @@ const RATE_FIELDS = (what: string): { readonly [K in keyof RateLimit]-?: FieldSp
 
 export const CONTROLPLANE_RATE = group<RateLimit>('controlplane_rate', CONTROLPLANE, DEFAULT_CONTROL_PLANE_RATE_LIMIT, RATE_FIELDS('the control plane API (/v1)'));
 export const NODE_RATE = group<RateLimit>('node_rate', NODE, DEFAULT_NODE_API_RATE_LIMIT, RATE_FIELDS('the node API (/v1)'));
+export const REGISTRY_RATE = group<RateLimit>('registry_rate', ['dev', 'node', 'registry'], DEFAULT_REGISTRY_REQUEST_RATE, RATE_FIELDS('the token-checked registries (the node\'s local one, `ukcd registry --auth`)'));
 
 type InstanceFields = Pick<
   NodeApiLimits,
@@ -288,6 +312,8 @@ export const SETTINGS: readonly Setting[] = [
   LOG_LEVEL,
   LISTENER_IDLE_TIMEOUT,
   ...REGISTRY.settings,
+  REGISTRY_TOKEN_TTL,
+  ...REGISTRY_RATE.settings,
   GC_GRACE_PERIOD,
   ...CONTROLPLANE_LIMITS.settings,
   ...CONTROLPLANE_RATE.settings,
@@ -299,6 +325,7 @@ export const SETTINGS: readonly Setting[] = [
   ...LIFECYCLE.settings,
   ...RUNTIME.settings,
   NETNS_POOL_SIZE,
+  LEASE_LOG_MAX_LINES,
   ...IMAGES.settings,
   ...GATEWAY.settings,
   ...SERVICES.settings,

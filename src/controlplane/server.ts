@@ -73,6 +73,8 @@ export interface ControlPlaneOptions {
   /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
   anonymousPullOfficial?: boolean;
   limits?: Partial<ControlPlaneLimits>;
+  /** Lifetime of the central registry's tokens (default DEFAULT_REGISTRY_TOKEN_TTL_SECONDS). */
+  registryTokenTtlSeconds?: number;
   /** Limits of the central registry (default the registry's DEFAULT_LIMITS). */
   registryLimits?: Partial<RegistryLimits>;
   /** Socket inactivity timeout (ms) of the listener (API and registry); default DEFAULT_IDLE_TIMEOUT_MS. */
@@ -160,6 +162,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     accounts,
     signingKey: loadOrCreateSigningKey(join(options.dataDir, 'registry-signing-key.pem')),
     rateLimiter: false,
+    ...(options.registryTokenTtlSeconds !== undefined ? { tokenTtlSeconds: options.registryTokenTtlSeconds } : {}),
   });
   const registry = createRegistry({
     blobs,

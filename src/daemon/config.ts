@@ -16,6 +16,7 @@ import {
   IMAGES,
   INSTANCES,
   LIFECYCLE,
+  LEASE_LOG_MAX_LINES,
   LISTENER_IDLE_TIMEOUT,
   loadDaemonConfig,
   LOG_LEVEL,
@@ -24,6 +25,8 @@ import {
   NODE_AUTH,
   NODE_RATE,
   REGISTRY,
+  REGISTRY_RATE,
+  REGISTRY_TOKEN_TTL,
   ROLES,
   RUNTIME,
   SERVICES,
@@ -66,30 +69,39 @@ export function idleTimeoutOf(config: DaemonConfig): number {
 }
 
 /** Everything of a node's start that comes from the config. */
-export function nodeSettings(config: DaemonConfig): Pick<NodeServerOptions, 'limits' | 'runtimeLimits' | 'registryLimits' | 'imageLimits' | 'idleTimeoutMs' | 'netnsPoolSize' | 'rateLimit'> & {
+export function nodeSettings(config: DaemonConfig): {
+  /** Spread into startNodeServer's options. */
+  server: Pick<NodeServerOptions, 'limits' | 'runtimeLimits' | 'registryLimits' | 'imageLimits' | 'idleTimeoutMs' | 'netnsPoolSize' | 'leaseLogMaxLines' | 'registryAuth' | 'rateLimit'>;
+  /** The gateway's `limits` (gateway, service groups, certificates). */
   gatewayLimits: NonNullable<NonNullable<NodeServerOptions['gateway']>['limits']>;
+  /** With `--auth-url`: the token cache of the control plane verifier. */
   tokenCache: ReturnType<typeof NODE_AUTH.pick>;
 } {
   const v = config.valueOf;
   return {
-    limits: { ...INSTANCES.pick(v), ...LIFECYCLE.pick(v), ...NODE_API.pick(v) },
-    runtimeLimits: RUNTIME.pick(v),
-    registryLimits: REGISTRY.pick(v),
-    imageLimits: IMAGES.pick(v),
-    idleTimeoutMs: idleTimeoutOf(config),
-    netnsPoolSize: config.number(NETNS_POOL_SIZE.key),
-    rateLimit: NODE_RATE.pick(v),
+    server: {
+      limits: { ...INSTANCES.pick(v), ...LIFECYCLE.pick(v), ...NODE_API.pick(v) },
+      runtimeLimits: RUNTIME.pick(v),
+      registryLimits: REGISTRY.pick(v),
+      imageLimits: IMAGES.pick(v),
+      idleTimeoutMs: idleTimeoutOf(config),
+      netnsPoolSize: config.number(NETNS_POOL_SIZE.key),
+      leaseLogMaxLines: config.number(LEASE_LOG_MAX_LINES.key),
+      registryAuth: { tokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key), rateLimit: REGISTRY_RATE.pick(v) },
+      rateLimit: NODE_RATE.pick(v),
+    },
     gatewayLimits: { ...GATEWAY.pick(v), ...SERVICES.pick(v), ...CERTIFICATES.pick(v) },
     tokenCache: NODE_AUTH.pick(v),
   };
 }
 
 /** Everything of a control plane's start that comes from the config. */
-export function controlPlaneSettings(config: DaemonConfig): Pick<ControlPlaneOptions, 'limits' | 'registryLimits' | 'idleTimeoutMs' | 'rateLimit'> {
+export function controlPlaneSettings(config: DaemonConfig): Pick<ControlPlaneOptions, 'limits' | 'registryLimits' | 'registryTokenTtlSeconds' | 'idleTimeoutMs' | 'rateLimit'> {
   const v = config.valueOf;
   return {
     limits: CONTROLPLANE_LIMITS.pick(v),
     registryLimits: REGISTRY.pick(v),
+    registryTokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key),
     idleTimeoutMs: idleTimeoutOf(config),
     rateLimit: CONTROLPLANE_RATE.pick(v),
   };
@@ -101,6 +113,8 @@ export function registrySettings(config: DaemonConfig): RegistryRoleSettings {
     idleTimeoutMs: idleTimeoutOf(config),
     gcGracePeriodMs: config.number(GC_GRACE_PERIOD.key),
     logLevel: logLevelOf(config),
+    tokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key),
+    rateLimit: REGISTRY_RATE.pick(config.valueOf),
   };
 }
 

@@ -78,6 +78,10 @@ export interface NodeServerOptions {
   subnet?: string;
   /** Network namespaces kept ready for the next starts (default DEFAULT_NETNS_POOL_SIZE). */
   netnsPoolSize?: number;
+  /** Lines the lease log grows to before it is compacted (default DEFAULT_LEASE_LOG_MAX_LINES). */
+  leaseLogMaxLines?: number;
+  /** The local registry's token flow in `accounts` mode: token lifetime and per-principal request rate. */
+  registryAuth?: { tokenTtlSeconds?: number; rateLimit?: RequestRateLimitOptions | false };
   /** Cgroup parent of this node's instances (one per node, so two nodes never mix). */
   cgroupParent?: string;
   limits?: Partial<NodeApiLimits>;
@@ -134,6 +138,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     subnet: options.subnet ?? DEFAULT_NODE_NETWORK.subnet,
     stateDir: join(home, 'network'),
     ...(options.netnsPoolSize !== undefined ? { poolSize: options.netnsPoolSize } : {}),
+    ...(options.leaseLogMaxLines !== undefined ? { leaseLogMaxLines: options.leaseLogMaxLines } : {}),
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
@@ -151,6 +156,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       accounts: options.auth.accounts,
       signingKeyFile: join(home, 'registry-signing-key.pem'),
       anonymousPullOfficial: true,
+      ...options.registryAuth,
     });
   } else if (options.auth.mode === 'controlplane') {
     const { mode: _mode, ...verifierOptions } = options.auth;

@@ -29,6 +29,9 @@ export interface RegistryRoleSettings {
   gcGracePeriodMs?: number;
   /** Default log level. */
   logLevel?: string;
+  /** With `--auth`: lifetime of issued tokens (s) and per-principal request rate. */
+  tokenTtlSeconds?: number;
+  rateLimit?: { ratePerSecond: number; burst: number };
 }
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
@@ -112,6 +115,8 @@ async function serve(args: string[], ctx: CommandContext, settings: RegistryRole
               accountsDbPath: values['accounts-db'] ?? join(dataDir, ACCOUNTS_DB_FILE),
               rootTokenFile: values['root-token-file'] ?? join(dataDir, ROOT_TOKEN_FILE),
               anonymousPullOfficial: values['anonymous-pull-official'],
+              ...(settings.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: settings.tokenTtlSeconds } : {}),
+              ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
             });
             return auth;
           },
