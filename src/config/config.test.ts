@@ -1,9 +1,10 @@
 // The settings table and its loader: refusals with the file's line, kinds and ranges,
 // the precedence default < file < env < flag, and what `config print` shows.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { ConfigError, envName, formatEffectiveConfig, loadDaemonConfig, parseSettingValue, SETTINGS, settingOf, settingsMarkdown } from './index.js';
 
@@ -44,6 +45,12 @@ describe('the settings table', () => {
     assert.equal(parseSettingValue(settingOf('registry.upload_session_timeout')!, '15m'), 900_000);
     assert.equal(parseSettingValue(settingOf('registry.retry_after')!, '2m'), 120, 'a duration in seconds');
     assert.equal(parseSettingValue(settingOf('registry.retry_after')!, 30), 30);
+  });
+
+  it('docs/configuration.md ends with the table as `ukcd config docs` prints it (regenerate it when a setting changes)', () => {
+    // dist/src/config/ → the repository root.
+    const doc = readFileSync(fileURLToPath(new URL('../../../docs/configuration.md', import.meta.url)), 'utf8');
+    assert.ok(doc.endsWith(`## Settings\n\n${settingsMarkdown()}`), 'docs/configuration.md is out of date: node bin/ukcd.js config docs');
   });
 
   it('docs list every setting with its environment variable', () => {
