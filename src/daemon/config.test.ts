@@ -2,7 +2,7 @@
 // the listener's idle timeout from the environment cuts a stalled client, a bad file exits
 // 2 with one line, `ukcd config print` names sources, and every setting reaches a role.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -138,6 +138,36 @@ describe('ukcd registry with ukcd.yaml', () => {
     const wrong = ukcd(['registry', '--data', join(dir, 'reg3')], { UKC_REGISTRY_MAX_BLOB_BYTES: 'big' });
     assert.equal(await wrong.code, 2);
     assert.match(wrong.err(), /^ukcd registry: UKC_REGISTRY_MAX_BLOB_BYTES: registry\.max_blob_bytes must be a size in bytes .*\n$/);
+  });
+});
+
+describe('ukcd controlplane with settings', () => {
+  it('its API body limit and its central registry blob limit come from the file and --set', async () => {
+    const cfg = join(dir, 'cp.yaml');
+    writeFileSync(cfg, 'controlplane:\n  max_body_bytes: 2KiB\n');
+    const data = join(dir, 'cp-data');
+    const cp = ukcd(['controlplane', '--listen', '127.0.0.1:0', '--data', data, '--config', cfg, '--set', 'registry.max_blob_bytes=1KiB', '--log-level', 'silent']);
+    try {
+      const [, url] = await cp.waitFor(/control plane listening on (\S+)/);
+      const token = readFileSync(join(data, 'root-token'), 'utf8').trim();
+      const big = await fetch(`${url}/v1/nodes`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'x'.repeat(4000) }),
+      });
+      await big.arrayBuffer();
+      assert.equal(big.status, 413, 'above controlplane.max_body_bytes');
+      const blob = Buffer.alloc(2000, 4);
+      const push = await fetch(`${url}/v2/root/app/blobs/uploads/?digest=${sha256(blob)}`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`root:${token}`).toString('base64')}`, 'content-type': 'application/octet-stream' },
+        body: blob,
+      });
+      await push.arrayBuffer();
+      assert.equal(push.status, 413, 'above registry.max_blob_bytes, in the central registry');
+    } finally {
+      assert.equal(await cp.stop(), 0);
+    }
   });
 });
 
