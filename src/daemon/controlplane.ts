@@ -1,6 +1,6 @@
 /**
  * `ukcd controlplane --listen 127.0.0.1:7000 --data DIR [--registry-name HOST] [--public-url URL]
- *                   [--tls-cert FILE --tls-key FILE]`:
+ *                   [--tls-cert FILE --tls-key FILE] [--config PATH] [--set KEY=VALUE]...`:
  * the central registry (/v2) and the control plane API (/v1 images, metros,
  * nodes, auth). The root token is written to DIR/root-token on first start.
  */

@@ -1,6 +1,7 @@
 /**
  * `ukcd dev [--home DIR] [--host 127.0.0.1] [--controlplane-port 0] [--node-port 0]
- *           [--gateway-port-offset N] [--metro dev] [--no-gateway] [--central-access-log FILE]`
+ *           [--gateway-port-offset N] [--metro dev] [--no-gateway] [--central-access-log FILE]
+ *           [--config PATH] [--set KEY=VALUE]...`
  *
  * The whole platform on one machine in one process: the control plane with the
  * central registry, and one node (local registry, API, micro runtime, network,

@@ -6,6 +6,10 @@
  *             [--bridge ukcbr0] [--subnet 10.88.0.0/16] [--cgroup-parent /ukc-node]
  *             [--port-map 443=127.0.0.1:8443,80=127.0.0.1:8080] [--metro local] [--domain localhost]
  *             [--no-gateway] [--tls-cert FILE --tls-key FILE] (--accounts-db PATH | --auth-url URL | --no-auth)
+ *             [--config PATH] [--set KEY=VALUE]...
+ *
+ * Limits (API, instances, lifecycle, runtime, gateway, local registry, image cache) come from
+ * the daemon's config (ukcd.yaml, UKC_<KEY>, --set; see config.ts and docs/configuration.md).
  *
  * Authentication (exactly one is required):
  *   --accounts-db PATH  the accounts database (shared with a control plane on this
