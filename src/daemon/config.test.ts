@@ -107,6 +107,19 @@ describe('ukcd registry with ukcd.yaml', () => {
     }
   });
 
+  it('registry gc takes its grace period from the environment; --grace-period beats it', async () => {
+    // The blob pushed above has no manifest: garbage once its grace period is over.
+    const kept = ukcd(['registry', 'gc', '--data', join(dir, 'reg'), '--dry-run']);
+    assert.equal(await kept.code, 0, kept.err());
+    assert.match(kept.out(), /would sweep 0 blobs .* kept 1 within the grace period/);
+    const swept = ukcd(['registry', 'gc', '--data', join(dir, 'reg'), '--dry-run'], { UKC_GC_GRACE_PERIOD: '0s' });
+    assert.equal(await swept.code, 0, swept.err());
+    assert.match(swept.out(), /would sweep 1 blobs/);
+    const flag = ukcd(['registry', 'gc', '--data', join(dir, 'reg'), '--dry-run', '--grace-period', '1h'], { UKC_GC_GRACE_PERIOD: '0s' });
+    assert.equal(await flag.code, 0, flag.err());
+    assert.match(flag.out(), /would sweep 0 blobs/);
+  });
+
   it('a flag beats the file: --set over ukcd.yaml', async () => {
     const cfg = join(dir, 'registry-set.yaml');
     writeFileSync(cfg, 'registry:\n  max_blob_bytes: 1KiB\n');
