@@ -196,7 +196,11 @@ export function loadDaemonConfig(inputs: ConfigInputs): DaemonConfig {
     fromSet.set(key, text.slice(eq + 1));
   }
   const fromFlags = new Map<string, { value: string; flag: string }>();
-  for (const f of inputs.flags ?? []) if (f.value !== undefined) fromFlags.set(f.key, { value: f.value, flag: f.flag });
+  for (const f of inputs.flags ?? []) {
+    // A role mapping its flag to a key the table lacks is a bug in the role, not a user mistake.
+    if (!BY_KEY.has(f.key)) throw new Error(`${f.flag} maps to no setting (${f.key})`);
+    if (f.value !== undefined) fromFlags.set(f.key, { value: f.value, flag: f.flag });
+  }
 
   const entries = SETTINGS.map((setting): EffectiveSetting => {
     const flag = fromFlags.get(setting.key);

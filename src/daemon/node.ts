@@ -41,7 +41,6 @@ import { startNodeServer } from '../node/index.js';
 import { parsePortMap } from '../node/index.js';
 import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, roleLogger } from '../log/index.js';
-import { NODE_AUTH } from '../config/index.js';
 import { logLevelFlag, logLevelOf, nodeSettings, roleConfig } from './config.js';
 
 export const NODE_HELP = {
@@ -79,7 +78,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   }
   const config = roleConfig(values, ctx, [
     logLevelFlag(values['log-level']),
-    { key: NODE_AUTH.settings[0]!.key, flag: '--auth-cache-seconds', value: cacheText !== undefined ? `${cacheText}s` : undefined },
+    { key: 'node_auth.positive_ttl', flag: '--auth-cache-seconds', value: cacheText !== undefined ? `${cacheText}s` : undefined },
   ]);
   const settings = nodeSettings(config);
   const logger = roleLogger('node', logLevelOf(config), ctx.stderr);
