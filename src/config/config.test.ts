@@ -130,6 +130,12 @@ describe('precedence: default < file < env < flag', () => {
     assert.match(refusal(() => loadDaemonConfig({ home, env: {}, sets: ['gateway.max_retries=-1'] })).message, /^--set gateway\.max_retries: gateway\.max_retries must be a whole number/);
   });
 
+  it('a bad value is refused even where a higher layer would win', () => {
+    assert.match(refusal(() => loadDaemonConfig({ home, env: { UKC_REGISTRY_MAX_PAGE_SIZE: 'many' }, sets: ['registry.max_page_size=5'] })).message, /^UKC_REGISTRY_MAX_PAGE_SIZE:/);
+    const flags = [{ key: 'registry.max_page_size', flag: '--page', value: '6' }];
+    assert.match(refusal(() => loadDaemonConfig({ home, env: {}, sets: ['registry.max_page_size=x'], flags })).message, /^--set registry\.max_page_size:/);
+  });
+
   it('print shows each effective value with its source and origin', () => {
     const config = loadDaemonConfig({ home, env: { UKC_REGISTRY_MAX_PAGE_SIZE: '20' }, sets: ['registry.max_referrers=40'] });
     const text = formatEffectiveConfig(config, 'registry');

@@ -202,17 +202,19 @@ export function loadDaemonConfig(inputs: ConfigInputs): DaemonConfig {
     if (f.value !== undefined) fromFlags.set(f.key, { value: f.value, flag: f.flag });
   }
 
+  // Every layer's value is checked, also where a higher layer wins: a mistake never hides.
   const entries = SETTINGS.map((setting): EffectiveSetting => {
-    const flag = fromFlags.get(setting.key);
-    if (flag) return { setting, value: parseAt(setting, flag.value, flag.flag), source: 'flag', origin: flag.flag };
-    const set = fromSet.get(setting.key);
-    if (set !== undefined) return { setting, value: parseAt(setting, set, `--set ${setting.key}`), source: 'flag', origin: '--set' };
+    let effective: EffectiveSetting = { setting, value: setting.default, source: 'default' };
+    const inFile = fromFile.get(setting.key);
+    if (inFile) effective = { setting, value: parseAt(setting, inFile.raw, inFile.origin), source: 'file', origin: inFile.origin };
     const envKey = envName(setting.key);
     const env = inputs.env[envKey];
-    if (env !== undefined && env !== '') return { setting, value: parseAt(setting, env, envKey), source: 'env', origin: envKey };
-    const inFile = fromFile.get(setting.key);
-    if (inFile) return { setting, value: parseAt(setting, inFile.raw, inFile.origin), source: 'file', origin: inFile.origin };
-    return { setting, value: setting.default, source: 'default' };
+    if (env !== undefined && env !== '') effective = { setting, value: parseAt(setting, env, envKey), source: 'env', origin: envKey };
+    const set = fromSet.get(setting.key);
+    if (set !== undefined) effective = { setting, value: parseAt(setting, set, `--set ${setting.key}`), source: 'flag', origin: '--set' };
+    const flag = fromFlags.get(setting.key);
+    if (flag) effective = { setting, value: parseAt(setting, flag.value, flag.flag), source: 'flag', origin: flag.flag };
+    return effective;
   });
   return new DaemonConfig(entries, file);
 }
