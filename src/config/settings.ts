@@ -29,7 +29,7 @@ import {
 } from '../node/index.js';
 import { DEFAULT_CONTROL_PLANE_LIMITS, DEFAULT_CONTROL_PLANE_RATE_LIMIT, type ControlPlaneLimits } from '../controlplane/index.js';
 import { LOG_LEVELS } from '../log/index.js';
-import { DEFAULT_IDLE_TIMEOUT_MS } from '../util/index.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, LISTENER_TIMEOUTS } from '../util/index.js';
 import type { Role, Setting, SettingValue } from './schema.js';
 
 interface FieldSpec {
@@ -118,6 +118,28 @@ export const LISTENER_IDLE_TIMEOUT = single({
   min: 0,
   max: Number.MAX_SAFE_INTEGER,
   description: 'A connection that moves no byte either way for this long is cut (a stalled upload frees its session); 0 disables it. Every listener: API and registries.',
+  roles: ALL,
+});
+
+export const LISTENER_HEADERS_TIMEOUT = single({
+  key: 'listener.headers_timeout',
+  kind: 'duration',
+  unit: 'ms',
+  default: LISTENER_TIMEOUTS.headersTimeout,
+  min: 1000,
+  max: 3_600_000,
+  description: "Longest time a client may take to send a request's headers (slow-headers clients are cut). Every listener.",
+  roles: ALL,
+});
+
+export const LISTENER_KEEP_ALIVE_TIMEOUT = single({
+  key: 'listener.keep_alive_timeout',
+  kind: 'duration',
+  unit: 'ms',
+  default: LISTENER_TIMEOUTS.keepAliveTimeout,
+  min: 0,
+  max: 3_600_000,
+  description: 'How long an idle keep-alive connection waits for its next request. Every listener.',
   roles: ALL,
 });
 
@@ -311,6 +333,8 @@ export const NODE_AUTH = group<TokenCache>('node_auth', ['node'], DEFAULT_CONTRO
 export const SETTINGS: readonly Setting[] = [
   LOG_LEVEL,
   LISTENER_IDLE_TIMEOUT,
+  LISTENER_HEADERS_TIMEOUT,
+  LISTENER_KEEP_ALIVE_TIMEOUT,
   ...REGISTRY.settings,
   REGISTRY_TOKEN_TTL,
   ...REGISTRY_RATE.settings,

@@ -17,7 +17,9 @@ import {
   INSTANCES,
   LIFECYCLE,
   LEASE_LOG_MAX_LINES,
+  LISTENER_HEADERS_TIMEOUT,
   LISTENER_IDLE_TIMEOUT,
+  LISTENER_KEEP_ALIVE_TIMEOUT,
   loadDaemonConfig,
   LOG_LEVEL,
   NETNS_POOL_SIZE,
@@ -34,7 +36,7 @@ import {
   type DaemonConfig,
   type Role,
 } from '../config/index.js';
-import { CONFIG_OPTIONS, parseOptions, UsageError, type Command, type CommandContext, type CommandHelp } from '../util/index.js';
+import { CONFIG_OPTIONS, parseOptions, UsageError, type Command, type CommandContext, type CommandHelp, type ListenerTimeouts } from '../util/index.js';
 import { ukcHome } from './home.js';
 
 /** A role's own flag that sets a setting: its name and its text (undefined when not given). */
@@ -68,10 +70,14 @@ export function idleTimeoutOf(config: DaemonConfig): number {
   return config.number(LISTENER_IDLE_TIMEOUT.key);
 }
 
+export function listenerTimeoutsOf(config: DaemonConfig): ListenerTimeouts {
+  return { headersTimeoutMs: config.number(LISTENER_HEADERS_TIMEOUT.key), keepAliveTimeoutMs: config.number(LISTENER_KEEP_ALIVE_TIMEOUT.key) };
+}
+
 /** Everything of a node's start that comes from the config. */
 export function nodeSettings(config: DaemonConfig): {
   /** Spread into startNodeServer's options. */
-  server: Pick<NodeServerOptions, 'limits' | 'runtimeLimits' | 'registryLimits' | 'imageLimits' | 'idleTimeoutMs' | 'netnsPoolSize' | 'leaseLogMaxLines' | 'registryAuth' | 'rateLimit'>;
+  server: Pick<NodeServerOptions, 'limits' | 'runtimeLimits' | 'registryLimits' | 'imageLimits' | 'idleTimeoutMs' | 'listenerTimeouts' | 'netnsPoolSize' | 'leaseLogMaxLines' | 'registryAuth' | 'rateLimit'>;
   /** The gateway's `limits` (gateway, service groups, certificates). */
   gatewayLimits: NonNullable<NonNullable<NodeServerOptions['gateway']>['limits']>;
   /** With `--auth-url`: the token cache of the control plane verifier. */
@@ -85,6 +91,7 @@ export function nodeSettings(config: DaemonConfig): {
       registryLimits: REGISTRY.pick(v),
       imageLimits: IMAGES.pick(v),
       idleTimeoutMs: idleTimeoutOf(config),
+      listenerTimeouts: listenerTimeoutsOf(config),
       netnsPoolSize: config.number(NETNS_POOL_SIZE.key),
       leaseLogMaxLines: config.number(LEASE_LOG_MAX_LINES.key),
       registryAuth: { tokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key), rateLimit: REGISTRY_RATE.pick(v) },
@@ -96,13 +103,14 @@ export function nodeSettings(config: DaemonConfig): {
 }
 
 /** Everything of a control plane's start that comes from the config. */
-export function controlPlaneSettings(config: DaemonConfig): Pick<ControlPlaneOptions, 'limits' | 'registryLimits' | 'registryTokenTtlSeconds' | 'idleTimeoutMs' | 'rateLimit'> {
+export function controlPlaneSettings(config: DaemonConfig): Pick<ControlPlaneOptions, 'limits' | 'registryLimits' | 'registryTokenTtlSeconds' | 'idleTimeoutMs' | 'listenerTimeouts' | 'rateLimit'> {
   const v = config.valueOf;
   return {
     limits: CONTROLPLANE_LIMITS.pick(v),
     registryLimits: REGISTRY.pick(v),
     registryTokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key),
     idleTimeoutMs: idleTimeoutOf(config),
+    listenerTimeouts: listenerTimeoutsOf(config),
     rateLimit: CONTROLPLANE_RATE.pick(v),
   };
 }
@@ -111,6 +119,7 @@ export function registrySettings(config: DaemonConfig): RegistryRoleSettings {
   return {
     limits: REGISTRY.pick(config.valueOf),
     idleTimeoutMs: idleTimeoutOf(config),
+    listenerTimeouts: listenerTimeoutsOf(config),
     gcGracePeriodMs: config.number(GC_GRACE_PERIOD.key),
     logLevel: logLevelOf(config),
     tokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key),

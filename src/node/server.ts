@@ -28,7 +28,7 @@
  * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
  * start from); everything else follows src/auth's policy (owners, root).
  */
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
+import { createListener, listenOn, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -103,6 +103,8 @@ export interface NodeServerOptions {
   publicUrl?: string;
   /** Socket inactivity timeout (ms) of the listener (API and local registry); default DEFAULT_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
+  /** Header and keep-alive timeouts of the listener (default LISTENER_TIMEOUTS). */
+  listenerTimeouts?: ListenerTimeouts;
   /** The role's logger (default: JSON lines on stderr); every request gets a line and an id. */
   logger?: Logger;
   /** Per-request hooks of the request logging (metrics). */
@@ -142,7 +144,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
-  const server = createListener(options.tls, undefined, options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {});
+  const server = createListener(options.tls, undefined, { ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}), ...options.listenerTimeouts });
   const { url, authority } = await listenOn(server, options.host, options.port, options.tls);
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const publicAuthority = options.publicUrl !== undefined ? new URL(options.publicUrl).host : authority;

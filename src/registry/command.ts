@@ -11,7 +11,7 @@ import { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS } from './gc.js';
 import { openStores, parseListen, startRegistryServer } from './server.js';
 import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
 import { join } from 'node:path';
-import { CONFIG_OPTIONS, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
+import { CONFIG_OPTIONS, TLS_OPTIONS, tlsFromOptions, type ListenerTimeouts } from '../util/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 import { rootTokenAccess } from '../metrics/index.js';
 import type { RegistryLimits } from './options.js';
@@ -25,6 +25,8 @@ export interface RegistryRoleSettings {
   limits?: Partial<RegistryLimits>;
   /** Socket inactivity timeout of the listener (ms). */
   idleTimeoutMs?: number;
+  /** Header and keep-alive timeouts of the listener. */
+  listenerTimeouts?: ListenerTimeouts;
   /** `gc`: default grace period (ms). */
   gcGracePeriodMs?: number;
   /** Default log level. */
@@ -127,6 +129,7 @@ async function serve(args: string[], ctx: CommandContext, settings: RegistryRole
     deleteEnabled: !values['no-delete'],
     limits,
     ...(settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),
+    ...(settings.listenerTimeouts ? { listenerTimeouts: settings.listenerTimeouts } : {}),
     logger,
   });
   ctx.stdout.write(`registry listening on ${srv.url}\n`);
