@@ -28,6 +28,7 @@ export const ALLOWED = {
   controlplane: ['registry', 'store', 'auth', 'api', 'oci', 'client', 'log', 'metrics'],
   node: ['oci', 'store', 'registry', 'client', 'auth', 'sandbox', 'api', 'log', 'metrics'],
   cli: ['client', 'builder', 'oci'],
+  config: ['registry', 'node', 'controlplane', 'log', 'auth'],
   daemon: ['*'],
 };
 

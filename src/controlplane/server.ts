@@ -25,11 +25,11 @@ import {
   type RegistryAuthenticator,
   type RequestRateLimitOptions,
 } from '../auth/index.js';
-import { createRegistry, openStores, RegistryError, type Authorizer, type Registry, type RequestLogEntry } from '../registry/index.js';
+import { createRegistry, openStores, RegistryError, type Authorizer, type Registry, type RegistryLimits, type RequestLogEntry } from '../registry/index.js';
 import { createControlPlaneApi } from './api.js';
 import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
+import { createListener, listenOn, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
 import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 import { isMetricsRequest, RoleMetrics, rootTokenAccess, serveMetrics } from '../metrics/index.js';
 import { both } from '../util/index.js';
@@ -73,8 +73,14 @@ export interface ControlPlaneOptions {
   /** Let requests without credentials pull `official/*` (default true: runtimes are public). */
   anonymousPullOfficial?: boolean;
   limits?: Partial<ControlPlaneLimits>;
+  /** Lifetime of the central registry's tokens (default DEFAULT_REGISTRY_TOKEN_TTL_SECONDS). */
+  registryTokenTtlSeconds?: number;
+  /** Limits of the central registry (default the registry's DEFAULT_LIMITS). */
+  registryLimits?: Partial<RegistryLimits>;
   /** Socket inactivity timeout (ms) of the listener (API and registry); default DEFAULT_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
+  /** Header and keep-alive timeouts of the listener (default LISTENER_TIMEOUTS). */
+  listenerTimeouts?: ListenerTimeouts;
   /** Per-account request rate on /v1 (429 + Retry-After); default DEFAULT_CONTROL_PLANE_RATE_LIMIT; `false`: none. */
   rateLimit?: RequestRateLimitOptions | false;
   /** Called for every finished registry request (metrics, tests). */
@@ -138,7 +144,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const logger = options.logger ?? createLogger({ level: 'error', base: { role: 'controlplane' } });
   const logError = options.logError ?? ((err: unknown) => reportInternalError(err, logger));
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-  const server = createListener(options.tls, undefined, options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {});
+  const server = createListener(options.tls, undefined, { ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}), ...options.listenerTimeouts });
   const { url } = await listenOn(server, options.host, options.port, options.tls);
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const registryHost = new URL(publicUrl).host;
@@ -158,11 +164,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     accounts,
     signingKey: loadOrCreateSigningKey(join(options.dataDir, 'registry-signing-key.pem')),
     rateLimiter: false,
+    ...(options.registryTokenTtlSeconds !== undefined ? { tokenTtlSeconds: options.registryTokenTtlSeconds } : {}),
   });
   const registry = createRegistry({
     blobs,
     metadata,
     authorizer: registryAuthorizer(registryAuth),
+    ...(options.registryLimits ? { limits: options.registryLimits } : {}),
     logger,
     logError,
     onRequest: both((e: RequestLogEntry) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), options.onRegistryRequest),

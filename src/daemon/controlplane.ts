@@ -1,15 +1,16 @@
 /**
  * `ukcd controlplane --listen 127.0.0.1:7000 --data DIR [--registry-name HOST] [--public-url URL]
- *                   [--tls-cert FILE --tls-key FILE]`:
+ *                   [--tls-cert FILE --tls-key FILE] [--config PATH] [--set KEY=VALUE]...`:
  * the central registry (/v2) and the control plane API (/v1 images, metros,
  * nodes, auth). The root token is written to DIR/root-token on first start.
  */
-import { parseOptions, type CommandHelp } from '../util/index.js';
+import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js';
 import { UsageError, type Command } from '../util/index.js';
 import { parseListen } from '../registry/index.js';
 import { startControlPlane } from '../controlplane/index.js';
 import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
-import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
+import { LOG_OPTIONS, roleLogger } from '../log/index.js';
+import { controlPlaneSettings, logLevelFlag, logLevelOf, roleConfig } from './config.js';
 
 export const CONTROLPLANE_HELP = {
   synopsis: '--data DIR [--listen 127.0.0.1:7000] [--registry-name HOST] [--public-url URL] [--tls-cert FILE --tls-key FILE]',
@@ -21,6 +22,7 @@ export const CONTROLPLANE_HELP = {
     'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach it by, for the registry token realm (default the listen address)' },
     ...TLS_OPTIONS,
     ...LOG_OPTIONS,
+    ...CONFIG_OPTIONS,
   },
 } as const satisfies CommandHelp;
 
@@ -31,6 +33,7 @@ export const controlplaneCommand: Command = {
   async run(args, ctx) {
     const { values } = parseOptions('ukcd controlplane', CONTROLPLANE_HELP, args);
     if (!values.data) throw new UsageError('--data DIR is required');
+    const config = roleConfig(values, ctx, [logLevelFlag(values['log-level'])]);
     let listen;
     try {
       listen = parseListen(values.listen);
@@ -39,9 +42,10 @@ export const controlplaneCommand: Command = {
     }
     const publicUrl = values['public-url'] !== undefined ? parsePublicUrl(values['public-url']) : undefined;
     const tls = tlsFromOptions(values);
-    const logger = roleLogger('controlplane', logLevelOf(values['log-level'], ctx.env), ctx.stderr);
+    const logger = roleLogger('controlplane', logLevelOf(config), ctx.stderr);
     const cp = await startControlPlane({
       dataDir: values.data,
+      ...controlPlaneSettings(config),
       ...(publicUrl !== undefined ? { publicUrl } : {}),
       ...(tls ? { tls } : {}),
       host: listen.host,

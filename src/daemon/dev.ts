@@ -1,6 +1,7 @@
 /**
  * `ukcd dev [--home DIR] [--host 127.0.0.1] [--controlplane-port 0] [--node-port 0]
- *           [--gateway-port-offset N] [--metro dev] [--no-gateway] [--central-access-log FILE]`
+ *           [--gateway-port-offset N] [--metro dev] [--no-gateway] [--central-access-log FILE]
+ *           [--config PATH] [--set KEY=VALUE]...`
  *
  * The whole platform on one machine in one process: the control plane with the
  * central registry, and one node (local registry, API, micro runtime, network,
@@ -16,10 +17,9 @@
  * prints the addresses. Ctrl-C stops everything cleanly.
  */
 import { join } from 'node:path';
-import { homedir } from 'node:os';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
-import { parseOptions, type CommandHelp } from '../util/index.js';
+import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js';
 import { UsageError, type Command, type CommandContext } from '../util/index.js';
 import { startControlPlane } from '../controlplane/index.js';
 import { startNodeServer } from '../node/index.js';
@@ -27,16 +27,13 @@ import { RegistryClient } from '../client/index.js';
 import { PlatformClient } from '../client/index.js';
 import { publishOfficialRuntimes } from '../builder/index.js';
 import { configPath, loadConfig, saveConfig } from '../cli/index.js';
-import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
+import { LOG_OPTIONS, roleLogger } from '../log/index.js';
+import { DEV_HEARTBEAT_INTERVAL } from '../config/index.js';
+import { controlPlaneSettings, logLevelFlag, logLevelOf, nodeSettings, roleConfig } from './config.js';
+import { ukcHome } from './home.js';
 
-/** How often the node reports its health to the control plane. */
-export const DEV_HEARTBEAT_INTERVAL_MS = 10_000;
 export const DEV_ACCOUNT = 'dev';
-
-export function ukcHome(env: NodeJS.ProcessEnv): string {
-  if (env.UKC_HOME) return env.UKC_HOME;
-  return join(env.XDG_DATA_HOME ?? join(env.HOME ?? homedir(), '.local', 'share'), 'ukc');
-}
+export { ukcHome };
 
 function port(text: string, what: string): number {
   const n = Number(text);
@@ -60,6 +57,7 @@ export const DEV_HELP = {
     'central-access-log': { type: 'string', value: 'FILE', help: 'append one JSON line per central registry request' },
     'cgroup-parent': { type: 'string', value: 'PATH', help: "cgroup under which instances run" },
     ...LOG_OPTIONS,
+    ...CONFIG_OPTIONS,
   },
   notes: 'environment: UKC_HOME, UNIKRAFT_CONFIG (where the CLI profile `dev` is written). Ctrl-C stops everything.',
 } as const satisfies CommandHelp;
@@ -67,11 +65,13 @@ export const DEV_HELP = {
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   const { values } = parseOptions('ukcd dev', DEV_HELP, args);
   const home = values.home ?? ukcHome(ctx.env);
+  const daemonConfig = roleConfig(values, ctx, [logLevelFlag(values['log-level'])], home);
+  const nodeConfig = nodeSettings(daemonConfig);
   const host = values.host;
   const offset = port(values['gateway-port-offset'], '--gateway-port-offset');
   const say = (line: string): void => void ctx.stdout.write(`${line}\n`);
   // One logger per role (the `role` field tells their lines apart on the one stderr).
-  const level = logLevelOf(values['log-level'], ctx.env);
+  const level = logLevelOf(daemonConfig);
   const cpLogger = roleLogger('controlplane', level, ctx.stderr);
   const nodeLogger = roleLogger('node', level, ctx.stderr);
   const logError = (err: unknown): void => void nodeLogger.error({ err }, 'heartbeat failed');
@@ -82,6 +82,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     host,
     port: port(values['controlplane-port'], '--controlplane-port'),
     logger: cpLogger,
+    ...controlPlaneSettings(daemonConfig),
     // One JSON line per central registry request (operators' access log; tests count them).
     ...(accessLog ? { onRegistryRequest: (entry: RequestLogEntry) => appendFileSync(accessLog, `${JSON.stringify(entry)}\n`) } : {}),
   });
@@ -101,6 +102,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       port: port(values['node-port'], '--node-port'),
       home: join(home, 'node'),
       logger: nodeLogger,
+      ...nodeConfig.server,
       centralUrl: cp.url,
       // The node checks tokens against the control plane's own accounts (same process, same store).
       auth: { mode: 'accounts', accounts: cp.accounts },
@@ -109,7 +111,15 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
       ...(values['cgroup-parent'] ? { cgroupParent: values['cgroup-parent'] } : {}),
       ...(values['no-gateway']
         ? {}
-        : { gateway: { metro: values.metro, domain: 'localhost', listenAddress: (p: number) => ({ host, port: p + offset }), log: (m: string) => void nodeLogger.warn(m) } }),
+        : {
+            gateway: {
+              metro: values.metro,
+              domain: 'localhost',
+              listenAddress: (p: number) => ({ host, port: p + offset }),
+              limits: nodeConfig.gatewayLimits,
+              log: (m: string) => void nodeLogger.warn(m),
+            },
+          }),
     });
     const nodeHost = new URL(node.url).host;
     const local = new RegistryClient({ baseUrl: node.url, credentials: { token: rootToken } });
@@ -128,7 +138,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
         .then(() => true, () => false)
         .then((healthy) => rootApi.reportNodeHealth(registered!.uuid, { healthy }))
         .catch(logError);
-    }, DEV_HEARTBEAT_INTERVAL_MS);
+    }, daemonConfig.number(DEV_HEARTBEAT_INTERVAL.key));
     heartbeat.unref();
 
     // The CLI profile: the dev account and a token (kept while it still authenticates).

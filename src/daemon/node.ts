@@ -6,6 +6,10 @@
  *             [--bridge ukcbr0] [--subnet 10.88.0.0/16] [--cgroup-parent /ukc-node]
  *             [--port-map 443=127.0.0.1:8443,80=127.0.0.1:8080] [--metro local] [--domain localhost]
  *             [--no-gateway] [--tls-cert FILE --tls-key FILE] (--accounts-db PATH | --auth-url URL | --no-auth)
+ *             [--config PATH] [--set KEY=VALUE]...
+ *
+ * Limits (API, instances, lifecycle, runtime, gateway, local registry, image cache) come from
+ * the daemon's config (ukcd.yaml, UKC_<KEY>, --set; see config.ts and docs/configuration.md).
  *
  * Authentication (exactly one is required):
  *   --accounts-db PATH  the accounts database (shared with a control plane on this
@@ -30,13 +34,14 @@
 import { dirname, join } from 'node:path';
 import { AccountStore } from '../auth/index.js';
 import type { NodeAuthOption } from '../node/index.js';
-import { parseOptions, type CommandHelp } from '../util/index.js';
+import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js';
 import { UsageError, type Command, type CommandContext } from '../util/index.js';
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/index.js';
 import { parsePortMap } from '../node/index.js';
 import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
-import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
+import { LOG_OPTIONS, roleLogger } from '../log/index.js';
+import { logLevelFlag, logLevelOf, nodeSettings, roleConfig } from './config.js';
 
 export const NODE_HELP = {
   synopsis: '--home DIR (--accounts-db PATH | --auth-url URL | --no-auth) [--listen 127.0.0.1:7000] [--central URL] [options]',
@@ -60,20 +65,26 @@ export const NODE_HELP = {
     'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach this node by: registry token realm and own registry host (default the listen address)' },
     ...TLS_OPTIONS,
     ...LOG_OPTIONS,
+    ...CONFIG_OPTIONS,
   },
 } as const satisfies CommandHelp;
 
 async function run(args: string[], ctx: CommandContext): Promise<number> {
   const { values } = parseOptions('ukcd node', NODE_HELP, args);
   if (!values.home) throw new UsageError('--home DIR is required');
-  const logger = roleLogger('node', logLevelOf(values['log-level'], ctx.env), ctx.stderr);
-  const authChoices = [values['accounts-db'] !== undefined, values['auth-url'] !== undefined, values['no-auth']].filter(Boolean).length;
-  if (authChoices !== 1) throw new UsageError('choose exactly one of --accounts-db PATH, --auth-url URL or --no-auth');
-  if (values['auth-url'] !== undefined && !/^https?:\/\/[^\s@]+$/.test(values['auth-url'])) throw new UsageError('--auth-url must be an http(s) URL without credentials');
   const cacheText = values['auth-cache-seconds'];
   if (cacheText !== undefined && (values['auth-url'] === undefined || !/^\d{1,5}$/.test(cacheText))) {
     throw new UsageError('--auth-cache-seconds takes whole seconds and goes with --auth-url');
   }
+  const config = roleConfig(values, ctx, [
+    logLevelFlag(values['log-level']),
+    { key: 'node_auth.positive_ttl', flag: '--auth-cache-seconds', value: cacheText !== undefined ? `${cacheText}s` : undefined },
+  ]);
+  const settings = nodeSettings(config);
+  const logger = roleLogger('node', logLevelOf(config), ctx.stderr);
+  const authChoices = [values['accounts-db'] !== undefined, values['auth-url'] !== undefined, values['no-auth']].filter(Boolean).length;
+  if (authChoices !== 1) throw new UsageError('choose exactly one of --accounts-db PATH, --auth-url URL or --no-auth');
+  if (values['auth-url'] !== undefined && !/^https?:\/\/[^\s@]+$/.test(values['auth-url'])) throw new UsageError('--auth-url must be an http(s) URL without credentials');
   let listen;
   try {
     listen = parseListen(values.listen);
@@ -103,7 +114,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     if (accounts.ensureRootAccount(rootTokenFile).tokenWritten) ctx.stdout.write(`root token written to ${rootTokenFile}\n`);
     auth = { mode: 'accounts', accounts };
   } else if (values['auth-url'] !== undefined) {
-    auth = { mode: 'controlplane', authUrl: values['auth-url'], ...(cacheText !== undefined ? { positiveTtlMs: Number(cacheText) * 1000 } : {}) };
+    auth = { mode: 'controlplane', authUrl: values['auth-url'], ...settings.tokenCache };
   } else {
     ctx.stderr.write(
       '\n*** WARNING: ukcd node --no-auth: NO AUTHENTICATION. Anyone who can reach this port can run,\n' +
@@ -121,6 +132,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     host: listen.host,
     port: listen.port,
     home: values.home,
+    ...settings.server,
     ...(tls ? { tls } : {}),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
     ...(values.central ? { centralUrl: values.central } : {}),
@@ -134,6 +146,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
           gateway: {
             ...(listenAddress ? { listenAddress } : {}),
             alwaysOpen,
+            limits: settings.gatewayLimits,
             ...(values.metro ? { metro: values.metro } : {}),
             ...(values.domain ? { domain: values.domain } : {}),
             log: (m: string) => logger.warn(m),

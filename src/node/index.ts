@@ -44,5 +44,11 @@ export type { LifecycleChange } from './instances/lifecycle.js';
 export { Gateway, parsePortMap, PortMapError, DEFAULT_GATEWAY_LIMITS, type GatewayLimits, type ListenAddress } from './gateway/index.js';
 export { parsePortShorthand, parsePortShorthands, PortSpecError, type NormalizedService } from './services/index.js';
 export type { NodeTlsMaterial } from './certificates/index.js';
+// The defaults of every limit the node takes (src/config's settings table reads them).
+export { DEFAULT_SERVICE_LIMITS, type ServiceLimits } from './services/index.js';
+export { DEFAULT_CERTIFICATE_LIMITS, type CertificateLimits } from './certificates/index.js';
+export { DEFAULT_MICRO_LIMITS, type MicroDriverLimits } from './runtime/micro.js';
+export { DEFAULT_LOCAL_IMAGES_LIMITS, type LocalImagesLimits } from './images/local.js';
+export { DEFAULT_NETNS_POOL_SIZE, DEFAULT_LEASE_LOG_MAX_LINES } from './network/index.js';
 export { startNodeServer, tokenRegistryAccess } from './server.js';
 export type { NodeAuthOption, NodeServer, NodeServerOptions } from './server.js';

@@ -28,11 +28,11 @@
  * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
  * start from); everything else follows src/auth's policy (owners, root).
  */
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
+import { createListener, listenOn, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl } from '../registry/index.js';
+import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl, type RegistryLimits } from '../registry/index.js';
 import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
 import { createNodeApi, type NodeApi } from './compose.js';
 import {
@@ -46,7 +46,7 @@ import {
 } from './auth.js';
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
-import { LocalImages } from './images/local.js';
+import { LocalImages, type LocalImagesLimits } from './images/local.js';
 import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
@@ -78,10 +78,18 @@ export interface NodeServerOptions {
   subnet?: string;
   /** Network namespaces kept ready for the next starts (default DEFAULT_NETNS_POOL_SIZE). */
   netnsPoolSize?: number;
+  /** Lines the lease log grows to before it is compacted (default DEFAULT_LEASE_LOG_MAX_LINES). */
+  leaseLogMaxLines?: number;
+  /** The local registry's token flow in `accounts` mode: token lifetime and per-principal request rate. */
+  registryAuth?: { tokenTtlSeconds?: number; rateLimit?: RequestRateLimitOptions | false };
   /** Cgroup parent of this node's instances (one per node, so two nodes never mix). */
   cgroupParent?: string;
   limits?: Partial<NodeApiLimits>;
   runtimeLimits?: Partial<MicroDriverLimits>;
+  /** Limits of the local registry (/v2). */
+  registryLimits?: Partial<RegistryLimits>;
+  /** Limits of the image cache (sizes of manifests, configs, kernels, initrds read). */
+  imageLimits?: Partial<LocalImagesLimits>;
   launcherPath?: string;
   /** The gateway (public ports, TLS, service groups); absent: no service groups on this node. */
   gateway?: NodeGatewayOptions;
@@ -95,6 +103,8 @@ export interface NodeServerOptions {
   publicUrl?: string;
   /** Socket inactivity timeout (ms) of the listener (API and local registry); default DEFAULT_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
+  /** Header and keep-alive timeouts of the listener (default LISTENER_TIMEOUTS). */
+  listenerTimeouts?: ListenerTimeouts;
   /** The role's logger (default: JSON lines on stderr); every request gets a line and an id. */
   logger?: Logger;
   /** Per-request hooks of the request logging (metrics). */
@@ -130,10 +140,11 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     subnet: options.subnet ?? DEFAULT_NODE_NETWORK.subnet,
     stateDir: join(home, 'network'),
     ...(options.netnsPoolSize !== undefined ? { poolSize: options.netnsPoolSize } : {}),
+    ...(options.leaseLogMaxLines !== undefined ? { leaseLogMaxLines: options.leaseLogMaxLines } : {}),
   });
   await network.init();
   const { blobs, metadata } = openStores(join(home, 'registry'));
-  const server = createListener(options.tls, undefined, options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {});
+  const server = createListener(options.tls, undefined, { ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}), ...options.listenerTimeouts });
   const { url, authority } = await listenOn(server, options.host, options.port, options.tls);
   const publicUrl = options.publicUrl !== undefined ? new URL(options.publicUrl).origin : url;
   const publicAuthority = options.publicUrl !== undefined ? new URL(options.publicUrl).host : authority;
@@ -147,6 +158,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       accounts: options.auth.accounts,
       signingKeyFile: join(home, 'registry-signing-key.pem'),
       anonymousPullOfficial: true,
+      ...options.registryAuth,
     });
   } else if (options.auth.mode === 'controlplane') {
     const { mode: _mode, ...verifierOptions } = options.auth;
@@ -155,7 +167,14 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     access = tokenRegistryAccess(verifier, policy);
   }
   const metrics = options.metrics ?? new RoleMetrics('node');
-  const registry = createRegistry({ blobs, metadata, logger, onRequest: (e) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), ...(access ? { access } : {}) });
+  const registry = createRegistry({
+    blobs,
+    metadata,
+    logger,
+    onRequest: (e) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut),
+    ...(access ? { access } : {}),
+    ...(options.registryLimits ? { limits: options.registryLimits } : {}),
+  });
   const images = new LocalImages({
     blobs,
     metadata,
@@ -164,6 +183,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     registryHost: publicAuthority,
     ...(options.centralUrl ? { centralUrl: options.centralUrl } : {}),
     ...(options.allowedRegistries ? { allowedRegistries: options.allowedRegistries } : {}),
+    ...(options.imageLimits ? { limits: options.imageLimits } : {}),
   });
   const driver = new MicroDriver({
     runsDir: join(home, 'runs'),

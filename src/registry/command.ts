@@ -11,9 +11,30 @@ import { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS } from './gc.js';
 import { openStores, parseListen, startRegistryServer } from './server.js';
 import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
 import { join } from 'node:path';
-import { TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
+import { CONFIG_OPTIONS, TLS_OPTIONS, tlsFromOptions, type ListenerTimeouts } from '../util/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 import { rootTokenAccess } from '../metrics/index.js';
+import type { RegistryLimits } from './options.js';
+
+/**
+ * What the daemon's config (src/config: ukcd.yaml, UKC_<KEY>, --set) gives this role; flags
+ * given to the command itself still win. `--config` and `--set` are read by the daemon
+ * before the command runs (`ukcd` wraps it); the tables below list them for the help.
+ */
+export interface RegistryRoleSettings {
+  limits?: Partial<RegistryLimits>;
+  /** Socket inactivity timeout of the listener (ms). */
+  idleTimeoutMs?: number;
+  /** Header and keep-alive timeouts of the listener. */
+  listenerTimeouts?: ListenerTimeouts;
+  /** `gc`: default grace period (ms). */
+  gcGracePeriodMs?: number;
+  /** Default log level. */
+  logLevel?: string;
+  /** With `--auth`: lifetime of issued tokens (s) and per-principal request rate. */
+  tokenTtlSeconds?: number;
+  rateLimit?: { ratePerSecond: number; burst: number };
+}
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
 export function parseDuration(text: string): number {
@@ -35,6 +56,7 @@ const SERVE_OPTIONS = {
   'anonymous-pull-official': { type: 'boolean', default: false, help: 'let requests without a token pull official/* (with --auth)' },
   ...TLS_OPTIONS,
   ...LOG_OPTIONS,
+  ...CONFIG_OPTIONS,
 } as const;
 
 const SERVE_HELP = {
@@ -50,6 +72,7 @@ const GC_HELP = {
     data: { type: 'string', value: 'DIR', help: 'data directory (required)' },
     'dry-run': { type: 'boolean', default: false, help: 'only print what would be deleted' },
     'grace-period': { type: 'string', value: 'DURATION', help: 'keep blobs younger than this (default 1h)' },
+    ...CONFIG_OPTIONS,
   },
 } as const satisfies CommandHelp;
 
@@ -60,7 +83,7 @@ export const REGISTRY_HELP = {
   subcommands: { serve: SERVE_HELP, gc: GC_HELP },
 } as const satisfies CommandHelp;
 
-async function serve(args: string[], ctx: CommandContext): Promise<number> {
+async function serve(args: string[], ctx: CommandContext, settings: RegistryRoleSettings): Promise<number> {
   const { values } = parseOptions('ukcd registry', SERVE_HELP, args);
   if (!values.data) throw new UsageError('--data DIR is required');
   const authOnly = ['accounts-db', 'root-token-file', 'public-url', 'anonymous-pull-official'] as const;
@@ -77,8 +100,8 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
     throw new UsageError((err as Error).message);
   }
   const tls = tlsFromOptions(values);
-  const logger = roleLogger('registry', logLevelOf(values['log-level'], ctx.env), ctx.stderr);
-  const limits = values['upload-timeout'] ? { uploadSessionTimeoutMs: parseDuration(values['upload-timeout']) } : {};
+  const logger = roleLogger('registry', values['log-level'] ?? settings.logLevel ?? logLevelOf(undefined, ctx.env), ctx.stderr);
+  const limits = { ...settings.limits, ...(values['upload-timeout'] ? { uploadSessionTimeoutMs: parseDuration(values['upload-timeout']) } : {}) };
   const dataDir = values.data;
   let auth: RegistryAuth | undefined;
   const srv = await startRegistryServer({
@@ -94,6 +117,8 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
               accountsDbPath: values['accounts-db'] ?? join(dataDir, ACCOUNTS_DB_FILE),
               rootTokenFile: values['root-token-file'] ?? join(dataDir, ROOT_TOKEN_FILE),
               anonymousPullOfficial: values['anonymous-pull-official'],
+              ...(settings.tokenTtlSeconds !== undefined ? { tokenTtlSeconds: settings.tokenTtlSeconds } : {}),
+              ...(settings.rateLimit !== undefined ? { rateLimit: settings.rateLimit } : {}),
             });
             return auth;
           },
@@ -103,6 +128,8 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
     metricsAccess: values.auth ? (headers) => (auth ? rootTokenAccess(auth.accounts)(headers) : 'unauthenticated') : undefined,
     deleteEnabled: !values['no-delete'],
     limits,
+    ...(settings.idleTimeoutMs !== undefined ? { idleTimeoutMs: settings.idleTimeoutMs } : {}),
+    ...(settings.listenerTimeouts ? { listenerTimeouts: settings.listenerTimeouts } : {}),
     logger,
   });
   ctx.stdout.write(`registry listening on ${srv.url}\n`);
@@ -120,10 +147,10 @@ async function serve(args: string[], ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-async function gc(args: string[], ctx: CommandContext): Promise<number> {
+async function gc(args: string[], ctx: CommandContext, settings: RegistryRoleSettings): Promise<number> {
   const { values } = parseOptions('ukcd registry gc', GC_HELP, args);
   if (!values.data) throw new UsageError('--data DIR is required');
-  const grace = values['grace-period'] ? parseDuration(values['grace-period']) : DEFAULT_GC_GRACE_PERIOD_MS;
+  const grace = values['grace-period'] ? parseDuration(values['grace-period']) : (settings.gcGracePeriodMs ?? DEFAULT_GC_GRACE_PERIOD_MS);
   const { blobs, metadata } = openStores(values.data, { serving: false });
   try {
     const dryRun = values['dry-run'];
@@ -138,13 +165,19 @@ async function gc(args: string[], ctx: CommandContext): Promise<number> {
   }
 }
 
-export const registryCommand: Command = {
-  name: 'registry',
-  summary: 'serve the OCI registry (--listen, --data, --auth), or `registry gc --data DIR [--dry-run] [--grace-period 1h]`',
-  help: REGISTRY_HELP,
-  async run(args, ctx) {
-    if (args[0] === 'gc') return gc(args.slice(1), ctx);
-    if (args[0] === 'serve') return serve(args.slice(1), ctx);
-    return serve(args, ctx);
-  },
-};
+/** The `registry` command with the daemon config's values for this start. */
+export function registryCommandWith(settings: RegistryRoleSettings): Command {
+  return {
+    name: 'registry',
+    summary: 'serve the OCI registry (--listen, --data, --auth), or `registry gc --data DIR [--dry-run] [--grace-period 1h]`',
+    help: REGISTRY_HELP,
+    async run(args, ctx) {
+      if (args[0] === 'gc') return gc(args.slice(1), ctx, settings);
+      if (args[0] === 'serve') return serve(args.slice(1), ctx, settings);
+      return serve(args, ctx, settings);
+    },
+  };
+}
+
+/** The command with every setting at its default (the daemon wraps it with its config). */
+export const registryCommand: Command = registryCommandWith({});

@@ -21,4 +21,4 @@ export { ERROR_CODES, RegistryError, errorEnvelope, type ErrorCode } from './err
 export { isRepositoryName, parseRepositoryName, isTag, REPOSITORY_NAME_MAX_LENGTH } from './names.js';
 export { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS, type GcOptions, type GcReport } from './gc.js';
 export { RegistryService } from './service.js';
-export { registryCommand } from './command.js';
+export { registryCommand, registryCommandWith, REGISTRY_HELP, type RegistryRoleSettings } from './command.js';

@@ -4,7 +4,7 @@
  * (`startRegistryServer`). Built on node:http (node:https with TLS) only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
+import { createListener, listenOn, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBlobStore } from '../store/index.js';
@@ -215,6 +215,8 @@ export interface RegistryServerOptions extends RegistryOptions {
   accessFor?: (serverUrl: string) => RegistryAccessControl;
   /** Socket inactivity timeout (ms); default the listeners' shared DEFAULT_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
+  /** Header and keep-alive timeouts of the listener (default LISTENER_TIMEOUTS). */
+  listenerTimeouts?: ListenerTimeouts;
   /** Serve HTTPS with this certificate and key (default plain HTTP). */
   tls?: ListenerTls;
   /** Per-request hooks of the server's request logging (metrics, route names of other paths). */
@@ -255,7 +257,7 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
       },
       { logger, ...options.requestLogging, onFinished: both(metrics.observeRequest, options.requestLogging?.onFinished) },
     ),
-    options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {},
+    { ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}), ...options.listenerTimeouts },
   );
   const { address: addr, url } = await listenOn(server, listen.host, listen.port, options.tls);
   const address = { host: addr.address, port: addr.port };

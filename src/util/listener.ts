@@ -34,16 +34,27 @@ export const LISTENER_TIMEOUTS = Object.freeze({ requestTimeout: 0, headersTimeo
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 
-export interface ListenerOptions {
+/** The listeners' header and keep-alive timeouts (ms); defaults LISTENER_TIMEOUTS. */
+export interface ListenerTimeouts {
+  /** Longest time to receive a request's headers (a slow-headers client is cut). */
+  headersTimeoutMs?: number;
+  /** How long an idle keep-alive connection waits for its next request. */
+  keepAliveTimeoutMs?: number;
+}
+
+export interface ListenerOptions extends ListenerTimeouts {
   /** Socket inactivity timeout (ms); default DEFAULT_IDLE_TIMEOUT_MS; 0 disables it. */
   idleTimeoutMs?: number;
 }
 
 /** A node:http server, or node:https with `tls`, calling `handler` for every request. */
 export function createListener(tls: ListenerTls | undefined, handler?: http.RequestListener, options: ListenerOptions = {}): Listener {
-  const server = tls
-    ? https.createServer({ ...LISTENER_TIMEOUTS, cert: tls.cert, key: tls.key }, handler)
-    : http.createServer({ ...LISTENER_TIMEOUTS }, handler);
+  const timeouts = {
+    ...LISTENER_TIMEOUTS,
+    ...(options.headersTimeoutMs !== undefined ? { headersTimeout: options.headersTimeoutMs } : {}),
+    ...(options.keepAliveTimeoutMs !== undefined ? { keepAliveTimeout: options.keepAliveTimeoutMs } : {}),
+  };
+  const server = tls ? https.createServer({ ...timeouts, cert: tls.cert, key: tls.key }, handler) : http.createServer({ ...timeouts }, handler);
   // Without a 'timeout' listener on the server, node destroys the idle socket itself.
   server.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   return server;
