@@ -159,6 +159,9 @@ test('rootfs file classification by content first, then by name', () => {
   assert.equal(classifyRootfsFile('x', erofs), 'erofs');
   assert.equal(classifyRootfsFile('prod.Dockerfile', Buffer.from('FROM x')), 'dockerfile');
   assert.equal(classifyRootfsFile('notes.txt', Buffer.from('hello world')), null);
+  // Files shorter than any magic (an empty Dockerfile) are classified by name, never read past their end.
+  assert.equal(classifyRootfsFile('Dockerfile', Buffer.alloc(0)), 'dockerfile');
+  assert.equal(classifyRootfsFile('x', Buffer.from([0x28, 0xb5])), null);
 });
 
 test('property: quoting words and joining them splits back to the same words', () => {

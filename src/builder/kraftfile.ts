@@ -484,7 +484,7 @@ export function classifyRootfsFile(name: string, head: Buffer): RootfsKind | nul
   if (head[0] === 0x1f && head[1] === 0x8b) return 'tarball'; // gzip
   if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'tarball';
   if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'tarball'; // xz
-  if (head.readUInt32LE(0) === 0xfd2fb528) return 'tarball'; // zstd
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'tarball'; // zstd
   const base = basename(name).toLowerCase();
   if (base.includes('dockerfile') || base.includes('containerfile')) return 'dockerfile';
   if (/\.(cpio|initrd)$/.test(base)) return 'cpio';
