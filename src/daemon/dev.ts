@@ -20,9 +20,9 @@ import { join } from 'node:path';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
 import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js';
-import { UsageError, type Command, type CommandContext } from '../util/index.js';
+import { UsageError, UserError, type Command, type CommandContext } from '../util/index.js';
 import { startControlPlane } from '../controlplane/index.js';
-import { startNodeServer } from '../node/index.js';
+import { GatewayListenError, startNodeServer } from '../node/index.js';
 import { RegistryClient } from '../client/index.js';
 import { PlatformClient } from '../client/index.js';
 import { publishOfficialRuntimes } from '../builder/index.js';
@@ -31,9 +31,20 @@ import { LOG_OPTIONS, roleLogger } from '../log/index.js';
 import { DEV_HEARTBEAT_INTERVAL } from '../config/index.js';
 import { controlPlaneSettings, logLevelFlag, logLevelOf, nodeSettings, roleConfig } from './config.js';
 import { ukcHome } from './home.js';
+import { lockHome } from './home-lock.js';
 
 export const DEV_ACCOUNT = 'dev';
 export { ukcHome };
+
+/** A listener that could not bind, said as the user can act on it: which address, which flag moves it. */
+function busyPort(err: unknown, flag: string): unknown {
+  const e = err as { code?: unknown; errno?: unknown; message?: unknown };
+  const text = typeof e?.message === 'string' ? e.message : '';
+  if (e?.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(text)) {
+    return new UserError(`${text.replace(/^listen /, '')}: another program holds the port; pick another with ${flag}`);
+  }
+  return err;
+}
 
 function port(text: string, what: string): number {
   const n = Number(text);
@@ -77,7 +88,10 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const logError = (err: unknown): void => void nodeLogger.error({ err }, 'heartbeat failed');
 
   const accessLog = values['central-access-log'];
-  const cp = await startControlPlane({
+  const unlock = lockHome(home, 'dev');
+  let cp: Awaited<ReturnType<typeof startControlPlane>>;
+  try {
+    cp = await startControlPlane({
     dataDir: join(home, 'controlplane'),
     host,
     port: port(values['controlplane-port'], '--controlplane-port'),
@@ -85,7 +99,11 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     ...controlPlaneSettings(daemonConfig),
     // One JSON line per central registry request (operators' access log; tests count them).
     ...(accessLog ? { onRegistryRequest: (entry: RequestLogEntry) => appendFileSync(accessLog, `${JSON.stringify(entry)}\n`) } : {}),
-  });
+    });
+  } catch (err) {
+    unlock();
+    throw busyPort(err, '--controlplane-port');
+  }
   let node: Awaited<ReturnType<typeof startNodeServer>> | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   try {
@@ -120,6 +138,10 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
               log: (m: string) => void nodeLogger.warn(m),
             },
           }),
+    }).catch((err: unknown) => {
+      // The gateway serves public port P on P + offset; the node API has its own port.
+      if (err instanceof GatewayListenError) throw new UserError(`gateway: ${err.message}: another program holds the port; move the gateway with --gateway-port-offset (now ${offset}) or run with --no-gateway`);
+      throw busyPort(err, '--node-port');
     });
     const nodeHost = new URL(node.url).host;
     const local = new RegistryClient({ baseUrl: node.url, credentials: { token: rootToken } });
@@ -176,6 +198,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     if (heartbeat) clearInterval(heartbeat);
     await node?.close();
     await cp.close();
+    unlock();
     say('stopped');
   }
 }

@@ -41,7 +41,7 @@ export { StopReason, StopReasons, INSTANCE_STATES } from './instances/model.js';
 export type { RecoveryReport, LifecycleLimits } from './instances/lifecycle.js';
 export { restartDelayMs } from './instances/lifecycle.js';
 export type { LifecycleChange } from './instances/lifecycle.js';
-export { Gateway, parsePortMap, PortMapError, DEFAULT_GATEWAY_LIMITS, type GatewayLimits, type ListenAddress } from './gateway/index.js';
+export { Gateway, GatewayListenError, parsePortMap, PortMapError, DEFAULT_GATEWAY_LIMITS, type GatewayLimits, type ListenAddress } from './gateway/index.js';
 export { parsePortShorthand, parsePortShorthands, PortSpecError, type NormalizedService } from './services/index.js';
 export type { NodeTlsMaterial } from './certificates/index.js';
 // The defaults of every limit the node takes (src/config's settings table reads them).

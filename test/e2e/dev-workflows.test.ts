@@ -116,6 +116,13 @@ test('ukcd dev prints its addresses, publishes base-compat and writes a working 
   );
   assert.equal(badToken.code, 3);
   assert.match(badToken.err, /token was rejected/);
+  // A second ukcd dev on the same home stops before it opens anything, naming the first.
+  const second = await exec(process.execPath, [UKCD, 'dev', '--home', env.dir, '--no-gateway'], { env: cliEnv, timeout: 30_000 }).then(
+    () => ({ code: 0, err: '' }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, err: e.stderr }),
+  );
+  assert.equal(second.code, 1, second.err);
+  assert.match(second.err, new RegExp(`another ukcd \\(pid ${dev!.pid}\\) is using ${env.dir}`));
 });
 
 test('the docs\' three workflows, then images list/delete and a node-local build', async (t) => {
