@@ -258,3 +258,20 @@ test("the real CLI's names work: group aliases, verb aliases, `help <command>`, 
     assert.doesNotMatch(far.err, /did you mean/);
   });
 });
+
+test('logs --tail counts lines, as the real CLI does (the unfinished last line counts as one); --tail 0 prints nothing', async () => {
+  await withWorld(async (w) => {
+    assert.equal((await w.run(['run', '--image', 'alice/httpserver:latest', '-n', 'web'])).code, 0);
+    const run = w.h.driver.runs.at(-1)!;
+    run.hooks.onOutput(Buffer.from('one\ntwo\nthree\npart'));
+    const two = await w.run(['instances', 'logs', 'web', '--tail', '2']);
+    assert.equal(two.code, 0, two.err);
+    assert.equal(two.out, 'web: three\nweb: part\n');
+    const all = await w.run(['instances', 'logs', 'web', '--tail', '-1']);
+    assert.equal(all.out, 'web: hello from web\nweb: one\nweb: two\nweb: three\nweb: part\n');
+    assert.equal((await w.run(['vm', 'logs', 'web', '--tail', '0'])).out, '');
+    const bad = await w.run(['instances', 'logs', 'web', '--tail', '5k']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--tail 5k: give a number of lines/);
+  });
+});

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { runCommandLine, UsageError, UserError, type Command, type CommandContext } from './command.js';
+import { parseOptions } from './usage.js';
 
 function ctx(): { ctx: CommandContext; out: () => string; err: () => string } {
   const stdout = new PassThrough();
@@ -63,4 +64,16 @@ test('Ctrl-C during a command: "interrupted" and exit 130, whatever the command 
   setImmediate(() => ac.abort());
   assert.equal(await running, 130);
   assert.equal(c.err(), 't slow: interrupted\n');
+});
+
+test('a negative number after an option that takes a value is its value (--timeout -1), a flag is still a flag, and -- ends options', () => {
+  const help = {
+    synopsis: '',
+    summary: '',
+    options: { timeout: { type: 'string', short: 't', help: 'give up after' }, force: { type: 'boolean', help: 'now' } },
+  } as const;
+  assert.equal(parseOptions('t wait', help, ['--timeout', '-1']).values.timeout, '-1');
+  assert.equal(parseOptions('t wait', help, ['-t', '-5s', 'x']).values.timeout, '-5s');
+  assert.deepEqual(parseOptions('t wait', help, ['x', '--', '--timeout', '-1']).positionals, ['x', '--timeout', '-1']);
+  assert.throws(() => parseOptions('t wait', help, ['--force', '-1']), UsageError);
 });

@@ -95,10 +95,36 @@ export function helpFor(words: string, help: CommandHelp, args: readonly string[
 type ParseConfigFor<T extends OptionTable> = { args: string[]; options: T; allowPositionals: true; strict: true };
 
 /** parseArgs over a command's table (and its globals); a wrong flag is a UsageError naming the usage. */
+/**
+ * `--timeout -1`, `--tail -1`: a negative number after an option that takes a value is that
+ * value (node's parser would take it for a flag and refuse it as ambiguous), so it is joined
+ * as `--timeout=-1` before parsing. Nothing after `--` is touched.
+ */
+function joinNegativeValues(args: string[], options: OptionTable): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, o] of Object.entries(options)) {
+    if (o.type !== 'string') continue;
+    takesValue.add(`--${name}`);
+    if (o.short) takesValue.add(`-${o.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return [...out, ...args.slice(i)];
+    const next = args[i + 1];
+    if (takesValue.has(a) && next !== undefined && /^-\d+(?:\.\d+)?[a-z]*$/i.test(next)) {
+      out.push(a.startsWith('--') ? `${a}=${next}` : `${a}${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parseOptions<T extends OptionTable>(words: string, help: CommandHelp & { options: T }, args: string[]) {
   try {
     const options = { ...(help.globalOptions ?? {}), ...help.options } as T;
-    return parseArgs<ParseConfigFor<T>>({ args, options, allowPositionals: true, strict: true } as ParseConfigFor<T> & ParseArgsConfig);
+    const joined = joinNegativeValues(args, options);
+    return parseArgs<ParseConfigFor<T>>({ args: joined, options, allowPositionals: true, strict: true } as ParseConfigFor<T> & ParseArgsConfig);
   } catch (err) {
     const synopsis = typeof help.synopsis === 'string' ? help.synopsis : (help.synopsis[0] ?? '');
     throw new UsageError(`${(err as Error).message}\nusage: ${words} ${synopsis}  (--help for all options)`);

@@ -19,11 +19,11 @@ export const INSTANCES_HELP = {
     list: { synopsis: '', summary: 'list instances (METRO NAME STATE IMAGE ARGS MEMORY VCPUS FQDN CREATED)', options: {} },
     get: { synopsis: NAMES, summary: 'show instances in full', options: {} },
     logs: {
-      synopsis: `${NAMES} [--follow] [--tail BYTES]`,
+      synopsis: `${NAMES} [--follow] [--tail LINES]`,
       summary: 'print the console output, each line prefixed with the instance name',
       options: {
         follow: { type: 'boolean', short: 'f', help: 'keep printing until the instances stop or Ctrl-C' },
-        tail: { type: 'string', value: 'BYTES', help: 'bytes of output to show first (default 65536)' },
+        tail: { type: 'string', value: 'LINES', help: 'show only the last LINES lines first, -1 for all the node keeps (default: the last 64 KiB)' },
       },
     },
     start: { synopsis: NAMES, summary: 'start stopped instances', options: {} },
@@ -50,26 +50,40 @@ function selectors(names: string[], verb: string): Selector[] {
 
 /** Default bytes shown by `logs` without --tail. */
 export const DEFAULT_LOG_TAIL_BYTES = 64 * 1024;
+/** The most `logs --tail N` reads back to find N lines (the node's own read limit). */
+export const MAX_LOG_READ_BYTES = 1024 * 1024;
 /** Poll interval of `logs --follow`. */
 export const LOG_FOLLOW_INTERVAL_MS = 500;
 
 /** Prints logs with each line prefixed by the instance name; with `follow`, keeps reading until the instance stops or the user interrupts. */
-export async function streamLogs(cli: CliRuntime, api: PlatformClient, instances: Instance[], opts: { follow: boolean; tail: number; prefix: boolean }): Promise<void> {
+export async function streamLogs(cli: CliRuntime, api: PlatformClient, instances: Instance[], opts: { follow: boolean; tail: number; prefix: boolean; lines?: number }): Promise<void> {
   const offsets = new Map<string, number>();
   const partial = new Map<string, string>();
-  const emit = (inst: Instance, text: string, flush: boolean): void => {
+  const emit = (inst: Instance, text: string, flush: boolean, keep?: { lines: number; cutFirst: boolean }): void => {
     const buffered = (partial.get(inst.uuid) ?? '') + text;
-    const lines = buffered.split('\n');
-    const rest = lines.pop() ?? '';
+    let lines = buffered.split('\n');
+    let rest = lines.pop() ?? '';
+    if (keep !== undefined) {
+      // Read from the middle of the log: its first line is a fragment, not a line.
+      if (keep.cutFirst) lines = lines.slice(1);
+      // The last N lines, the unfinished one (still being written) counting as one.
+      const whole = rest === '' ? lines : [...lines, rest];
+      const kept = keep.lines === 0 ? [] : whole.slice(-keep.lines);
+      if (rest !== '') {
+        rest = kept.length > 0 ? (kept.pop() ?? '') : '';
+      }
+      lines = kept;
+    }
     partial.set(inst.uuid, flush ? '' : rest);
     if (flush && rest !== '') lines.push(rest);
     for (const line of lines) cli.stdout.write(opts.prefix ? `${inst.name}: ${line}\n` : `${line}\n`);
   };
   const readOnce = async (inst: Instance, first: boolean): Promise<void> => {
     const offset = offsets.get(inst.uuid);
-    const chunk = await api.instanceLog({ uuid: inst.uuid }, first ? { limit: opts.tail } : { offset: offset ?? 0, limit: 1024 * 1024 });
+    const chunk = await api.instanceLog({ uuid: inst.uuid }, first ? { limit: opts.lines !== undefined ? MAX_LOG_READ_BYTES : opts.tail } : { offset: offset ?? 0, limit: MAX_LOG_READ_BYTES });
     if (chunk.range) offsets.set(inst.uuid, chunk.range.end);
-    emit(inst, chunk.output.toString('utf8'), false);
+    const keep = first && opts.lines !== undefined && opts.lines >= 0 ? { lines: opts.lines, cutFirst: (chunk.range?.start ?? 0) > 0 } : undefined;
+    emit(inst, chunk.output.toString('utf8'), false, keep);
   };
   for (const inst of instances) await readOnce(inst, true);
   let live = instances;
@@ -109,9 +123,9 @@ export const instancesCommand: CliCommand = {
         return 0;
       case 'logs': {
         const found = await api.getInstances(selectors(names, 'logs'));
-        const tail = v.tail === undefined ? DEFAULT_LOG_TAIL_BYTES : Number(v.tail);
-        if (!Number.isInteger(tail) || tail < 0 || tail > 1024 * 1024) throw new UsageError('--tail is a byte count up to 1048576');
-        await streamLogs(cli, api, found, { follow: v.follow === true, tail, prefix: true });
+        const lines = v.tail === undefined ? undefined : Number(v.tail);
+        if (lines !== undefined && (!/^-?\d+$/.test(v.tail!) || !Number.isSafeInteger(lines) || lines < -1)) throw new UsageError(`--tail ${v.tail}: give a number of lines, or -1 for all`);
+        await streamLogs(cli, api, found, { follow: v.follow === true, tail: DEFAULT_LOG_TAIL_BYTES, prefix: true, ...(lines !== undefined ? { lines } : {}) });
         return 0;
       }
       case 'start':
