@@ -77,6 +77,10 @@ test('settings: env token beats the profile, UKC_TOKEN first; UKC_METRO picks th
     const byUrl = resolveSettings({ ...base, UKC_METRO: 'http://10.1.2.3:8080' }, {});
     assert.equal(byUrl.metroApi, 'http://10.1.2.3:8080');
     assert.throws(() => resolveSettings(base, { profile: 'nope' }), /no profile "nope".*profiles: dev, prod/);
+    // The real CLI's UNIKRAFT_PROFILE selects the profile (ukc's UKC_PROFILE too); the flag beats both.
+    assert.equal(resolveSettings({ ...base, UNIKRAFT_PROFILE: 'prod', UKC_METRO: 'was' }, {}).metroApi, 'https://api.was.example');
+    assert.equal(resolveSettings({ ...base, UNIKRAFT_PROFILE: 'prod' }, { profile: 'dev' }).metroApi, 'http://127.0.0.1:7001');
+    assert.throws(() => resolveSettings({ ...base, UNIKRAFT_PROFILE: 'nope' }, {}), /no profile "nope"/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

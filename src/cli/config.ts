@@ -190,9 +190,11 @@ export interface Settings {
 export function resolveSettings(env: NodeJS.ProcessEnv, flags: GlobalFlags): Settings {
   const path = configPath(env, flags.config);
   const config = loadConfig(path);
-  const profileName = flags.profile ?? env.UKC_PROFILE ?? config.currentProfile;
+  // UNIKRAFT_PROFILE is the real CLI's name for it; UKC_PROFILE is ukc's own.
+  const fromEnv = env.UNIKRAFT_PROFILE || env.UKC_PROFILE || undefined;
+  const profileName = flags.profile ?? fromEnv ?? config.currentProfile;
   const profile = profileName === undefined ? undefined : config.profiles[profileName];
-  if (profileName !== undefined && profile === undefined && (flags.profile !== undefined || env.UKC_PROFILE !== undefined)) {
+  if (profileName !== undefined && profile === undefined && (flags.profile !== undefined || fromEnv !== undefined)) {
     throw new UserError(`no profile "${profileName}" in ${path} (profiles: ${Object.keys(config.profiles).join(', ') || 'none'})`);
   }
   let token: string | undefined;

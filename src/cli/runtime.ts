@@ -53,7 +53,7 @@ export function makeRuntime(ctx: CommandContext, deps: CliDeps, globals: CliGlob
 export const GLOBAL_OPTIONS = {
   output: { type: 'string', short: 'o', value: 'FORMAT', help: 'output format: kv, table, json, yaml or quiet' },
   config: { type: 'string', value: 'FILE', help: 'CLI config file (default ~/.config/unikraft/config.yaml, or UNIKRAFT_CONFIG)' },
-  profile: { type: 'string', value: 'NAME', help: 'profile of the config to use (default its current-profile, or UKC_PROFILE)' },
+  profile: { type: 'string', value: 'NAME', help: 'profile of the config to use (default its current-profile, or UNIKRAFT_PROFILE / UKC_PROFILE)' },
   metro: { type: 'string', value: 'NAME|URL', help: 'metro to talk to (default the profile\'s, or UKC_METRO)' },
   'log-level': { type: 'string', value: 'LEVEL', help: 'accepted for compatibility with the upstream CLI' },
 } as const satisfies OptionTable;

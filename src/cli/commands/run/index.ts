@@ -89,7 +89,8 @@ export const RUN_HELP = {
     memory: { type: 'string', short: 'm', value: 'SIZE', help: 'memory, e.g. 512M or 1G (default the platform\'s)' },
     vcpus: { type: 'string', value: 'N', help: 'virtual CPUs' },
     env: { type: 'string', short: 'e', multiple: true, value: 'K=V', help: 'an environment variable' },
-    port: { type: 'string', short: 'p', multiple: true, value: 'PUBLIC:DEST[/tls+http]', help: 'publish DEST on the public port PUBLIC through the gateway' },
+    publish: { type: 'string', short: 'p', multiple: true, value: 'PUBLIC:DEST[/tls+http]', help: 'publish DEST on the public port PUBLIC through the gateway' },
+    port: { type: 'string', multiple: true, value: 'PUBLIC:DEST', help: 'the same as --publish (its older name here)' },
     domain: { type: 'string', multiple: true, value: 'DOMAIN', help: 'a domain (FQDN) for the service (needs -p)' },
     replicas: { type: 'string', value: 'N', help: 'extra instances of the same image (N+1 in all)' },
     'scale-to-zero': { type: 'string', value: 'policy=on,cooldown-time=MS,stateful=false', help: 'stop the instance when idle, wake it on the next request' },
@@ -135,8 +136,9 @@ export const runCommand: CliCommand = {
       req.restart_policy = v.restart;
     }
     if (v.rm === true) req.features = ['delete-on-stop'];
-    if (v.port && v.port.length > 0) {
-      const group: Record<string, unknown> = { services: parsePortSpecs(v.port) };
+    const published = [...(v.publish ?? []), ...(v.port ?? [])];
+    if (published.length > 0) {
+      const group: Record<string, unknown> = { services: parsePortSpecs(published) };
       if (v.domain) group.domains = v.domain.map((name) => ({ name }));
       req.service_group = group;
     } else if (v.domain) throw new UsageError('--domain needs a -p port to serve');
