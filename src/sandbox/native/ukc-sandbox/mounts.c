@@ -4,6 +4,10 @@
  * pivot_root, /proc, /dev, tmpfs, binds), and — inside the new root only —
  * the mount points it creates (reported as stubs, removed with --remove-stubs).
  *
+ * Every layer is nodev,nosuid: the root (overlay or bind), binds and tmpfs;
+ * only /dev (our own tmpfs of standard nodes) allows device files, and the
+ * node's device cgroup decides which of them open.
+ *
  * Mount targets are created after pivot_root, so a hostile rootfs with
  * symlinks (e.g. /etc/resolv.conf -> /etc/shadow) can only point at files
  * inside itself. Bind sources are host paths captured with open_tree() before
@@ -156,7 +160,7 @@ static void mount_overlay(void) {
 	for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.lower[i]);
 	sb_addf(&sb, ",upperdir=%s,workdir=%s", spec.upper, spec.work);
 	if (sb.truncated) { errno = ENAMETOOLONG; fail("mount", "overlay options too long"); }
-	do_mount("overlay", spec.rootfs, "overlay", 0, opts);
+	do_mount("overlay", spec.rootfs, "overlay", MS_NODEV | MS_NOSUID, opts);
 }
 
 /* Makes the namespace private, then mounts the root (overlay, or a bind so pivot_root has a mount point). */
@@ -164,7 +168,10 @@ void setup_root(void) {
 	/* Nothing we mount may leak back to the host, nor host mounts change under us. */
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	if (spec.nlower) mount_overlay();
-	else do_mount(spec.rootfs, spec.rootfs, NULL, MS_BIND | MS_REC, NULL);
+	else {
+		do_mount(spec.rootfs, spec.rootfs, NULL, MS_BIND | MS_REC, NULL);
+		do_mount(NULL, spec.rootfs, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOSUID, NULL);
+	}
 }
 
 /* Capture bind sources (host paths) as detached mounts before the host disappears. */
@@ -209,7 +216,8 @@ void setup_mounts_inside(void) {
 			fail("bind", spec.binds[i].dst);
 		close(spec.binds[i].fd);
 		if (spec.binds[i].ro) remount_ro(spec.binds[i].dst, MS_NOSUID | MS_NODEV);
+		else do_mount(NULL, spec.binds[i].dst, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL);
 	}
-	if (spec.readonly_root) remount_ro("/", 0);
+	if (spec.readonly_root) remount_ro("/", MS_NODEV | MS_NOSUID);
 	mark("binds");
 }
