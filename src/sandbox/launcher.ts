@@ -19,6 +19,9 @@ import type { Cgroup } from './cgroups.js';
  */
 export const DEFAULT_LAUNCHER_PATH = process.env['UKC_SANDBOX_LAUNCHER'] || fileURLToPath(new URL('../../native/ukc-sandbox', import.meta.url));
 
+/** The launcher's fd the spec (env and argv included) is written to by spawnSandbox and cold starts. */
+export const SPEC_FD = 4;
+
 /** Default time between the polite SIGTERM and the kill, in ms. */
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
@@ -158,6 +161,9 @@ export interface WarmLauncherOptions {
   cgroup?: Cgroup;
   graceMs?: number;
   trace?: boolean;
+  removeStubs?: boolean;
+  /** Read the spec from this fd (> 3) instead of stdin, which then stays the app's. */
+  specFd?: number;
 }
 
 /**
@@ -165,7 +171,8 @@ export interface WarmLauncherOptions {
  * and waits for `specPayload(spec)` on its stdin (EOF without one ends it).
  */
 export function warmLauncherArgs(opts: WarmLauncherOptions): string[] {
-  const a = ['--spec-stdin'];
+  const a = opts.specFd === undefined ? ['--spec-stdin'] : ['--spec-fd', String(opts.specFd)];
+  if (opts.removeStubs) a.push('--remove-stubs');
   for (const dir of opts.cgroup?.joinDirs ?? []) a.push('--cgroup', dir);
   a.push('--grace-ms', String(opts.graceMs ?? DEFAULT_STOP_GRACE_MS));
   if (opts.trace) a.push('--trace');
@@ -256,13 +263,25 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     super();
     const launcher = spec.launcherPath ?? DEFAULT_LAUNCHER_PATH;
     if (!existsSync(launcher)) throw new Error(`sandbox launcher not found at ${launcher} (run npm run build)`);
-    const args = launcherArgs(spec);
+    // Env and argv may hold secrets: they go over a pipe (fd 4), never on the launcher's command line.
+    const { cgroup, removeStubs, trace, graceMs, ...rest } = spec;
+    const payload = specPayload(rest);
+    const args = warmLauncherArgs({
+      specFd: SPEC_FD,
+      graceMs: graceMs ?? DEFAULT_STOP_GRACE_MS,
+      ...(cgroup ? { cgroup } : {}),
+      ...(removeStubs ? { removeStubs } : {}),
+      ...(trace ? { trace } : {}),
+    });
     const oomBefore = spec.cgroup?.oomKillCount() ?? 0;
     const spawnAt = process.hrtime.bigint();
     this.child = spawn(launcher, args, {
-      stdio: [spec.stdin ?? 'ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe'],
+      stdio: [spec.stdin ?? 'ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe', 'pipe'],
       env: {},
     });
+    const specPipe = this.child.stdio[SPEC_FD] as Writable | null;
+    specPipe?.on('error', () => undefined); // a launcher that died early: its exit says why
+    specPipe?.end(payload);
     this.stdout = this.child.stdout;
     this.stderr = this.child.stderr;
     this.stdin = this.child.stdin;

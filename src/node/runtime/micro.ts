@@ -34,6 +34,7 @@
  *    instance's netns (seen by polling /proc/<pid>/net/tcp{,6}).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,8 +42,9 @@ import {
   Cgroup,
   CgroupFreezer,
   freezerMountPoint,
-  launcherArgs,
   specPayload,
+  warmLauncherArgs,
+  SPEC_FD,
   DEFAULT_LAUNCHER_PATH,
   type CgroupLayout,
   type CgroupLimits,
@@ -552,6 +554,11 @@ export class MicroDriver implements RuntimeDriver {
         network: attachment ? { netnsPath: attachment.netnsPath } : 'new',
         binds: this.options.network ? [{ source: this.options.network.hostsPath, target: '/etc/hosts', readonly: true }] : [],
       };
+      // NUL cannot reach a program (create refuses it in the request; this catches an image's own Cmd/Env).
+      if ([...sandbox.argv, ...(sandbox.env ?? [])].some((x) => x.includes('\0'))) {
+        throw new NodeError(Errno.EINVAL, 'args and env must not contain NUL bytes');
+      }
+      const payload = specPayload(sandbox);
       const oomBefore = cgroup.oomKillCount();
       let child: ChildProcess;
       let pid: number;
@@ -560,15 +567,16 @@ export class MicroDriver implements RuntimeDriver {
         child = warm.child;
         pid = warm.pid;
         start = warm.start;
-        child.stdin?.end(specPayload(sandbox));
+        child.stdin?.end(payload);
       } else {
         const consoleFd = openSync(join(runDir, 'console'), 'a', 0o600);
         const eventsFd = openSync(join(runDir, 'events'), 'a', 0o600);
         try {
           // Stops are timed by the node (stop(graceMs)); the launcher's own grace is only a backstop.
-          child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, launcherArgs({ ...sandbox, cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE }), {
+          // Env and args (secrets) go over a pipe on SPEC_FD, never on the command line.
+          child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, warmLauncherArgs({ cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE, specFd: SPEC_FD }), {
             detached: true,
-            stdio: ['ignore', consoleFd, consoleFd, eventsFd],
+            stdio: ['ignore', consoleFd, consoleFd, eventsFd, 'pipe'],
             env: {},
           });
         } finally {
@@ -576,6 +584,9 @@ export class MicroDriver implements RuntimeDriver {
           closeSync(eventsFd);
         }
         if (child.pid === undefined) throw new NodeError(Errno.EIO, 'the sandbox launcher could not be started');
+        const specPipe = child.stdio[SPEC_FD] as Writable | null;
+        specPipe?.on('error', () => undefined); // a launcher that died early: its exit line says why
+        specPipe?.end(payload);
         pid = child.pid;
         start = processStartTime(pid) ?? '0';
       }

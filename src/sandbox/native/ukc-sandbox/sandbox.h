@@ -40,6 +40,7 @@ struct spec {
 	gid_t groups[MAX_LIST]; int ngroups;
 	uid_t uid; gid_t gid;
 	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms, trace, spec_stdin;
+	int spec_fd; /* with spec_stdin: where the spec comes from (0 = stdin, or --spec-fd N) */
 	char **argv;
 };
 extern struct spec spec;
