@@ -42,7 +42,8 @@ export type SandboxOutput = 'pipe' | 'inherit' | 'ignore' | number;
 export interface SandboxSpec {
   /** Root directory; with `overlay` it is the mount point of the overlay (inside the sandbox's mount ns only). */
   rootfs: string;
-  overlay?: { lower: string[]; upper: string; work: string };
+  /** With upperTmpfsBytes the writable layer lives on a tmpfs of that size (in memory, charged to the cgroup; past it writes get ENOSPC); `work` is then unused. */
+  overlay?: { lower: string[]; upper: string; work: string; upperTmpfsBytes?: number };
   /** argv[0] without '/' is searched in PATH from `env` (or a default PATH), never the host's. */
   argv: string[];
   /** Exactly the environment the program gets, as K=V strings. Nothing from the host leaks in. */
@@ -125,6 +126,11 @@ export function launcherArgs(spec: SandboxSpec): string[] {
     if (spec.overlay.lower.length === 0) throw new TypeError('overlay.lower must not be empty');
     for (const l of spec.overlay.lower) a.push('--lower', l);
     a.push('--upper', spec.overlay.upper, '--work', spec.overlay.work);
+    const cap = spec.overlay.upperTmpfsBytes;
+    if (cap !== undefined) {
+      if (!Number.isSafeInteger(cap) || cap < 4096) throw new RangeError('overlay.upperTmpfsBytes must be an integer of at least 4096');
+      a.push('--upper-tmpfs-bytes', String(cap));
+    }
   }
   if (spec.hostname !== undefined) a.push('--hostname', spec.hostname);
   const net = spec.network ?? 'host';
@@ -164,6 +170,8 @@ export interface WarmLauncherOptions {
   removeStubs?: boolean;
   /** Read the spec from this fd (> 3) instead of stdin, which then stays the app's. */
   specFd?: number;
+  /** The app's stdout/stderr pass through the launcher, which keeps the file it writes to at most this big (a regular file). */
+  consoleMaxBytes?: number;
 }
 
 /**
@@ -173,6 +181,10 @@ export interface WarmLauncherOptions {
 export function warmLauncherArgs(opts: WarmLauncherOptions): string[] {
   const a = opts.specFd === undefined ? ['--spec-stdin'] : ['--spec-fd', String(opts.specFd)];
   if (opts.removeStubs) a.push('--remove-stubs');
+  if (opts.consoleMaxBytes !== undefined) {
+    if (!Number.isSafeInteger(opts.consoleMaxBytes) || opts.consoleMaxBytes < 1) throw new RangeError('consoleMaxBytes must be a positive integer');
+    a.push('--console-max-bytes', String(opts.consoleMaxBytes));
+  }
   for (const dir of opts.cgroup?.joinDirs ?? []) a.push('--cgroup', dir);
   a.push('--grace-ms', String(opts.graceMs ?? DEFAULT_STOP_GRACE_MS));
   if (opts.trace) a.push('--trace');

@@ -2,7 +2,7 @@
 // test/security/README.md): secrets never on a command line, cold or warm start. Needs root.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MicroDriver } from '../../src/node/runtime/micro.js';
 import type { RuntimeEvent, RuntimeHooks } from '../../src/node/runtime/driver.js';
@@ -107,4 +107,50 @@ test('row 21: NUL in args or env is refused at start with EINVAL (create refuses
     await assert.rejects(start(driver, rootfs, ['/bin/echo', 'a\0b'], {}, recorder().hooks), /NUL/);
     await assert.rejects(start(driver, rootfs, ['/bin/echo'], { X: 'a\0b' }, recorder().hooks), /NUL/);
   });
+});
+
+test('row 20: the writable layer is a capped tmpfs — writing past writableLayerMaxBytes fails with ENOSPC inside, nothing lands on the host disk', async (t) => {
+  if (!root) return t.skip('needs root');
+  await withDriver('upper-cap', 0, async (_env, driver, rootfs) => {
+    const rec = recorder();
+    const script = 'dd if=/dev/zero of=/big bs=1M count=32 2>&1; echo "dd rc=$?"; grep " / / " /proc/self/mountinfo; echo small > /ok && cat /ok; sleep 30';
+    const handle = await start(driver, rootfs, ['/bin/sh', '-c', script], {}, rec.hooks);
+    const ref = JSON.parse(handle.runtimeRef) as { runDir: string };
+    const deadline = Date.now() + 10_000;
+    while (!/dd rc=\d+[\s\S]*(small|No space)/.test(Buffer.concat(rec.output).toString()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const out = Buffer.concat(rec.output).toString();
+    assert.match(out, /No space left on device/, out);
+    assert.match(out, /dd rc=1/, out);
+    assert.deepEqual(readdirSync(join(ref.runDir, 'upper')), [], 'the host directory under the tmpfs stays empty');
+    await handle.kill();
+    await rec.wait('exited', 10_000);
+  }, { writableLayerMaxBytes: 8 * 1024 * 1024 });
+});
+
+test('row 20: the console file is capped by the launcher itself — a flood with nobody reading never takes it past consoleFileMaxBytes', async (t) => {
+  if (!root) return t.skip('needs root');
+  await withDriver('console-cap', 1, async (_env, driver, rootfs) => {
+    const cap = 64 * 1024;
+    const rec = recorder();
+    const handle = await start(driver, rootfs, ['/bin/sh', '-c', 'i=0; while [ $i -lt 3000 ]; do echo "line $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); done; echo done-flood; sleep 30'], {}, rec.hooks);
+    const ref = JSON.parse(handle.runtimeRef) as { runDir: string };
+    // Like a node that is down: nobody reads or cuts the file from here on.
+    handle.detach();
+    const consolePath = join(ref.runDir, 'console');
+    let max = 0;
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const size = statSync(consolePath).size;
+      max = Math.max(max, size);
+      if (readFileSync(consolePath, 'utf8').includes('done-flood') || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.match(readFileSync(consolePath, 'utf8'), /done-flood/, 'the newest output is kept');
+    assert.ok(max <= cap, `console reached ${max} bytes, cap ${cap}`);
+    const rec2 = recorder();
+    const again = await driver.adopt({ uuid: (JSON.parse(handle.runtimeRef) as { uuid: string }).uuid, name: 'limits', runtimeRef: handle.runtimeRef }, rec2.hooks);
+    assert.ok(again, 'still running, adopted');
+    await again.kill();
+    await rec2.wait('exited', 10_000);
+  }, { consoleFileMaxBytes: 64 * 1024 });
 });

@@ -8,8 +8,12 @@
  *
  * Survival across a restart of the node (decision 6): the launcher is started
  * detached (own session, no pipes to the node): stdout/stderr go to
- * `<runDir>/console`, launcher events to `<runDir>/events` (a file). The run
- * is identified by `runtimeRef` = JSON {pid, start (the /proc start time, so a
+ * `<runDir>/console`, launcher events to `<runDir>/events` (a file). The
+ * launcher caps the console file itself (consoleFileMaxBytes), so the cap holds
+ * while the node is down; the writable layer is a tmpfs of writableLayerMaxBytes
+ * inside the run's mount namespace (nothing of it lands in `<runDir>/upper` on
+ * the host disk). Env and args reach the launcher over a pipe (closed once
+ * written), never on its command line. The run is identified by `runtimeRef` = JSON {pid, start (the /proc start time, so a
  * recycled pid is never mistaken for the run), runDir, cgroup, netns, ip}.
  * `adopt` checks the pid and its start time, then tails the same files.
  *
@@ -76,8 +80,10 @@ export interface MicroDriverLimits {
   netProbeTicksPerMs: number;
   /** How often an adopted run's liveness is checked (its exit line usually arrives first). */
   livenessPollMs: number;
-  /** Console bytes kept on disk before the file is cut (the controller keeps its own ring). */
+  /** Console bytes kept on disk: the launcher cuts the file before it would grow past this, node up or down (the controller keeps its own ring). */
   consoleFileMaxBytes: number;
+  /** Size of the tmpfs holding an instance's writable layer (in memory like upstream, charged to its memory cgroup); writes past it get ENOSPC. */
+  writableLayerMaxBytes: number;
   /** Launchers kept pre-started (in a fresh cgroup, waiting for their spec); 0 = spawn each on demand. */
   launcherPoolSize: number;
   /** How long a pre-started launcher may take to report `ready` before it is dropped. */
@@ -93,6 +99,7 @@ export const DEFAULT_MICRO_LIMITS: MicroDriverLimits = {
   netProbeTicksPerMs: 4,
   livenessPollMs: 1000,
   consoleFileMaxBytes: 1024 * 1024,
+  writableLayerMaxBytes: 256 * 1024 * 1024,
   launcherPoolSize: 8,
   launcherReadyTimeoutMs: 5000,
 };
@@ -447,6 +454,7 @@ export class MicroDriver implements RuntimeDriver {
       readyTimeoutMs: this.limits.launcherReadyTimeoutMs,
       graceMs: STOP_BACKSTOP_MS,
       trace: BOOT_TRACE,
+      consoleMaxBytes: this.limits.consoleFileMaxBytes,
       cgroupOptions: () => this.cgroupOptions(),
     });
   }
@@ -547,7 +555,7 @@ export class MicroDriver implements RuntimeDriver {
       trace('network');
       const sandbox: SandboxSpec = {
         rootfs: join(runDir, 'root'),
-        overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work') },
+        overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work'), upperTmpfsBytes: this.limits.writableLayerMaxBytes },
         argv: spec.args,
         env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         hostname: spec.name.slice(0, 63),
@@ -574,7 +582,7 @@ export class MicroDriver implements RuntimeDriver {
         try {
           // Stops are timed by the node (stop(graceMs)); the launcher's own grace is only a backstop.
           // Env and args (secrets) go over a pipe on SPEC_FD, never on the command line.
-          child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, warmLauncherArgs({ cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE, specFd: SPEC_FD }), {
+          child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, warmLauncherArgs({ cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE, specFd: SPEC_FD, consoleMaxBytes: this.limits.consoleFileMaxBytes }), {
             detached: true,
             stdio: ['ignore', consoleFd, consoleFd, eventsFd, 'pipe'],
             env: {},

@@ -47,6 +47,8 @@ export interface LauncherPoolOptions {
   readyTimeoutMs: number;
   graceMs: number;
   trace: boolean;
+  /** The launcher caps the console file at this (see ukc-sandbox/console.c). */
+  consoleMaxBytes: number;
   cgroupOptions: () => CgroupOptions;
 }
 
@@ -121,7 +123,7 @@ export class LauncherPool {
     const eventsFd = openSync(join(dir, 'events'), 'a', 0o600);
     let child: ChildProcess;
     try {
-      child = spawn(this.options.launcherPath, warmLauncherArgs({ cgroup, graceMs: this.options.graceMs, trace: this.options.trace }), {
+      child = spawn(this.options.launcherPath, warmLauncherArgs({ cgroup, graceMs: this.options.graceMs, trace: this.options.trace, consoleMaxBytes: this.options.consoleMaxBytes }), {
         detached: true,
         stdio: ['pipe', consoleFd, consoleFd, eventsFd],
         env: {},

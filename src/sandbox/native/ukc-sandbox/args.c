@@ -76,6 +76,8 @@ void parse_args(int argc, char **argv, int partial) {
 			spec.event_fd = !strcmp(v, "-1") ? -1 : (int)parse_num(v, INT_MAX, "--event-fd needs a file descriptor number or -1");
 			event_fd_given = 1;
 		}
+		else if (!strcmp(a, "--upper-tmpfs-bytes")) { TAKE(); spec.upper_tmpfs_bytes = parse_num(v, 1UL << 50, "--upper-tmpfs-bytes needs a number of bytes"); }
+		else if (!strcmp(a, "--console-max-bytes")) { TAKE(); spec.console_max_bytes = parse_num(v, 1UL << 50, "--console-max-bytes needs a number of bytes"); }
 		else if (!strcmp(a, "--grace-ms")) { TAKE(); spec.grace_ms = (int)parse_num(v, INT_MAX, "--grace-ms needs a number"); }
 		else if (!strcmp(a, "--bind")) {
 			TAKE();
@@ -128,9 +130,11 @@ void read_spec(void) {
 	for (int k = 1; k <= count; k++) { args[k] = p; p += strlen(p) + 1; }
 	/* What the supervisor or the cgroup join already used must come on the command line. */
 	int ncg = spec.ncgroups, efd = spec.event_fd, grace = spec.grace_ms, rs = spec.remove_stubs, tr = spec.trace, sfd = spec.spec_fd;
+	unsigned long cmax = spec.console_max_bytes;
 	parse_args(count + 1, args, 0);
-	if (spec.ncgroups != ncg || spec.event_fd != efd || spec.grace_ms != grace || spec.remove_stubs != rs || spec.trace != tr || spec.spec_fd != sfd)
-		die_usage("--cgroup, --event-fd, --grace-ms, --remove-stubs, --trace and --spec-fd belong on the command line");
+	if (spec.ncgroups != ncg || spec.event_fd != efd || spec.grace_ms != grace || spec.remove_stubs != rs || spec.trace != tr || spec.spec_fd != sfd ||
+	    spec.console_max_bytes != cmax)
+		die_usage("--cgroup, --event-fd, --grace-ms, --remove-stubs, --trace, --spec-fd and --console-max-bytes belong on the command line");
 	if (spec.spec_fd != 0) { close(spec.spec_fd); return; } /* stdin stays the caller's */
 	/* The app's stdin is /dev/null, as in the plain mode. */
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -126,6 +126,7 @@ int main(int argc, char **argv) {
 		spec.event_fd = -1;
 	}
 	if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) { perror("pipe"); return 125; }
+	if (spec.console_max_bytes && pipe2(console_pipe, O_CLOEXEC) < 0) { perror("pipe"); return 125; }
 
 	sigset_t all, old;
 	sigfillset(&all);
@@ -150,6 +151,7 @@ int main(int argc, char **argv) {
 	child_pid = pid;
 	close(exec_pipe[1]);
 	close(status_pipe[1]);
+	console_start();
 	/* Only init reads the spec. */
 	if (spec.spec_stdin && spec.spec_fd != 0) close(spec.spec_fd);
 	else if (spec.spec_stdin) { int nul = open("/dev/null", O_RDONLY); if (nul >= 0) { dup2(nul, 0); close(nul); } }
@@ -181,6 +183,7 @@ int main(int argc, char **argv) {
 	int st = 0, app_st[2] = { 0, 0 };
 	while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) { st = 0; break; }
 	child_pid = 0;
+	console_finish();
 	int have_app = 0;
 	for (;;) {
 		ssize_t r = read(status_pipe[0], app_st, sizeof app_st);

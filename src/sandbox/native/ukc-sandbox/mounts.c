@@ -156,9 +156,21 @@ static void mount_overlay(void) {
 	char opts[8192];
 	struct strbuf sb;
 	sb_init(&sb, opts, sizeof opts);
+	const char *upper = spec.upper, *work = spec.work;
+	char up[4096], wk[4096];
+	if (spec.upper_tmpfs_bytes) {
+		/* The writable layer in memory (charged to the sandbox's memory cgroup), capped: a write past it is ENOSPC. */
+		char data[64];
+		if (fmt_checked(data, sizeof data, "size=%lu,mode=0755", spec.upper_tmpfs_bytes) < 0) fail("mount", "tmpfs size");
+		do_mount("tmpfs", spec.upper, "tmpfs", MS_NODEV | MS_NOSUID, data);
+		if (fmt_checked(up, sizeof up, "%s/upper", spec.upper) < 0 || fmt_checked(wk, sizeof wk, "%s/work", spec.upper) < 0) fail("mount", "upper path too long");
+		if (mkdir(up, 0755) < 0 || mkdir(wk, 0700) < 0) fail("mkdir", "upper");
+		upper = up;
+		work = wk;
+	}
 	sb_addf(&sb, "lowerdir=");
 	for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.lower[i]);
-	sb_addf(&sb, ",upperdir=%s,workdir=%s", spec.upper, spec.work);
+	sb_addf(&sb, ",upperdir=%s,workdir=%s", upper, work);
 	if (sb.truncated) { errno = ENAMETOOLONG; fail("mount", "overlay options too long"); }
 	do_mount("overlay", spec.rootfs, "overlay", MS_NODEV | MS_NOSUID, opts);
 }
