@@ -113,6 +113,23 @@ test('unbounded sizes (case 7): body over the cap is rejected with 413', () =>
     { limits: { maxBodyBytes: 512 } },
   ));
 
+// Security case 21: args and env reach the launcher over a pipe as C strings; NUL cannot, so create refuses it.
+test('row 21: NUL bytes in args or env are refused at create (and patch) with EINVAL 400, nothing created', () =>
+  withNode(async (h) => {
+    for (const body of [{ image: IMG, args: ['a\0b'] }, { image: IMG, env: { SECRET: 'x\0y' } }]) {
+      const r = await h.call('POST', '/v1/instances', body);
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.errors?.[0]?.error, Errno.EINVAL);
+      assert.match(JSON.stringify(r.body), /must not contain NUL bytes/);
+    }
+    const created = instances((await h.call('POST', '/v1/instances', { image: IMG, name: 'n', autostart: false })).body);
+    assert.equal(created.length, 1);
+    const p = await h.call('PATCH', '/v1/instances/n', { env: { A: '\0' } });
+    assert.equal(p.status, 400, JSON.stringify(p.body));
+    const list = await h.call('GET', '/v1/instances?details=false');
+    assert.equal(list.body.data.instances.length, 1);
+  }));
+
 test('list: details flag, batch filter with partial_success, single by uuid and by name', () =>
   withNode(async (h) => {
     const created = instances((await h.call('POST', '/v1/instances', { image: IMG, name: 'a', replicas: 1, autostart: false })).body);

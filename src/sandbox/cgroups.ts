@@ -21,7 +21,19 @@ const V1_CONTROLLERS: CgroupV1Controller[] = ['memory', 'cpu', 'cpuacct', 'pids'
 
 export type CgroupLayout =
   | { version: 2; mountPoint: string }
-  | { version: 1; mountPoints: Record<CgroupV1Controller, string> };
+  /** `devices`: the v1 devices hierarchy when mounted (every group made here then allows only DEVICE_ALLOW_LIST). */
+  | { version: 1; mountPoints: Record<CgroupV1Controller, string>; devices?: string };
+
+/**
+ * The devices a sandbox may create or open (v1 devices controller): null, zero,
+ * full, random, urandom, tty, console, ptmx and the pts of its own devpts.
+ * Everything else (kvm, kmsg, loop and block devices, fuse, tun) is EPERM even
+ * for a node that was pushed in an image. On cgroup v2 the same list would be a
+ * BPF device program; this node runs v1 (not done for v2 yet).
+ */
+export const DEVICE_ALLOW_LIST: readonly string[] = [
+  'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm',
+];
 
 interface MountEntry {
   mountPoint: string;
@@ -60,7 +72,8 @@ export function chooseCgroupLayout(mountinfo: string, v2Controllers: (mountPoint
   }
   const missing = V1_CONTROLLERS.filter((c) => !mountPoints[c]);
   if (missing.length > 0) throw new Error(`no usable cgroup layout: v2 lacks memory and v1 lacks ${missing.join(', ')}`);
-  return { version: 1, mountPoints: mountPoints as Record<CgroupV1Controller, string> };
+  const devices = mounts.find((m) => m.fsType === 'cgroup' && m.superOptions.includes('devices'))?.mountPoint;
+  return { version: 1, mountPoints: mountPoints as Record<CgroupV1Controller, string>, ...(devices ? { devices } : {}) };
 }
 
 let cachedLayout: CgroupLayout | undefined;
@@ -126,7 +139,7 @@ export class Cgroup {
   private constructor(
     readonly name: string,
     readonly layout: CgroupLayout,
-    /** v2: one dir; v1: memory, cpu, cpuacct, pids dirs (in that order). */
+    /** v2: one dir; v1: memory, cpu, cpuacct, pids dirs (in that order), then devices when that hierarchy is mounted. */
     readonly joinDirs: string[],
     private readonly cpuPeriodUs: number,
   ) {}
@@ -151,6 +164,15 @@ export class Cgroup {
       dirs = V1_CONTROLLERS.map((c) => join(layout.mountPoints[c], parent, name));
     }
     for (const d of dirs) mkdirSync(d, { recursive: true });
+    if (layout.version === 1 && layout.devices) {
+      const d = join(layout.devices, parent, name);
+      // Only a group made now gets the list: rewriting it under a running (adopted) sandbox would open a window of "deny all".
+      if (mkdirSync(d, { recursive: true }) !== undefined) {
+        writeFileSync(join(d, 'devices.deny'), 'a');
+        for (const rule of DEVICE_ALLOW_LIST) writeFileSync(join(d, 'devices.allow'), rule);
+      }
+      dirs.push(d);
+    }
     const cg = new Cgroup(name, layout, dirs, opts.cpuPeriodUs ?? DEFAULT_CPU_PERIOD_US);
     cg.setLimits(limits);
     return cg;
@@ -158,7 +180,7 @@ export class Cgroup {
 
   private dir(controller: CgroupV1Controller): string {
     if (this.layout.version === 2) return this.joinDirs[0] as string;
-    return this.joinDirs[V1_CONTROLLERS.indexOf(controller)] as string;
+    return this.joinDirs[V1_CONTROLLERS.indexOf(controller)] as string; // devices, when present, comes last
   }
 
   setLimits(limits: CgroupLimits): void {
@@ -303,7 +325,7 @@ export function createCgroup(name: string, limits: CgroupLimits = {}, opts: Cgro
 
 /** Remove a parent cgroup (e.g. a test's) once its children are gone; missing dirs are fine. */
 export function removeCgroupParent(parent: string, layout: CgroupLayout = detectCgroupLayout()): void {
-  const roots = layout.version === 2 ? [layout.mountPoint] : V1_CONTROLLERS.map((c) => layout.mountPoints[c]);
+  const roots = layout.version === 2 ? [layout.mountPoint] : [...V1_CONTROLLERS.map((c) => layout.mountPoints[c]), ...(layout.devices ? [layout.devices] : [])];
   for (const r of roots) {
     const d = join(r, parent);
     if (!existsSync(d)) continue;

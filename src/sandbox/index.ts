@@ -14,6 +14,8 @@
 //     set for uid 0, explicit env only. The app runs as PID 2 under a tiny init; when it exits the sandbox ends.
 //     Pre-started launchers (a node's warm pool): spawn with warmLauncherArgs({cgroup, graceMs, trace}) and
 //     stdin 'pipe'; it reports a `ready` event line once in its cgroup; write specPayload(spec) to its stdin.
+//     With specFd: SPEC_FD the spec goes to that fd instead (spawnSandbox and the node's cold starts do so:
+//     env and argv, which may hold secrets, are never on a launcher's command line).
 //     boot time for boot_time_us: started.bootNs (launcher spawn → right before the app's execve).
 //     Exit codes: 127 not found (error.stage 'exec', code ENOENT), 126 not executable, 125 setup failed.
 //     Logs for many instances: pass stdout/stderr as an open file descriptor so Node holds no pipes.
@@ -41,6 +43,7 @@ export {
   launcherArgs,
   warmLauncherArgs,
   specPayload,
+  SPEC_FD,
   applyEventLine,
   DEFAULT_LAUNCHER_PATH,
   DEFAULT_STOP_GRACE_MS,

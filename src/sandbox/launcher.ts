@@ -19,6 +19,9 @@ import type { Cgroup } from './cgroups.js';
  */
 export const DEFAULT_LAUNCHER_PATH = process.env['UKC_SANDBOX_LAUNCHER'] || fileURLToPath(new URL('../../native/ukc-sandbox', import.meta.url));
 
+/** The launcher's fd the spec (env and argv included) is written to by spawnSandbox and cold starts. */
+export const SPEC_FD = 4;
+
 /** Default time between the polite SIGTERM and the kill, in ms. */
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
@@ -39,7 +42,8 @@ export type SandboxOutput = 'pipe' | 'inherit' | 'ignore' | number;
 export interface SandboxSpec {
   /** Root directory; with `overlay` it is the mount point of the overlay (inside the sandbox's mount ns only). */
   rootfs: string;
-  overlay?: { lower: string[]; upper: string; work: string };
+  /** With upperTmpfsBytes the writable layer lives on a tmpfs of that size (in memory, charged to the cgroup; past it writes get ENOSPC); `work` is then unused. */
+  overlay?: { lower: string[]; upper: string; work: string; upperTmpfsBytes?: number };
   /** argv[0] without '/' is searched in PATH from `env` (or a default PATH), never the host's. */
   argv: string[];
   /** Exactly the environment the program gets, as K=V strings. Nothing from the host leaks in. */
@@ -122,6 +126,11 @@ export function launcherArgs(spec: SandboxSpec): string[] {
     if (spec.overlay.lower.length === 0) throw new TypeError('overlay.lower must not be empty');
     for (const l of spec.overlay.lower) a.push('--lower', l);
     a.push('--upper', spec.overlay.upper, '--work', spec.overlay.work);
+    const cap = spec.overlay.upperTmpfsBytes;
+    if (cap !== undefined) {
+      if (!Number.isSafeInteger(cap) || cap < 4096) throw new RangeError('overlay.upperTmpfsBytes must be an integer of at least 4096');
+      a.push('--upper-tmpfs-bytes', String(cap));
+    }
   }
   if (spec.hostname !== undefined) a.push('--hostname', spec.hostname);
   const net = spec.network ?? 'host';
@@ -158,6 +167,11 @@ export interface WarmLauncherOptions {
   cgroup?: Cgroup;
   graceMs?: number;
   trace?: boolean;
+  removeStubs?: boolean;
+  /** Read the spec from this fd (> 3) instead of stdin, which then stays the app's. */
+  specFd?: number;
+  /** The app's stdout/stderr pass through the launcher, which keeps the file it writes to at most this big (a regular file). */
+  consoleMaxBytes?: number;
 }
 
 /**
@@ -165,7 +179,12 @@ export interface WarmLauncherOptions {
  * and waits for `specPayload(spec)` on its stdin (EOF without one ends it).
  */
 export function warmLauncherArgs(opts: WarmLauncherOptions): string[] {
-  const a = ['--spec-stdin'];
+  const a = opts.specFd === undefined ? ['--spec-stdin'] : ['--spec-fd', String(opts.specFd)];
+  if (opts.removeStubs) a.push('--remove-stubs');
+  if (opts.consoleMaxBytes !== undefined) {
+    if (!Number.isSafeInteger(opts.consoleMaxBytes) || opts.consoleMaxBytes < 1) throw new RangeError('consoleMaxBytes must be a positive integer');
+    a.push('--console-max-bytes', String(opts.consoleMaxBytes));
+  }
   for (const dir of opts.cgroup?.joinDirs ?? []) a.push('--cgroup', dir);
   a.push('--grace-ms', String(opts.graceMs ?? DEFAULT_STOP_GRACE_MS));
   if (opts.trace) a.push('--trace');
@@ -256,13 +275,25 @@ export class SandboxProcess extends EventEmitter<SandboxProcessEvents> {
     super();
     const launcher = spec.launcherPath ?? DEFAULT_LAUNCHER_PATH;
     if (!existsSync(launcher)) throw new Error(`sandbox launcher not found at ${launcher} (run npm run build)`);
-    const args = launcherArgs(spec);
+    // Env and argv may hold secrets: they go over a pipe (fd 4), never on the launcher's command line.
+    const { cgroup, removeStubs, trace, graceMs, ...rest } = spec;
+    const payload = specPayload(rest);
+    const args = warmLauncherArgs({
+      specFd: SPEC_FD,
+      graceMs: graceMs ?? DEFAULT_STOP_GRACE_MS,
+      ...(cgroup ? { cgroup } : {}),
+      ...(removeStubs ? { removeStubs } : {}),
+      ...(trace ? { trace } : {}),
+    });
     const oomBefore = spec.cgroup?.oomKillCount() ?? 0;
     const spawnAt = process.hrtime.bigint();
     this.child = spawn(launcher, args, {
-      stdio: [spec.stdin ?? 'ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe'],
+      stdio: [spec.stdin ?? 'ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe', 'pipe'],
       env: {},
     });
+    const specPipe = this.child.stdio[SPEC_FD] as Writable | null;
+    specPipe?.on('error', () => undefined); // a launcher that died early: its exit says why
+    specPipe?.end(payload);
     this.stdout = this.child.stdout;
     this.stderr = this.child.stderr;
     this.stdin = this.child.stdin;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, randomInt } from 'node:crypto';
-import { BlobDir, packageImage } from '../../src/builder/package/index.js';
+import { BlobDir, packageImage, packagePrebuiltInitrd } from '../../src/builder/package/index.js';
 import { RegistryClient, pushImage } from '../../src/client/index.js';
 import { readLeases } from '../../src/node/network/index.js';
 import { detectCgroupLayout, freezerMountPoint, mountsUnder, unmount, removeBridge, removeCgroupParent, removeInstanceNetwork } from '../../src/sandbox/index.js';
@@ -71,7 +71,10 @@ export interface BuiltImage {
   digest: string;
 }
 
-/** Packages the rootfs (EROFS initrd by default, or CPIO newc; Unikraft layout) and pushes it to `registryUrl` as `repository:tag`. */
+/**
+ * Packages the rootfs (EROFS initrd by default, or CPIO newc; Unikraft layout) and pushes it to `registryUrl` as `repository:tag`.
+ * With `format: { initrd }` an initrd file made elsewhere (e.g. a hostile CPIO from GNU cpio) is pushed byte for byte instead.
+ */
 export async function buildAndPush(
   env: TestEnv,
   rootfs: string,
@@ -79,10 +82,13 @@ export async function buildAndPush(
   repository: string,
   tag: string,
   cmd: string[],
-  format: 'erofs' | 'cpio' = 'erofs',
+  format: 'erofs' | 'cpio' | { initrd: string } = 'erofs',
 ): Promise<BuiltImage> {
   const blobs = new BlobDir(join(env.dir, 'build-blobs'));
-  const img = await packageImage({ rootfsDir: rootfs, format, epoch: 0, name: repository, run: { cmd, env: ['PATH=/bin'], labels: {} }, blobs });
+  const run = { cmd, env: ['PATH=/bin'], labels: {} };
+  const img = typeof format === 'object'
+    ? await packagePrebuiltInitrd(format.initrd, { epoch: 0, name: repository, run, blobs })
+    : await packageImage({ rootfsDir: rootfs, format, epoch: 0, name: repository, run, blobs });
   const client = new RegistryClient({ baseUrl: registryUrl });
   try {
     const all = [img.config, ...img.layers];

@@ -19,9 +19,11 @@
  *    is written atomically after that. Without a valid marker, a tree / image
  *    is discarded and rebuilt; `.tmp-*` leftovers of a crash are removed at the
  *    first build of the next process.
+ *  - Nothing is marked ready before admission (images/admission.ts) accepted
+ *    it: no device nodes, fifos, sockets or setuid/setgid files.
  *  - The cache directory is 0700 (chmod'ed at start too): the trees are
- *    tenants' root filesystems and may hold setuid-root files, which no other
- *    local user of the node may reach.
+ *    tenants' root filesystems, which no other local user of the node may
+ *    reach.
  */
 import { createReadStream, existsSync } from 'node:fs';
 import { chmod, mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
@@ -40,7 +42,8 @@ import { Errno, NodeError } from '../errors.js';
 import type { AccountPrincipal } from '../../auth/index.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
-import { INITRD_ENTRY, layerError, readUnikraftLayer, unikraftLayers } from './layers.js';
+import { INITRD_ENTRY, layerError, readUnikraftLayer, shortDigest, unikraftLayers } from './layers.js';
+import { admitCpio, admitTree } from './admission.js';
 
 export { INITRD_ENTRY };
 
@@ -501,12 +504,27 @@ export class LocalImages implements ImageResolver, ImageCatalog {
       }
       const format = initrdFormat(head.subarray(0, n));
       if (!format) throw layerError(descriptor, Errno.EINVAL, 'its initrd is neither EROFS nor CPIO newc');
+      const what = `layer ${shortDigest(descriptor.digest)}`;
       if (format === 'erofs') {
         await rename(tmp, img);
         await fsyncDir(dir);
         await mkdir(tree, { recursive: true, mode: 0o700 });
         await mountErofs(img, tree);
+        try {
+          await admitTree(tree, what);
+        } catch (err) {
+          await unmount(tree, { lazyFallback: true });
+          await rm(tree, { recursive: true, force: true });
+          await rm(img, { force: true });
+          throw err;
+        }
       } else {
+        try {
+          await admitCpio(tmp, what);
+        } catch (err) {
+          if (err instanceof CpioFormatError) throw layerError(descriptor, Errno.EINVAL, `its CPIO initrd is invalid: ${err.message}`);
+          throw err;
+        }
         // Confined like a layer: devices skipped (the sandbox gives every instance its own /dev).
         await mkdir(tmpTree, { mode: 0o700 });
         try {

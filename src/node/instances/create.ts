@@ -121,6 +121,14 @@ const volumeSchema = v.refine(
 
 export const pullPolicies = ['always', 'never', 'if_not_present'] as const;
 
+/**
+ * An args or env value: the kernel passes argv and environ as C strings, so a
+ * NUL byte could only be cut or refused later; it is refused here (EINVAL, 400).
+ */
+export function execString(maxLength: number) {
+  return v.string({ maxLength, pattern: /^[^\0]*$/, patternHint: 'must not contain NUL bytes' });
+}
+
 export function createRequestSchema(limits: InstanceLimits) {
   return v.object({
     name: v.optional(nameSchema),
@@ -134,9 +142,9 @@ export function createRequestSchema(limits: InstanceLimits) {
         pull_policy: v.optional(v.oneOf(pullPolicies)),
       }),
     }),
-    args: v.optional(v.array(v.string({ maxLength: 4096 }), { maxItems: limits.maxArgs })),
+    args: v.optional(v.array(execString(4096), { maxItems: limits.maxArgs })),
     env: v.optional(
-      v.record(v.string({ maxLength: 32768 }), {
+      v.record(execString(32768), {
         maxEntries: limits.maxEnv,
         key: v.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,255}$/, patternHint: 'must be an environment variable name' }),
       }),

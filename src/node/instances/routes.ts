@@ -8,7 +8,7 @@ import { Errno, NodeError } from '../errors.js';
 import type { PlatformAction } from '../../auth/index.js';
 import { v } from '../../api/index.js';
 import { detailsFlag, itemFailed, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
-import { createRequestSchema, type InstanceLimits } from './create.js';
+import { createRequestSchema, execString, type InstanceLimits } from './create.js';
 import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord } from './model.js';
 import { selectorFromPath, type InstanceService, type Selector } from './service.js';
 
@@ -115,9 +115,9 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
       {
         memory_mb: v.optional(v.int({ min: limits.minMemoryMb, max: limits.maxMemoryMb })),
         vcpus: v.optional(v.int({ min: 1, max: limits.maxVcpus })),
-        args: v.optional(v.array(v.string({ maxLength: 4096 }), { maxItems: limits.maxArgs })),
+        args: v.optional(v.array(execString(4096), { maxItems: limits.maxArgs })),
         env: v.optional(
-          v.record(v.string({ maxLength: 32768 }), {
+          v.record(execString(32768), {
             maxEntries: limits.maxEnv,
             key: v.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,255}$/, patternHint: 'must be an environment variable name' }),
           }),

@@ -8,23 +8,20 @@
  *
  * Survival across a restart of the node (decision 6): the launcher is started
  * detached (own session, no pipes to the node): stdout/stderr go to
- * `<runDir>/console`, launcher events to `<runDir>/events` (a file). The run
- * is identified by `runtimeRef` = JSON {pid, start (the /proc start time, so a
+ * `<runDir>/console`, launcher events to `<runDir>/events` (a file). The
+ * launcher caps the console file itself (consoleFileMaxBytes), so the cap holds
+ * while the node is down; the writable layer is a tmpfs of writableLayerMaxBytes
+ * inside the run's mount namespace (nothing of it lands in `<runDir>/upper` on
+ * the host disk). Env and args reach the launcher over a pipe (closed once
+ * written), never on its command line. The run is identified by `runtimeRef` = JSON {pid, start (the /proc start time, so a
  * recycled pid is never mistaken for the run), runDir, cgroup, netns, ip}.
  * `adopt` checks the pid and its start time, then tails the same files.
  *
- * Warm launchers (why: on cgroup v1 moving a process into a cgroup waits for an
- * RCU grace period, ~10 ms, and spawning from a large Node process costs a few
- * ms more): the driver keeps `launcherPoolSize` launchers pre-started with
- * `--spec-stdin`, each already in a fresh cgroup `p-<id>` (no limits yet) with
- * its files in `<runsDir>/pool-<id>`. `start` takes one, renames its directory
- * to the run's, writes the instance's limits, and sends the spec on its stdin;
- * a background refill replaces it. With the pool empty, `start` spawns as before.
+ * Warm launchers: `start` takes a pre-started launcher from the pool
+ * (micro/pool.ts, which says why); with the pool empty it spawns one itself.
+ * /proc readers live in micro/procfs.ts.
  *
  * Invariants:
- *  - Pre-started launchers never outlive the node process: their stdin is a
- *    pipe from the node, and EOF without a spec ends them; `init` removes what
- *    a previous process left in `pool-*`, `close` ends the current ones.
  *  - One run per instance uuid at a time; its directory is `<runsDir>/<uuid>`
  *    and is removed (with cgroup, netns and lease) once the run ended.
  *  - `exited` fires exactly once per run (after cleanup), `started` before it.
@@ -41,18 +38,17 @@
  *    instance's netns (seen by polling /proc/<pid>/net/tcp{,6}).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   Cgroup,
   CgroupFreezer,
   freezerMountPoint,
-  launcherArgs,
   specPayload,
   warmLauncherArgs,
+  SPEC_FD,
   DEFAULT_LAUNCHER_PATH,
   type CgroupLayout,
   type CgroupLimits,
@@ -64,6 +60,10 @@ import { Errno, NodeError } from '../errors.js';
 import type { NodeNetwork } from '../network/index.js';
 import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHooks, RuntimeStats } from './driver.js';
 import type { FreezableHandle } from '../instances/lifecycle.js';
+import { LauncherPool } from './micro/pool.js';
+import { hasNonLoopbackListener, processStartTime } from './micro/procfs.js';
+
+export { hasNonLoopbackListener, processStartTime };
 
 export interface MicroDriverLimits {
   /** Most processes (threads included) one instance may have. */
@@ -80,8 +80,10 @@ export interface MicroDriverLimits {
   netProbeTicksPerMs: number;
   /** How often an adopted run's liveness is checked (its exit line usually arrives first). */
   livenessPollMs: number;
-  /** Console bytes kept on disk before the file is cut (the controller keeps its own ring). */
+  /** Console bytes kept on disk: the launcher cuts the file before it would grow past this, node up or down (the controller keeps its own ring). */
   consoleFileMaxBytes: number;
+  /** Size of the tmpfs holding an instance's writable layer (in memory like upstream, charged to its memory cgroup); writes past it get ENOSPC. */
+  writableLayerMaxBytes: number;
   /** Launchers kept pre-started (in a fresh cgroup, waiting for their spec); 0 = spawn each on demand. */
   launcherPoolSize: number;
   /** How long a pre-started launcher may take to report `ready` before it is dropped. */
@@ -97,6 +99,7 @@ export const DEFAULT_MICRO_LIMITS: MicroDriverLimits = {
   netProbeTicksPerMs: 4,
   livenessPollMs: 1000,
   consoleFileMaxBytes: 1024 * 1024,
+  writableLayerMaxBytes: 256 * 1024 * 1024,
   launcherPoolSize: 8,
   launcherReadyTimeoutMs: 5000,
 };
@@ -125,35 +128,6 @@ interface RunRef {
   ip?: string;
   uuid: string;
   oomBefore: number;
-}
-
-/** Field 22 of /proc/<pid>/stat (start time in clock ticks); undefined when the pid is gone. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** True when /proc/net/tcp(6) text holds a LISTEN socket bound to a non-loopback address. */
-export function hasNonLoopbackListener(tcp: string, v6: boolean): boolean {
-  for (const line of tcp.split('\n').slice(1)) {
-    const cols = line.trim().split(/\s+/);
-    if (cols.length < 4 || cols[3] !== '0A') continue;
-    const addr = (cols[1] ?? '').split(':')[0] ?? '';
-    if (!v6) {
-      // Little-endian hex IPv4: 0100007F is 127.0.0.1; the whole 127/8 is loopback.
-      if (addr.length === 8 && addr.slice(6, 8) === '7F') continue;
-      return true;
-    }
-    if (addr === '00000000000000000000000001000000') continue; // ::1
-    if (addr.startsWith('0000000000000000FFFF0000') && addr.slice(30, 32) === '7F') continue; // ::ffff:127.x
-    return true;
-  }
-  return false;
 }
 
 /**
@@ -465,36 +439,29 @@ class MicroRun implements FreezableHandle {
   }
 }
 
-/** A pre-started launcher: in its own cgroup (joined), waiting on stdin for what to run. */
-interface WarmLauncher {
-  id: string;
-  /** `<runsDir>/pool-<id>`: console, events, upper, work, root; renamed to the instance's run dir when taken. */
-  dir: string;
-  cgroup: Cgroup;
-  child: ChildProcess;
-  pid: number;
-  start: string;
-  /** Set when it ended while still in the pool. */
-  dead: boolean;
-}
-
-const POOL_DIR_PREFIX = 'pool-';
-
 export class MicroDriver implements RuntimeDriver {
   readonly limits: MicroDriverLimits;
-  private readonly warm: WarmLauncher[] = [];
+  private readonly pool: LauncherPool;
   /** Listener probes running now (they share netProbeTicksPerMs). */
   activeProbes = 0;
-  private refilling: Promise<void> | undefined;
-  private closed = false;
-  /** Last failure to pre-start a launcher (diagnostics; starts then spawn on demand). */
-  lastPoolError: Error | undefined;
 
   constructor(private readonly options: MicroDriverOptions) {
     this.limits = { ...DEFAULT_MICRO_LIMITS, ...options.limits };
-    if (!Number.isInteger(this.limits.launcherPoolSize) || this.limits.launcherPoolSize < 0) {
-      throw new RangeError('launcherPoolSize must be a non-negative integer');
-    }
+    this.pool = new LauncherPool({
+      runsDir: options.runsDir,
+      launcherPath: options.launcherPath ?? DEFAULT_LAUNCHER_PATH,
+      size: this.limits.launcherPoolSize,
+      readyTimeoutMs: this.limits.launcherReadyTimeoutMs,
+      graceMs: STOP_BACKSTOP_MS,
+      trace: BOOT_TRACE,
+      consoleMaxBytes: this.limits.consoleFileMaxBytes,
+      cgroupOptions: () => this.cgroupOptions(),
+    });
+  }
+
+  /** Last failure to pre-start a launcher (diagnostics; starts then spawn on demand). */
+  get lastPoolError(): Error | undefined {
+    return this.pool.lastError;
   }
 
   private cgroupOptions(): CgroupOptions {
@@ -507,124 +474,22 @@ export class MicroDriver implements RuntimeDriver {
 
   /** Pre-started launchers ready right now (tests, diagnostics). */
   get warmReady(): number {
-    return this.warm.filter((w) => !w.dead).length;
+    return this.pool.ready;
   }
 
   /** Removes pool leftovers of a previous node process, then starts filling the launcher pool. */
   async init(): Promise<void> {
-    await mkdir(this.options.runsDir, { recursive: true });
-    for (const entry of await readdir(this.options.runsDir)) {
-      if (!entry.startsWith(POOL_DIR_PREFIX)) continue;
-      const id = entry.slice(POOL_DIR_PREFIX.length);
-      // Their stdin closed with the old node, so they ended; destroy() kills any straggler.
-      if (/^[0-9a-f]{16}$/.test(id)) await Cgroup.create(`p-${id}`, {}, this.cgroupOptions()).destroy().catch(() => undefined);
-      await rm(join(this.options.runsDir, entry), { recursive: true, force: true });
-    }
-    this.refill();
+    await this.pool.init();
   }
 
   /** Resolves once the launcher pool is full (or a refill failed). */
   async poolFilled(): Promise<void> {
-    while (this.refilling) await this.refilling;
+    await this.pool.filled();
   }
 
   /** Stops refilling and ends every pre-started launcher (their cgroups and dirs go too); runs are left alone. */
   async close(): Promise<void> {
-    this.closed = true;
-    await this.poolFilled();
-    for (const w of this.warm.splice(0)) await this.discard(w);
-  }
-
-  private refill(): void {
-    if (this.refilling || this.closed || this.warm.length >= this.limits.launcherPoolSize) return;
-    this.refilling = (async () => {
-      // Never inside the start that triggered it: spawning from Node costs ms, and that start is timed.
-      await new Promise((r) => setImmediate(r));
-      while (!this.closed && this.warm.length < this.limits.launcherPoolSize) {
-        try {
-          this.warm.push(await this.prestart());
-        } catch (err) {
-          this.lastPoolError = err as Error;
-          return;
-        }
-      }
-    })().finally(() => {
-      this.refilling = undefined;
-    });
-  }
-
-  /** Spawns one launcher that joins a fresh cgroup and waits for its spec; resolves once it reported `ready`. */
-  private async prestart(): Promise<WarmLauncher> {
-    const id = randomBytes(8).toString('hex');
-    const dir = join(this.options.runsDir, `${POOL_DIR_PREFIX}${id}`);
-    for (const sub of ['upper', 'work', 'root']) await mkdir(join(dir, sub), { recursive: true });
-    const cgroup = Cgroup.create(`p-${id}`, {}, this.cgroupOptions());
-    const consoleFd = openSync(join(dir, 'console'), 'a', 0o600);
-    const eventsFd = openSync(join(dir, 'events'), 'a', 0o600);
-    let child: ChildProcess;
-    try {
-      child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, warmLauncherArgs({ cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE }), {
-        detached: true,
-        stdio: ['pipe', consoleFd, consoleFd, eventsFd],
-        env: {},
-      });
-    } finally {
-      closeSync(consoleFd);
-      closeSync(eventsFd);
-    }
-    const w: WarmLauncher = { id, dir, cgroup, child, pid: child.pid ?? 0, start: '0', dead: false };
-    child.stdin?.on('error', () => undefined); // a launcher that died before its spec: the start sees it exit
-    child.once('exit', () => {
-      w.dead = true;
-      const at = this.warm.indexOf(w);
-      if (at >= 0) {
-        this.warm.splice(at, 1);
-        void this.discard(w);
-        this.refill();
-      }
-    });
-    child.unref();
-    if (child.pid === undefined) {
-      await this.discard(w);
-      throw new Error('a warm launcher could not be started');
-    }
-    w.start = processStartTime(child.pid) ?? '0';
-    // Wait (bounded) for `ready`: the cgroup join is what the pool exists to pay ahead of time.
-    const deadline = Date.now() + this.limits.launcherReadyTimeoutMs;
-    const events = join(dir, 'events');
-    for (;;) {
-      if (w.dead) break;
-      const state: LauncherEvents = { stubs: [] };
-      for (const line of (await readFile(events, 'utf8').catch(() => '')).split('\n')) applyEventLine(state, line);
-      if (state.ready) return w;
-      if (state.error || Date.now() > deadline) break;
-      await sleep(2);
-    }
-    await this.discard(w);
-    throw new Error('a warm launcher did not get ready');
-  }
-
-  /** Ends a pre-started launcher that will not be used, and removes its cgroup and directory. */
-  private async discard(w: WarmLauncher): Promise<void> {
-    w.dead = true;
-    if (w.child.exitCode === null && w.child.signalCode === null) {
-      try {
-        process.kill(w.pid, 'SIGKILL'); // init has PDEATHSIG=SIGKILL
-      } catch {
-        // gone already
-      }
-    }
-    w.child.stdin?.destroy();
-    await w.cgroup.destroy().catch(() => undefined);
-    await rm(w.dir, { recursive: true, force: true }).catch(() => undefined);
-  }
-
-  private takeWarm(): WarmLauncher | undefined {
-    for (;;) {
-      const w = this.warm.shift();
-      if (!w) return undefined;
-      if (!w.dead && w.child.exitCode === null && w.child.signalCode === null) return w;
-    }
+    await this.pool.close();
   }
 
   /** The freezer of a run's cgroup (v1: its directory in the freezer hierarchy, made if missing). */
@@ -669,8 +534,8 @@ export class MicroDriver implements RuntimeDriver {
     if (spec.args.length === 0) throw new NodeError(Errno.EINVAL, 'the image has no command and none was given (args)');
     const trace = bootTracer(spec.uuid, t0);
     const runDir = join(this.options.runsDir, spec.uuid);
-    const warm = this.takeWarm();
-    if (warm) this.refill();
+    const warm = this.pool.take();
+    if (warm) this.pool.refill();
     // Synchronous on purpose: no await may let background work (a refill's spawn) in before the hand-over.
     if (existsSync(runDir)) rmSync(runDir, { recursive: true, force: true });
     if (warm) renameSync(warm.dir, runDir);
@@ -690,13 +555,18 @@ export class MicroDriver implements RuntimeDriver {
       trace('network');
       const sandbox: SandboxSpec = {
         rootfs: join(runDir, 'root'),
-        overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work') },
+        overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work'), upperTmpfsBytes: this.limits.writableLayerMaxBytes },
         argv: spec.args,
         env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         hostname: spec.name.slice(0, 63),
         network: attachment ? { netnsPath: attachment.netnsPath } : 'new',
         binds: this.options.network ? [{ source: this.options.network.hostsPath, target: '/etc/hosts', readonly: true }] : [],
       };
+      // NUL cannot reach a program (create refuses it in the request; this catches an image's own Cmd/Env).
+      if ([...sandbox.argv, ...(sandbox.env ?? [])].some((x) => x.includes('\0'))) {
+        throw new NodeError(Errno.EINVAL, 'args and env must not contain NUL bytes');
+      }
+      const payload = specPayload(sandbox);
       const oomBefore = cgroup.oomKillCount();
       let child: ChildProcess;
       let pid: number;
@@ -705,15 +575,16 @@ export class MicroDriver implements RuntimeDriver {
         child = warm.child;
         pid = warm.pid;
         start = warm.start;
-        child.stdin?.end(specPayload(sandbox));
+        child.stdin?.end(payload);
       } else {
         const consoleFd = openSync(join(runDir, 'console'), 'a', 0o600);
         const eventsFd = openSync(join(runDir, 'events'), 'a', 0o600);
         try {
           // Stops are timed by the node (stop(graceMs)); the launcher's own grace is only a backstop.
-          child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, launcherArgs({ ...sandbox, cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE }), {
+          // Env and args (secrets) go over a pipe on SPEC_FD, never on the command line.
+          child = spawn(this.options.launcherPath ?? DEFAULT_LAUNCHER_PATH, warmLauncherArgs({ cgroup, graceMs: STOP_BACKSTOP_MS, trace: BOOT_TRACE, specFd: SPEC_FD, consoleMaxBytes: this.limits.consoleFileMaxBytes }), {
             detached: true,
-            stdio: ['ignore', consoleFd, consoleFd, eventsFd],
+            stdio: ['ignore', consoleFd, consoleFd, eventsFd, 'pipe'],
             env: {},
           });
         } finally {
@@ -721,6 +592,9 @@ export class MicroDriver implements RuntimeDriver {
           closeSync(eventsFd);
         }
         if (child.pid === undefined) throw new NodeError(Errno.EIO, 'the sandbox launcher could not be started');
+        const specPipe = child.stdio[SPEC_FD] as Writable | null;
+        specPipe?.on('error', () => undefined); // a launcher that died early: its exit line says why
+        specPipe?.end(payload);
         pid = child.pid;
         start = processStartTime(pid) ?? '0';
       }

@@ -1,5 +1,7 @@
 /*
- * args.c: the command line, and the rest of it read from a pipe (--spec-stdin).
+ * args.c: the command line, and the rest of it read from a pipe (--spec-stdin,
+ * or --spec-fd N: how env and args, which may hold secrets, stay off any
+ * command line that `ps` shows).
  * Fills `spec` only; touches no file, mount or process. Bad input ends the
  * launcher with 125 and a message (stderr, or an `error setup` event in init).
  * Numbers are parsed strictly: garbage, signs and out-of-range values are
@@ -63,11 +65,19 @@ void parse_args(int argc, char **argv, int partial) {
 		else if (!strcmp(a, "--remove-stubs")) spec.remove_stubs = 1;
 		else if (!strcmp(a, "--trace")) spec.trace = 1;
 		else if (!strcmp(a, "--spec-stdin")) spec.spec_stdin = 1;
+		else if (!strcmp(a, "--spec-fd")) {
+			TAKE();
+			spec.spec_fd = (int)parse_num(v, INT_MAX, "--spec-fd needs a file descriptor number");
+			if (spec.spec_fd <= 3) die_usage("--spec-fd must be above 3 (stdio and the event fd)");
+			spec.spec_stdin = 1;
+		}
 		else if (!strcmp(a, "--event-fd")) {
 			TAKE();
 			spec.event_fd = !strcmp(v, "-1") ? -1 : (int)parse_num(v, INT_MAX, "--event-fd needs a file descriptor number or -1");
 			event_fd_given = 1;
 		}
+		else if (!strcmp(a, "--upper-tmpfs-bytes")) { TAKE(); spec.upper_tmpfs_bytes = parse_num(v, 1UL << 50, "--upper-tmpfs-bytes needs a number of bytes"); }
+		else if (!strcmp(a, "--console-max-bytes")) { TAKE(); spec.console_max_bytes = parse_num(v, 1UL << 50, "--console-max-bytes needs a number of bytes"); }
 		else if (!strcmp(a, "--grace-ms")) { TAKE(); spec.grace_ms = (int)parse_num(v, INT_MAX, "--grace-ms needs a number"); }
 		else if (!strcmp(a, "--bind")) {
 			TAKE();
@@ -86,7 +96,7 @@ void parse_args(int argc, char **argv, int partial) {
 #undef ADD
 	}
 	if (partial) {
-		if (spec.rootfs || i < argc) die_usage("--spec-stdin takes --rootfs and the argv from stdin");
+		if (spec.rootfs || i < argc) die_usage("--spec-stdin / --spec-fd take --rootfs and the argv from the pipe");
 		return;
 	}
 	if (!spec.rootfs) die_usage("--rootfs is required");
@@ -97,12 +107,12 @@ void parse_args(int argc, char **argv, int partial) {
 	spec.argv = &argv[i];
 }
 
-/* --spec-stdin: read the rest of the command line (NUL-terminated arguments) until EOF. */
+/* --spec-stdin / --spec-fd: read the rest of the command line (NUL-terminated arguments) until EOF. */
 void read_spec(void) {
 	char *buf = xmalloc(MAX_SPEC_BYTES);
 	size_t n = 0;
 	for (;;) {
-		ssize_t r = read(0, buf + n, MAX_SPEC_BYTES - n);
+		ssize_t r = read(spec.spec_fd, buf + n, MAX_SPEC_BYTES - n);
 		if (r < 0 && errno == EINTR) continue;
 		if (r < 0) fail("spec", "read");
 		if (r == 0) break;
@@ -119,10 +129,13 @@ void read_spec(void) {
 	char *p = buf;
 	for (int k = 1; k <= count; k++) { args[k] = p; p += strlen(p) + 1; }
 	/* What the supervisor or the cgroup join already used must come on the command line. */
-	int ncg = spec.ncgroups, efd = spec.event_fd, grace = spec.grace_ms, rs = spec.remove_stubs, tr = spec.trace;
+	int ncg = spec.ncgroups, efd = spec.event_fd, grace = spec.grace_ms, rs = spec.remove_stubs, tr = spec.trace, sfd = spec.spec_fd;
+	unsigned long cmax = spec.console_max_bytes;
 	parse_args(count + 1, args, 0);
-	if (spec.ncgroups != ncg || spec.event_fd != efd || spec.grace_ms != grace || spec.remove_stubs != rs || spec.trace != tr)
-		die_usage("--cgroup, --event-fd, --grace-ms, --remove-stubs and --trace belong on the command line");
+	if (spec.ncgroups != ncg || spec.event_fd != efd || spec.grace_ms != grace || spec.remove_stubs != rs || spec.trace != tr || spec.spec_fd != sfd ||
+	    spec.console_max_bytes != cmax)
+		die_usage("--cgroup, --event-fd, --grace-ms, --remove-stubs, --trace, --spec-fd and --console-max-bytes belong on the command line");
+	if (spec.spec_fd != 0) { close(spec.spec_fd); return; } /* stdin stays the caller's */
 	/* The app's stdin is /dev/null, as in the plain mode. */
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (nul < 0 || dup2(nul, 0) < 0) fail("spec", "/dev/null");

@@ -96,6 +96,12 @@ int init_main(void *unused) {
 	if (spec.event_fd >= 0) close(spec.event_fd);
 	close(exec_pipe[0]);
 	close(status_pipe[0]);
+	if (console_pipe[1] >= 0) {
+		/* The app's output goes through the supervisor's capped copy (console.c). */
+		if (dup2(console_pipe[1], 1) < 0 || dup2(console_pipe[1], 2) < 0) _exit(125);
+		close(console_pipe[0]);
+		close(console_pipe[1]);
+	}
 	/* If the supervisor died before PDEATHSIG was set, nobody reads status_pipe any more. */
 	struct pollfd pfd = { status_pipe[1], POLLOUT, 0 };
 	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR)) _exit(125);

@@ -45,6 +45,8 @@
  * command line (NUL-terminated arguments, --rootfs ... -- argv) from stdin
  * until EOF, unshares its mount (and, with --new-netns, net) namespace, and
  * goes on as usual. EOF without a spec (the node went away) ends the sandbox.
+ * `--spec-fd N` (N > 3) is the same with the spec on fd N and stdin left to
+ * the app: how every caller passes env and args (secrets) off the command line.
  *
  * The parts: see sandbox.h.
  */
@@ -114,7 +116,7 @@ int main(int argc, char **argv) {
 	main_argc = argc;
 	main_argv = argv;
 	int64_t main_at = now_ns();
-	for (int k = 1; k < argc; k++) if (!strcmp(argv[k], "--spec-stdin")) spec.spec_stdin = 1;
+	for (int k = 1; k < argc; k++) if (!strcmp(argv[k], "--spec-stdin") || !strcmp(argv[k], "--spec-fd")) spec.spec_stdin = 1;
 	parse_args(argc, argv, spec.spec_stdin);
 	if (spec.trace) event("mark main %lld\n", (long long)main_at);
 	signal(SIGPIPE, SIG_IGN);
@@ -124,6 +126,7 @@ int main(int argc, char **argv) {
 		spec.event_fd = -1;
 	}
 	if (pipe2(exec_pipe, O_CLOEXEC) < 0 || pipe2(status_pipe, O_CLOEXEC) < 0) { perror("pipe"); return 125; }
+	if (spec.console_max_bytes && pipe2(console_pipe, O_CLOEXEC) < 0) { perror("pipe"); return 125; }
 
 	sigset_t all, old;
 	sigfillset(&all);
@@ -148,7 +151,10 @@ int main(int argc, char **argv) {
 	child_pid = pid;
 	close(exec_pipe[1]);
 	close(status_pipe[1]);
-	if (spec.spec_stdin) { int nul = open("/dev/null", O_RDONLY); if (nul >= 0) { dup2(nul, 0); close(nul); } } /* only init reads the spec */
+	console_start();
+	/* Only init reads the spec. */
+	if (spec.spec_stdin && spec.spec_fd != 0) close(spec.spec_fd);
+	else if (spec.spec_stdin) { int nul = open("/dev/null", O_RDONLY); if (nul >= 0) { dup2(nul, 0); close(nul); } }
 	event("pid %d\n", pid);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 
@@ -177,6 +183,7 @@ int main(int argc, char **argv) {
 	int st = 0, app_st[2] = { 0, 0 };
 	while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) { st = 0; break; }
 	child_pid = 0;
+	console_finish();
 	int have_app = 0;
 	for (;;) {
 		ssize_t r = read(status_pipe[0], app_st, sizeof app_st);

@@ -4,6 +4,10 @@
  * pivot_root, /proc, /dev, tmpfs, binds), and — inside the new root only —
  * the mount points it creates (reported as stubs, removed with --remove-stubs).
  *
+ * Every layer is nodev,nosuid: the root (overlay or bind), binds and tmpfs;
+ * only /dev (our own tmpfs of standard nodes) allows device files, and the
+ * node's device cgroup decides which of them open.
+ *
  * Mount targets are created after pivot_root, so a hostile rootfs with
  * symlinks (e.g. /etc/resolv.conf -> /etc/shadow) can only point at files
  * inside itself. Bind sources are host paths captured with open_tree() before
@@ -152,11 +156,23 @@ static void mount_overlay(void) {
 	char opts[8192];
 	struct strbuf sb;
 	sb_init(&sb, opts, sizeof opts);
+	const char *upper = spec.upper, *work = spec.work;
+	char up[4096], wk[4096];
+	if (spec.upper_tmpfs_bytes) {
+		/* The writable layer in memory (charged to the sandbox's memory cgroup), capped: a write past it is ENOSPC. */
+		char data[64];
+		if (fmt_checked(data, sizeof data, "size=%lu,mode=0755", spec.upper_tmpfs_bytes) < 0) fail("mount", "tmpfs size");
+		do_mount("tmpfs", spec.upper, "tmpfs", MS_NODEV | MS_NOSUID, data);
+		if (fmt_checked(up, sizeof up, "%s/upper", spec.upper) < 0 || fmt_checked(wk, sizeof wk, "%s/work", spec.upper) < 0) fail("mount", "upper path too long");
+		if (mkdir(up, 0755) < 0 || mkdir(wk, 0700) < 0) fail("mkdir", "upper");
+		upper = up;
+		work = wk;
+	}
 	sb_addf(&sb, "lowerdir=");
 	for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.lower[i]);
-	sb_addf(&sb, ",upperdir=%s,workdir=%s", spec.upper, spec.work);
+	sb_addf(&sb, ",upperdir=%s,workdir=%s", upper, work);
 	if (sb.truncated) { errno = ENAMETOOLONG; fail("mount", "overlay options too long"); }
-	do_mount("overlay", spec.rootfs, "overlay", 0, opts);
+	do_mount("overlay", spec.rootfs, "overlay", MS_NODEV | MS_NOSUID, opts);
 }
 
 /* Makes the namespace private, then mounts the root (overlay, or a bind so pivot_root has a mount point). */
@@ -164,7 +180,10 @@ void setup_root(void) {
 	/* Nothing we mount may leak back to the host, nor host mounts change under us. */
 	do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	if (spec.nlower) mount_overlay();
-	else do_mount(spec.rootfs, spec.rootfs, NULL, MS_BIND | MS_REC, NULL);
+	else {
+		do_mount(spec.rootfs, spec.rootfs, NULL, MS_BIND | MS_REC, NULL);
+		do_mount(NULL, spec.rootfs, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOSUID, NULL);
+	}
 }
 
 /* Capture bind sources (host paths) as detached mounts before the host disappears. */
@@ -209,7 +228,8 @@ void setup_mounts_inside(void) {
 			fail("bind", spec.binds[i].dst);
 		close(spec.binds[i].fd);
 		if (spec.binds[i].ro) remount_ro(spec.binds[i].dst, MS_NOSUID | MS_NODEV);
+		else do_mount(NULL, spec.binds[i].dst, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL);
 	}
-	if (spec.readonly_root) remount_ro("/", 0);
+	if (spec.readonly_root) remount_ro("/", MS_NODEV | MS_NOSUID);
 	mark("binds");
 }

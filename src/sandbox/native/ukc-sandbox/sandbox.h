@@ -7,6 +7,7 @@
  *   init.c     init (PID 1 inside) and the app (PID 2) up to execve
  *   mounts.c   the new root: overlay, pivot_root, /proc, /dev, tmpfs, binds, stubs
  *   cgroups.c  joining the cgroups given on the command line
+ *   console.c  the capped console: the app's output through a pipe into a file that never exceeds its cap
  *   privs.c    capabilities, uid/gid, no_new_privs
  *   seccomp.c  the default seccomp filter (its profile is data in seccomp-profile.h,
  *              compiled at build time by gen/seccomp-gen.c)
@@ -40,6 +41,9 @@ struct spec {
 	gid_t groups[MAX_LIST]; int ngroups;
 	uid_t uid; gid_t gid;
 	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms, trace, spec_stdin;
+	int spec_fd; /* with spec_stdin: where the spec comes from (0 = stdin, or --spec-fd N) */
+	unsigned long upper_tmpfs_bytes; /* > 0: the overlay's upper and work dirs live on a tmpfs of this size */
+	unsigned long console_max_bytes; /* > 0: stdout/stderr go through the supervisor, which caps the file at this */
 	char **argv;
 };
 extern struct spec spec;
@@ -48,7 +52,7 @@ extern struct spec spec;
 enum { MSG_EXEC = 1, MSG_ERROR, MSG_STUB, MSG_MARK, MSG_READY };
 struct msg { int32_t kind, err; int64_t a, b; char text[256]; };
 
-extern int exec_pipe[2], status_pipe[2];
+extern int exec_pipe[2], status_pipe[2], console_pipe[2];
 extern int main_argc;
 extern char **main_argv;
 extern volatile pid_t child_pid; /* supervisor: init's host pid; init: the app's pid */
@@ -78,6 +82,10 @@ int parse_ulong(const char *s, unsigned long max, unsigned long *out);
 /* args.c */
 void parse_args(int argc, char **argv, int partial);
 void read_spec(void);
+
+/* console.c */
+void console_start(void);
+void console_finish(void);
 
 /* cgroups.c */
 void join_cgroups(void);
