@@ -219,6 +219,8 @@ export class TenantFirewall {
 
   private async drain(): Promise<void> {
     try {
+      // Never inside the caller's turn: a start hands its spec to the launcher first (a spawn blocks the loop for ms).
+      await new Promise((r) => setImmediate(r));
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0);
         try {
