@@ -17,6 +17,7 @@ declare -A NEED=(
   [busybox-static]=/bin/busybox
   [cpio]=/bin/cpio
   [iproute2]=/sbin/ip
+  [nftables]=/usr/sbin/nft
   [util-linux]=/usr/bin/unshare
   [build-essential]=/usr/bin/cc
   [curl]=/usr/bin/curl

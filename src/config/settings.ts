@@ -277,6 +277,7 @@ export const RUNTIME = group<MicroDriverLimits>('runtime', NODE, DEFAULT_MICRO_L
   netProbeTicksPerMs: { kind: 'int', min: 1, description: 'Listener probes run per ms across all starts (many starts at once each probe less often).' },
   livenessPollMs: { kind: 'duration', name: 'liveness_poll_interval', min: 10, description: "How often an adopted run's liveness is checked." },
   consoleFileMaxBytes: { kind: 'bytes', min: 4096, description: 'Console bytes kept on disk per run before the file is cut.' },
+  writableLayerMaxBytes: { kind: 'bytes', min: 1024 * 1024, description: "Size of an instance's writable layer (a tmpfs charged to its memory cgroup); writes past it get ENOSPC." },
   launcherPoolSize: { kind: 'int', max: 1024, description: 'Launchers kept pre-started for the next starts; 0 spawns each on demand.' },
   launcherReadyTimeoutMs: { kind: 'duration', min: 1, description: 'How long a pre-started launcher may take to report ready before it is dropped.' },
 });

@@ -237,7 +237,7 @@ async function gatewayParts(
   const groupStore = new ServiceGroupStore(join(dataDir, 'services.db'));
   const certStore = new CertificateStore(join(dataDir, 'certificates.db'));
   // The gateway needs the services and the services tell the gateway about changes.
-  const late: { gateway?: Gateway } = {};
+  const late: { gateway?: Gateway; directory?: CertificateDirectory } = {};
   const services: ServiceGroupService = new ServiceGroupService({
     store: groupStore,
     members: (uuid) => instances.list().filter((r) => groupOf(r) === uuid),
@@ -251,6 +251,8 @@ async function gatewayParts(
       find: (principal, sel): CertificateRecord => certificates.findVisible(principal, sel, 'read'),
     },
     async onChange() {
+      // Domains changed: which certificate each one is served with changes too.
+      late.directory?.reload();
       try {
         await late.gateway?.refresh();
       } catch (err) {
@@ -259,9 +261,12 @@ async function gatewayParts(
       }
     },
   });
-  const directory = new CertificateDirectory({ cert: tls.certPem, key: tls.keyPem }, () =>
-    certStore.list().map((c) => ({ hostnames: c.hostnames, chainPem: c.chainPem, keyPem: c.keyPem })),
+  const directory = new CertificateDirectory(
+    { cert: tls.certPem, key: tls.keyPem },
+    () => certStore.list().map((c) => ({ uuid: c.uuid, owner: c.owner, hostnames: c.hostnames, chainPem: c.chainPem, keyPem: c.keyPem })),
+    () => groupStore.list().flatMap((g) => g.domains.map((d) => ({ fqdn: d.fqdn, owner: g.owner, ...(d.certificate ? { certificate: d.certificate.uuid } : {}) }))),
   );
+  late.directory = directory;
   const certificates: CertificateService = new CertificateService({
     store: certStore,
     policy,

@@ -38,7 +38,7 @@ test('a burst of attaches: distinct addresses, each in its own netns, reachable 
     await net.init();
     await net.poolFilled();
     const t0 = process.hrtime.bigint();
-    const attached = await Promise.all(uuids.map((u, k) => net.attach(u, `burst${k}`)));
+    const attached = await Promise.all(uuids.map((u, k) => net.attach(u, `burst${k}`, 'test')));
     t.diagnostic(`16 attaches at once took ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(1)} ms`);
     seen.push(...attached.map((a) => a.netnsName));
 

@@ -47,14 +47,14 @@ test('netns pool: attach takes a ready namespace with its address, the pool refi
     for (const s of slots) assert.ok(netnsNames().includes(s), `${s} exists`);
 
     const uuid = crypto.randomUUID();
-    const a = await net.attach(uuid, 'web');
+    const a = await net.attach(uuid, 'web', 'alice');
     assert.ok(slots.includes(a.netnsName), 'the oldest ready slot was taken');
     assert.equal(net.poolReady, 1);
     // Ready means wired: eth0 holds the leased address, the host end is on the bridge.
     assert.match(execFileSync('ip', ['-n', a.netnsName, '-o', '-4', 'addr', 'show', 'dev', 'eth0'], { encoding: 'utf8' }), new RegExp(` ${a.ip.replace(/\./g, '\\.')}/`));
     assert.match(links(), new RegExp(`${hostVethName(a.netnsName)}@.* master ${env.bridge}`));
-    assert.match(readFileSync(net.hostsPath, 'utf8'), new RegExp(`${a.ip.replace(/\./g, '\\.')}\\tweb\\.internal`));
-    assert.doesNotMatch(readFileSync(net.hostsPath, 'utf8'), /\t\.internal/, 'pool slots have no name');
+    assert.match(readFileSync(net.hostsPathFor('alice'), 'utf8'), new RegExp(`${a.ip.replace(/\./g, '\\.')}\\tweb\\.internal`));
+    assert.doesNotMatch(readFileSync(net.hostsPathFor('alice'), 'utf8'), /\t\.internal/, 'pool slots have no name');
     assert.equal(readLeases(stateDir).get(uuid)?.netns, a.netnsName, 'the lease moved to the instance');
 
     await net.poolFilled();
@@ -142,6 +142,7 @@ test('launcher pool: a start takes a pre-started launcher (limits applied, refil
       {
         uuid,
         name: 'warm',
+        owner: 'test',
         image: 'test/warm@sha256:' + '0'.repeat(64),
         rootfs: { kind: 'cpio', path: rootfs },
         args: ['/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', '/www'],

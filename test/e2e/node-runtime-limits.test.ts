@@ -56,6 +56,7 @@ function start(driver: MicroDriver, rootfs: string, args: string[], env: Record<
     {
       uuid: crypto.randomUUID(),
       name: 'limits',
+      owner: 'alice',
       image: 'test/limits@sha256:' + '0'.repeat(64),
       rootfs: { kind: 'cpio', path: rootfs },
       args,

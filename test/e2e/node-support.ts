@@ -5,7 +5,7 @@
  * bridge, cgroups, temp dirs). Each run uses its own bridge name, subnet and
  * cgroup parent so parallel test files never clash.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -310,5 +310,8 @@ export async function cleanupEnv(env: TestEnv): Promise<void> {
   }
   for (const m of mountsUnder(env.dir).reverse()) await unmount(m.mountPoint, { lazyFallback: true }).catch(() => undefined);
   await removeBridge(env.bridge);
+  // The node's tenant rules for this bridge, when a test left instances (and so the tables) behind.
+  const table = `ukc_${env.bridge.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  for (const family of ['bridge', 'inet']) spawnSync('nft', ['delete', 'table', family, table], { stdio: 'ignore' });
   rmSync(env.dir, { recursive: true, force: true });
 }

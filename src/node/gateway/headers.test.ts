@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endToEndHeaders, requestHead } from './gateway.js';
+import { endToEndHeaders, requestHead } from './headers.js';
 
 test('requestHead: passes end-to-end headers through in order and case, sets x-forwarded-*', () => {
   const h = requestHead(['Host', 'a.example', 'Accept', '*/*', 'X-Forwarded-Proto', 'https', 'Keep-Alive', 'timeout=5', 'Cookie', 'a=1', 'Cookie', 'b=2'], '10.0.0.9', false);

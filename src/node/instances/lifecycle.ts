@@ -463,6 +463,7 @@ export class InstanceLifecycle {
         {
           uuid: r.uuid,
           name: r.name,
+          owner: r.owner,
           image: r.image,
           rootfs: image.rootfs,
           args: [...(image.config.Entrypoint ?? []), ...r.args],

@@ -1,13 +1,21 @@
 /**
  * The node's instance network: one Linux bridge, one private address per
- * instance (its netns + veth pair on the bridge), and a hosts file naming every
- * instance `<name>.internal`.
+ * instance (its netns + veth pair on the bridge), and per account a hosts file
+ * naming that account's instances `<name>.internal` (hosts.ts).
  *
- * Rule between instances (chosen and documented here): the bridge is one flat
- * private network. Instances reach each other and the node (the bridge's
- * address, `.1`) on any port; the node reaches every instance. Nothing is
- * routed or NATed beyond the bridge: the node adds no forwarding or iptables
- * rule, so an instance cannot reach the host's other networks.
+ * Rule between instances: an instance reaches only its own account's
+ * instances, and the node only as replies on connections the node opened (the
+ * gateway path); its source MAC and IP are pinned to its lease. nftables
+ * tables per bridge enforce it (firewall.ts, where the rules are spelled out);
+ * `isolation: false` turns them off (a flat bridge, as before). Nothing is
+ * routed or NATed beyond the bridge.
+ *
+ * Order that keeps it fail-closed: a netns's port is listed and pinned as soon
+ * as it is built (pool slot or on demand) — from then on it reaches nobody but
+ * the node's replies; at attach the port gets its account's tenant mark. For a
+ * pool slot that change runs while the launcher starts (`Attachment.ready`;
+ * the driver awaits it before start() returns), so the boot is not held by an
+ * nft run, and until it lands the instance just cannot reach its peers yet.
  *
  * Namespaces are built and removed over rtnetlink by the `ukc-netns` helper
  * (src/sandbox/network.ts), about 1 ms each; concurrent builds are pipelined
@@ -34,10 +42,19 @@
  *  - The hosts file is rewritten in place (same inode: truncate + write), because
  *    every instance sees it through a read-only bind mount of that inode.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, ftruncateSync, writeFileSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, writeFileSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { addressInSubnet, createInstanceNetwork, ensureBridge, parseCidr, removeBridge, removeInstanceNetwork } from '../../sandbox/index.js';
+import { promisify } from 'node:util';
+import { addressInSubnet, createInstanceNetwork, ensureBridge, hostVethName, parseCidr, removeBridge, removeInstanceNetwork } from '../../sandbox/index.js';
+import { TenantFirewall, type FirewallPort } from './firewall.js';
+import { TenantHosts } from './hosts.js';
+
+export { TenantFirewall, firewallRuleset, firewallTableName, NftError, type FirewallOptions, type FirewallPort, type PinnedPort } from './firewall.js';
+export { TenantHosts, type HostsEntry } from './hosts.js';
+
+const execFileP = promisify(execFile);
 
 export interface NodeNetworkOptions {
   /** Bridge interface name (≤ 15 characters). */
@@ -50,6 +67,10 @@ export interface NodeNetworkOptions {
   poolSize?: number;
   /** Lease changes appended to leases.log before the snapshot is rewritten. */
   leaseLogMaxLines?: number;
+  /** Per-account isolation and anti-spoofing in nftables (default true; false = one flat bridge). */
+  isolation?: boolean;
+  /** TCP ports on the bridge address that instances may connect to (default none). */
+  hostTcpPorts?: readonly number[];
 }
 
 export const DEFAULT_NODE_NETWORK = { bridge: 'ukcbr0', subnet: '10.88.0.0/16' } as const;
@@ -59,12 +80,25 @@ export const DEFAULT_NETNS_POOL_SIZE = 8;
 export const DEFAULT_LEASE_LOG_MAX_LINES = 10_000;
 
 const POOL_PREFIX = 'pool:';
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** The MAC of eth0 inside a netns (one `ip` run; pool builds pay it in the background). */
+async function readMac(netns: string): Promise<string> {
+  const { stdout } = await execFileP('ip', ['-n', netns, '-o', 'link', 'show', 'dev', 'eth0']);
+  const m = / link\/ether ([0-9a-f:]{17}) /.exec(stdout);
+  if (!m || !MAC.test(m[1]!)) throw new Error(`netns ${netns}: no MAC on eth0`);
+  return m[1]!;
+}
 
 interface Lease {
   index: number;
   name: string;
   /** The netns holding the address (absent in leases written before the pool existed). */
   netns?: string;
+  /** The account whose instance holds the lease (absent for pool slots and old leases). */
+  owner?: string;
+  /** MAC of the instance's eth0 (pinned by the firewall). */
+  mac?: string;
 }
 
 export interface Attachment {
@@ -72,6 +106,8 @@ export interface Attachment {
   netnsName: string;
   /** Address without prefix. */
   ip: string;
+  /** Resolves once the instance's tenant rules are in place (rejects: they could not be). */
+  ready: Promise<void>;
 }
 
 /** The netns name an instance had before netns names became per-build (old leases without `netns`). */
@@ -86,10 +122,12 @@ function freshNetnsName(): string {
 
 function parseLease(l: unknown): Lease | undefined {
   if (typeof l !== 'object' || l === null) return undefined;
-  const { index, name, netns } = l as Record<string, unknown>;
+  const { index, name, netns, owner, mac } = l as Record<string, unknown>;
   if (!Number.isInteger(index) || typeof name !== 'string') return undefined;
   const lease: Lease = { index: index as number, name };
   if (typeof netns === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) lease.netns = netns;
+  if (typeof owner === 'string') lease.owner = owner;
+  if (typeof mac === 'string' && MAC.test(mac)) lease.mac = mac;
   return lease;
 }
 
@@ -98,7 +136,7 @@ function parseLease(l: unknown): Lease | undefined {
  * with the changes of leases.log applied (a torn last line is ignored). Keys are
  * instance uuids or `pool:<netns>` slots; `netns` names the namespace.
  */
-export function readLeases(stateDir: string): Map<string, { index: number; name: string; netns?: string }> {
+export function readLeases(stateDir: string): Map<string, { index: number; name: string; netns?: string; owner?: string; mac?: string }> {
   const out = new Map<string, Lease>();
   const snapshot = join(stateDir, 'leases.json');
   if (existsSync(snapshot)) {
@@ -127,8 +165,15 @@ export function readLeases(stateDir: string): Map<string, { index: number; name:
 }
 
 export class NodeNetwork {
-  readonly hostsPath: string;
+  readonly hosts: TenantHosts;
   readonly poolSize: number;
+  /** The per-bridge nftables rules; undefined with `isolation: false`. */
+  readonly firewall: TenantFirewall | undefined;
+  /** Tenant marks of this process (rebuilt from the leases at each start; the rules are reinstalled with them). */
+  private readonly tenantIds = new Map<string, number>();
+  private nextTenant = 1;
+  /** The mark each port was given (what its removal must name). */
+  private readonly portTenants = new Map<string, number>();
   private readonly leasesPath: string;
   private readonly logPath: string;
   private logLines = 0;
@@ -149,12 +194,40 @@ export class NodeNetwork {
     this.poolSize = options.poolSize ?? DEFAULT_NETNS_POOL_SIZE;
     if (!Number.isInteger(this.poolSize) || this.poolSize < 0) throw new RangeError('poolSize must be a non-negative integer');
     mkdirSync(options.stateDir, { recursive: true });
-    this.hostsPath = join(options.stateDir, 'hosts');
+    this.hosts = new TenantHosts(join(options.stateDir, 'hosts.d'), this.gateway);
+    this.firewall =
+      options.isolation === false
+        ? undefined
+        : new TenantFirewall({ bridge: options.bridge, bridgeIp: this.gateway, ...(options.hostTcpPorts ? { hostTcpPorts: options.hostTcpPorts } : {}) });
     this.leasesPath = join(options.stateDir, 'leases.json');
     this.logPath = join(options.stateDir, 'leases.log');
     for (const [key, lease] of readLeases(options.stateDir)) this.leases.set(key, lease);
     this.compact();
-    this.writeHosts();
+    const owners = new Set<string>();
+    for (const l of this.leases.values()) if (l.owner !== undefined) owners.add(l.owner);
+    this.hosts.prune(owners);
+    for (const o of owners) this.writeHosts(o);
+  }
+
+  /** The hosts file `owner`'s instances see as /etc/hosts. */
+  hostsPathFor(owner: string): string {
+    return this.hosts.pathFor(owner);
+  }
+
+  /** The mark of `owner` (a lease without an owner, from before accounts were kept, gets one of its own). */
+  private tenantOf(owner: string | undefined): number {
+    if (owner === undefined) return this.nextTenant++;
+    let id = this.tenantIds.get(owner);
+    if (id === undefined) {
+      id = this.nextTenant++;
+      this.tenantIds.set(owner, id);
+    }
+    return id;
+  }
+
+  private portOf(lease: Lease): FirewallPort | undefined {
+    if (lease.netns === undefined || lease.mac === undefined) return undefined;
+    return { ifname: hostVethName(lease.netns), mac: lease.mac, ip: addressInSubnet(this.options.subnet, lease.index).split('/')[0] as string };
   }
 
   /** The node's own address on the bridge. */
@@ -170,6 +243,25 @@ export class NodeNetwork {
   /** Creates the bridge, drops pool slots a previous node process left, and starts filling the pool. */
   async init(): Promise<void> {
     await ensureBridge({ name: this.options.bridge, address: addressInSubnet(this.options.subnet, 1) });
+    if (this.firewall) {
+      // Instances that outlived the previous node process keep their rules: the tables are rebuilt whole from the leases.
+      const ports: FirewallPort[] = [];
+      for (const [key, lease] of this.leases) {
+        if (key.startsWith(POOL_PREFIX)) continue;
+        if (lease.mac === undefined) {
+          const netns = lease.netns ?? netnsNameFor(key);
+          const mac = await readMac(netns).catch(() => undefined);
+          if (mac === undefined) continue; // its netns is gone; the instance's recovery detaches it
+          this.setLease(key, { ...lease, netns, mac });
+        }
+        const port = this.portOf(this.leases.get(key) as Lease);
+        if (!port) continue;
+        const tenant = this.tenantOf(lease.owner);
+        this.portTenants.set(port.ifname, tenant);
+        ports.push({ ...port, tenant });
+      }
+      await this.firewall.install(ports);
+    }
     const stale = [...this.leases.keys()].filter((k) => k.startsWith(POOL_PREFIX));
     await Promise.all(stale.map((key) => this.dropSlot(key)));
     this.refill();
@@ -178,7 +270,10 @@ export class NodeNetwork {
   /** Removes a pool slot's netns, then its lease; a slot that cannot be removed keeps its lease (and address). */
   private async dropSlot(key: string): Promise<void> {
     try {
+      const lease = this.leases.get(key);
       await removeInstanceNetwork(key.slice(POOL_PREFIX.length));
+      const port = lease && this.portOf(lease);
+      if (port) await this.firewall?.removePort(port);
       this.setLease(key, undefined);
     } catch (err) {
       this.lastPoolError = err as Error;
@@ -197,54 +292,80 @@ export class NodeNetwork {
     const slots = this.pool.splice(0);
     // Sent together, so the helper removes them as one batch.
     await Promise.all(slots.map((key) => this.dropSlot(key)));
+    // Instances left running keep their rules (they are re-adopted); with none left, nothing of ours stays.
+    if (this.leases.size === 0) await this.firewall?.uninstall();
   }
 
-  /** Removes the bridge (tests, decommissioning). */
+  /** Removes the bridge and the firewall tables (tests, decommissioning). */
   async destroy(): Promise<void> {
+    await this.firewall?.uninstall().catch(() => undefined);
     await removeBridge(this.options.bridge);
   }
 
   /** Gives `uuid` an address and a netns on the bridge: a ready pool slot when there is one, else built now. */
-  async attach(uuid: string, name: string): Promise<Attachment> {
+  async attach(uuid: string, name: string, owner: string): Promise<Attachment> {
     const old = this.leases.get(uuid);
     if (old) {
       // A netns left by a run that died with a previous node process goes first.
-      await removeInstanceNetwork(old.netns ?? netnsNameFor(uuid));
-      this.setLease(uuid, undefined);
+      await this.detach(uuid);
     }
     const slot = this.pool.shift();
     let lease: Lease;
+    let ready: Promise<void>;
     if (slot) {
       const pooled = this.leases.get(slot) as Lease;
-      lease = { index: pooled.index, name, netns: pooled.netns as string };
+      lease = { ...pooled, name, owner };
       // The instance's lease is recorded before the slot's is dropped: a crash in between leaves both, never neither.
       this.setLease(uuid, lease);
       this.setLease(slot, undefined);
-      this.writeHosts();
+      this.writeHosts(owner);
+      ready = this.admit(lease);
+      ready.catch(() => undefined); // the driver awaits it; never an unhandled rejection meanwhile
     } else {
-      lease = { index: this.freeIndex(), name, netns: freshNetnsName() };
+      lease = { index: this.freeIndex(), name, netns: freshNetnsName(), owner };
       this.setLease(uuid, lease);
-      this.writeHosts();
+      this.writeHosts(owner);
       try {
-        await this.build(lease);
+        lease = await this.build(uuid, lease);
+        await this.admit(lease);
       } catch (err) {
-        this.setLease(uuid, undefined);
-        this.writeHosts();
+        await this.detach(uuid).catch(() => {
+          this.setLease(uuid, undefined);
+          this.writeHosts(owner);
+        });
         throw err;
       }
+      ready = Promise.resolve();
     }
     this.refill();
     const netnsName = lease.netns as string;
-    return { netnsPath: `/run/netns/${netnsName}`, netnsName, ip: addressInSubnet(this.options.subnet, lease.index).split('/')[0] as string };
+    return { netnsPath: `/run/netns/${netnsName}`, netnsName, ip: addressInSubnet(this.options.subnet, lease.index).split('/')[0] as string, ready };
   }
 
-  /** Removes the instance's netns and gives the address back (kept when the removal failed: the netns may still hold it). */
+  /** Gives the lease's port its account's tenant mark. */
+  private async admit(lease: Lease): Promise<void> {
+    if (!this.firewall) return;
+    const port = this.portOf(lease);
+    if (!port) throw new Error(`netns ${lease.netns ?? '?'} has no pinned port`);
+    const tenant = this.tenantOf(lease.owner);
+    this.portTenants.set(port.ifname, tenant);
+    await this.firewall.setTenant(port.ifname, tenant);
+  }
+
+  /** Removes the instance's netns, its rules, and gives the address back (kept when the removal failed: the netns may still hold it). */
   async detach(uuid: string): Promise<void> {
     const lease = this.leases.get(uuid);
     await removeInstanceNetwork(lease?.netns ?? netnsNameFor(uuid));
+    const port = lease && this.portOf(lease);
+    if (port && this.firewall) {
+      // The port is gone with its netns; these elements could grant nothing to another (names are never reused).
+      const tenant = this.portTenants.get(port.ifname);
+      this.portTenants.delete(port.ifname);
+      await this.firewall.removePort({ ...port, ...(tenant !== undefined ? { tenant } : {}) }).catch(() => undefined);
+    }
     if (lease && this.leases.get(uuid) === lease) {
       this.setLease(uuid, undefined);
-      this.writeHosts();
+      if (lease.owner !== undefined) this.writeHosts(lease.owner);
     }
   }
 
@@ -254,13 +375,27 @@ export class NodeNetwork {
     throw new Error('no free address in the instance subnet');
   }
 
-  private async build(lease: Lease): Promise<void> {
+  /**
+   * Builds the lease's netns; with isolation, reads its eth0 MAC into the
+   * lease (under `key`) and lists + pins the port before anything runs in it.
+   */
+  private async build(key: string, lease: Lease): Promise<Lease> {
     await createInstanceNetwork({
       name: lease.netns as string,
       bridge: this.options.bridge,
       address: addressInSubnet(this.options.subnet, lease.index),
       gateway: this.gateway,
     });
+    if (!this.firewall) return lease;
+    try {
+      const pinned = { ...lease, mac: await readMac(lease.netns as string) };
+      if (this.leases.get(key) === lease) this.setLease(key, pinned);
+      await this.firewall.addPorts([this.portOf(pinned) as FirewallPort]);
+      return pinned;
+    } catch (err) {
+      await removeInstanceNetwork(lease.netns as string).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
@@ -286,7 +421,7 @@ export class NodeNetwork {
         } catch (err) {
           this.lastPoolError = err as Error;
         }
-        const built = await Promise.allSettled(round.map(({ lease }) => this.build(lease)));
+        const built = await Promise.allSettled(round.map(({ key, lease }) => this.build(key, lease)));
         let failed = round.length === 0;
         built.forEach((r, k) => {
           const { key } = round[k] as { key: string };
@@ -337,20 +472,13 @@ export class NodeNetwork {
     this.logLines = 0;
   }
 
-  private writeHosts(): void {
-    const lines = ['127.0.0.1\tlocalhost', `${this.gateway}\tnode.internal`];
+  /** Rewrites `owner`'s hosts file from its instances' leases. */
+  private writeHosts(owner: string): void {
+    const entries = [];
     for (const [key, l] of this.leases) {
-      if (key.startsWith(POOL_PREFIX)) continue;
-      lines.push(`${addressInSubnet(this.options.subnet, l.index).split('/')[0]}\t${l.name}.internal`);
+      if (key.startsWith(POOL_PREFIX) || l.owner !== owner) continue;
+      entries.push({ ip: addressInSubnet(this.options.subnet, l.index).split('/')[0] as string, name: l.name });
     }
-    const fd = openSync(this.hostsPath, existsSync(this.hostsPath) ? 'r+' : 'w', 0o644);
-    try {
-      const data = Buffer.from(lines.join('\n') + '\n');
-      // Write first, then cut: a reader never sees an empty file.
-      writeSync(fd, data, 0, data.length, 0);
-      ftruncateSync(fd, data.length);
-    } finally {
-      closeSync(fd);
-    }
+    this.hosts.write(owner, entries);
   }
 }

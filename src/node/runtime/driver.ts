@@ -14,6 +14,8 @@ import type { RootfsHandle } from '../images/resolver.js';
 export interface InstanceSpec {
   uuid: string;
   name: string;
+  /** The account the instance belongs to: its network and `.internal` names are that account's. */
+  owner: string;
   /** Digest-pinned image reference. */
   image: string;
   rootfs: RootfsHandle;

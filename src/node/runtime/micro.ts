@@ -551,7 +551,7 @@ export class MicroDriver implements RuntimeDriver {
         cgroup = Cgroup.create(`i-${spec.uuid}`, this.instanceLimits(spec), this.cgroupOptions());
       }
       trace('cgroup');
-      if (this.options.network) attachment = await this.options.network.attach(spec.uuid, spec.name);
+      if (this.options.network) attachment = await this.options.network.attach(spec.uuid, spec.name, spec.owner);
       trace('network');
       const sandbox: SandboxSpec = {
         rootfs: join(runDir, 'root'),
@@ -560,7 +560,7 @@ export class MicroDriver implements RuntimeDriver {
         env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         hostname: spec.name.slice(0, 63),
         network: attachment ? { netnsPath: attachment.netnsPath } : 'new',
-        binds: this.options.network ? [{ source: this.options.network.hostsPath, target: '/etc/hosts', readonly: true }] : [],
+        binds: this.options.network ? [{ source: this.options.network.hostsPathFor(spec.owner), target: '/etc/hosts', readonly: true }] : [],
       };
       // NUL cannot reach a program (create refuses it in the request; this catches an image's own Cmd/Env).
       if ([...sandbox.argv, ...(sandbox.env ?? [])].some((x) => x.includes('\0'))) {
@@ -571,6 +571,7 @@ export class MicroDriver implements RuntimeDriver {
       let child: ChildProcess;
       let pid: number;
       let start: string;
+      let spawned: number | undefined;
       if (warm) {
         child = warm.child;
         pid = warm.pid;
@@ -595,9 +596,19 @@ export class MicroDriver implements RuntimeDriver {
         const specPipe = child.stdio[SPEC_FD] as Writable | null;
         specPipe?.on('error', () => undefined); // a launcher that died early: its exit line says why
         specPipe?.end(payload);
-        pid = child.pid;
+        pid = spawned = child.pid;
         start = processStartTime(pid) ?? '0';
       }
+      // The instance's tenant rules land while the launcher starts (until then its port is closed, not open).
+      if (attachment) {
+        try {
+          await attachment.ready;
+        } catch (err) {
+          if (spawned !== undefined) process.kill(spawned, 'SIGKILL');
+          throw err;
+        }
+      }
+      trace('tenant rules');
       trace(warm ? 'spec sent' : 'spawned');
       const ref: RunRef = { v: 1, pid, start, runDir, cgroup: cgroup.name, netns: attachment !== undefined, uuid: spec.uuid, oomBefore };
       if (attachment) ref.ip = attachment.ip;

@@ -12,7 +12,7 @@ export {
   type PortMode,
   type ServiceSpec,
 } from '../../client/index.js';
-export { generateServiceName, GENERATED_SERVICE_NAME, isHostname, serviceFqdn } from './names.js';
+export { generateServiceName, GENERATED_SERVICE_NAME, isHostname, isPlatformDomain, serviceFqdn } from './names.js';
 export { ServiceGroupStore, type ServiceGroupRecord, type DomainRecord } from './store.js';
 export {
   ServiceGroupService,

@@ -43,3 +43,18 @@ export function isHostname(name: string): boolean {
 export function serviceFqdn(label: string, metro: string, domain: string): string {
   return `${label}.${metro}.${domain}`;
 }
+
+/**
+ * True when a user-named FQDN is the platform's: `localhost` and its
+ * subdomains (RFC 6761), IP literals (a numeric last label), `internal` and
+ * `*.internal` (instance names), and the platform's domain with everything
+ * under it — the platform generates those names itself from a label
+ * (`{ name: "shop" }` becomes `shop.<metro>.<domain>`), so a dotted name there
+ * is never the user's to claim.
+ */
+export function isPlatformDomain(fqdn: string, platformDomain: string): boolean {
+  const name = fqdn.toLowerCase().replace(/\.$/, '');
+  const under = (zone: string): boolean => name === zone || name.endsWith(`.${zone}`);
+  if (under('localhost') || under('internal') || under(platformDomain.toLowerCase())) return true;
+  return /^[0-9]+$/.test(name.slice(name.lastIndexOf('.') + 1));
+}

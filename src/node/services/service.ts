@@ -19,7 +19,7 @@ import type { Clock } from '../clock.js';
 import { v } from '../../api/index.js';
 import type { InstanceRecord } from '../instances/model.js';
 import { HANDLERS, normalizeService, serviceRulesViolation } from '../../client/index.js';
-import { DNS_LABEL, generateServiceName, isHostname, serviceFqdn } from './names.js';
+import { DNS_LABEL, generateServiceName, isHostname, isPlatformDomain, serviceFqdn } from './names.js';
 import type { DomainRecord, ServiceGroupRecord, ServiceGroupStore } from './store.js';
 import type { Selector } from './crud-routes.js';
 import type { QuotaGuard } from '../users.js';
@@ -155,8 +155,13 @@ export class ServiceGroupService {
     const seen = new Set<string>();
     for (const d of wanted) {
       const raw = d.name.toLowerCase().replace(/\.$/, '');
-      const fqdn = raw.includes('.') ? raw : serviceFqdn(raw, this.deps.metro, this.deps.domain);
+      // Any dot (a trailing one too, `localhost.`) makes it an FQDN the user names; a bare label is the platform's `<label>.<zone>`.
+      const named = d.name.includes('.');
+      const fqdn = named ? raw : serviceFqdn(raw, this.deps.metro, this.deps.domain);
       if (!isHostname(fqdn)) throw new NodeError(Errno.EINVAL, `domain ${d.name} is not a valid hostname`);
+      // Checked before any lookup: a reserved name answers the same whether or not someone holds it.
+      if (named && isPlatformDomain(fqdn, this.deps.domain))
+        throw new NodeError(Errno.EINVAL, `domain ${fqdn} is reserved by the platform (give a name without dots for <name>.${this.zone})`);
       if (seen.has(fqdn)) throw new NodeError(Errno.EINVAL, `domain ${fqdn} is listed twice`);
       seen.add(fqdn);
       const owner = this.deps.store.domainOwner(fqdn);
