@@ -9,8 +9,11 @@ test('command shell: answers in order with output (stderr too) and exit status; 
     assert.deepEqual(a, { code: 0, output: 'one\n' });
     assert.deepEqual(b, { code: 3, output: 'two\n' });
     assert.deepEqual(c, { code: 0, output: '$HOME `id`\n' });
+    const late = shell.run('sleep 0.1; echo late');
     shell.close();
-    assert.deepEqual(await shell.run('echo again'), { code: 0, output: 'again\n' }, 'a new shell after close');
+    const again = shell.run('echo again');
+    assert.deepEqual(await late, { code: 0, output: 'late\n' }, 'a closed shell still answers what it was given');
+    assert.deepEqual(await again, { code: 0, output: 'again\n' }, 'a new shell after close');
   } finally {
     shell.close();
   }

@@ -27,69 +27,73 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** One shell process and what is waiting on it (a closed shell still answers its own requests). */
+interface Running {
+  child: ChildProcess;
+  marker: string;
+  pending: Pending[];
+  partial: string;
+  collected: string;
+}
+
 export class CommandShell {
-  private child: ChildProcess | undefined;
-  private marker = '';
-  private readonly pending: Pending[] = [];
-  private partial = '';
-  private collected = '';
+  private current: Running | undefined;
 
   /** Runs `script` (shell text) and resolves with its combined output and exit status. */
   run(script: string): Promise<ShellResult> {
-    const child = this.child ?? this.start();
+    const sh = this.current ?? this.start();
     return new Promise<ShellResult>((resolve, reject) => {
-      this.pending.push({ resolve, reject });
-      if (this.pending.length === 1) this.setRef(child, true);
-      child.stdin?.write(`{\n${script}\n} 2>&1 </dev/null\necho "${this.marker} $?"\n`);
+      sh.pending.push({ resolve, reject });
+      if (sh.pending.length === 1) setRef(sh.child, true);
+      sh.child.stdin?.write(`{\n${script}\n} 2>&1 </dev/null\necho "${sh.marker} $?"\n`);
     });
   }
 
   /** Ends the shell (EOF on its stdin; pending requests still get their answers first). */
   close(): void {
-    this.child?.stdin?.end();
-    this.child = undefined;
+    this.current?.child.stdin?.end();
+    this.current = undefined;
   }
 
-  private start(): ChildProcess {
+  private start(): Running {
     const child = spawn('/bin/sh', [], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
-    this.child = child;
-    this.marker = `__ukc_done_${randomBytes(8).toString('hex')}__`;
-    this.partial = '';
-    this.collected = '';
+    const sh: Running = { child, marker: `__ukc_done_${randomBytes(8).toString('hex')}__`, pending: [], partial: '', collected: '' };
+    this.current = sh;
     child.stdin?.on('error', () => undefined); // a dead shell shows up as its exit
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => this.onOutput(chunk));
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => onOutput(sh, chunk));
     child.stderr?.resume();
     const ended = (why: string): void => {
-      if (this.child === child) this.child = undefined;
-      for (const p of this.pending.splice(0)) p.reject(new Error(`the network command shell ended (${why})`));
+      if (this.current === sh) this.current = undefined;
+      for (const p of sh.pending.splice(0)) p.reject(new Error(`the network command shell ended (${why})`));
     };
     child.on('error', (err) => ended(err.message));
     child.on('exit', (code, signal) => ended(signal ?? `code ${String(code)}`));
-    this.setRef(child, false);
-    return child;
+    setRef(child, false);
+    return sh;
   }
+}
 
-  private onOutput(chunk: string): void {
-    const lines = (this.partial + chunk).split('\n');
-    this.partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (!line.startsWith(`${this.marker} `)) {
-        this.collected += line + '\n';
-        continue;
-      }
-      const p = this.pending.shift();
-      const output = this.collected;
-      this.collected = '';
-      if (this.pending.length === 0 && this.child) this.setRef(this.child, false);
-      p?.resolve({ code: Number(line.slice(this.marker.length + 1)), output });
+function onOutput(sh: Running, chunk: string): void {
+  const lines = (sh.partial + chunk).split('\n');
+  sh.partial = lines.pop() ?? '';
+  for (const line of lines) {
+    if (!line.startsWith(`${sh.marker} `)) {
+      sh.collected += line + '\n';
+      continue;
     }
+    const p = sh.pending.shift();
+    const output = sh.collected;
+    sh.collected = '';
+    if (sh.pending.length === 0) setRef(sh.child, false);
+    p?.resolve({ code: Number(line.slice(sh.marker.length + 1)), output });
   }
+}
 
-  private setRef(child: ChildProcess, ref: boolean): void {
-    for (const h of [child, child.stdin as unknown as Socket | null, child.stdout as unknown as Socket | null, child.stderr as unknown as Socket | null]) {
-      if (h && ref) h.ref();
-      else if (h) h.unref();
-    }
+/** An idle shell must not keep the Node process alive. */
+function setRef(child: ChildProcess, ref: boolean): void {
+  for (const h of [child, child.stdin as unknown as Socket | null, child.stdout as unknown as Socket | null, child.stderr as unknown as Socket | null]) {
+    if (h && ref) h.ref();
+    else if (h) h.unref();
   }
 }
 
