@@ -223,3 +223,58 @@ test('rows 18 and 19: tenant network and .internal names on real instances (cros
     if (existsSync(stateDir)) await cleanupEnv(env);
   }
 });
+
+test('row 18: a new node process on the same state rebuilds the same rules from the leases (owners and MACs persisted); the last detach and close leave nothing', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root');
+  if (!nftOk) return t.skip('needs nft (Debian nftables)');
+  const env = newEnv('tenantnet-restart');
+  const stateDir = join(env.dir, 'network');
+  const table = firewallTableName(env.bridge);
+  const www = join(env.dir, 'www');
+  execFileSync('mkdir', ['-p', www]);
+  execFileSync('sh', ['-c', `echo hello > ${www}/index.html`]);
+  const servers: ReturnType<typeof spawn>[] = [];
+  let first: NodeNetwork | undefined = new NodeNetwork({ bridge: env.bridge, subnet: env.subnet, stateDir, poolSize: 1 });
+  let second: NodeNetwork | undefined;
+  try {
+    await first.init();
+    const ids = { a1: crypto.randomUUID(), a2: crypto.randomUUID(), b1: crypto.randomUUID() };
+    const a1 = await first.attach(ids.a1, 'one', 'alice');
+    const a2 = await first.attach(ids.a2, 'two', 'alice');
+    const b1 = await first.attach(ids.b1, 'one', 'bob');
+    await Promise.all([a1.ready, a2.ready, b1.ready]);
+    for (const a of [a1, a2, b1]) servers.push(spawn('ip', ['netns', 'exec', a.netnsName, '/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', www], { stdio: 'ignore' }));
+    await sleep(300);
+    const check = (when: string): void => {
+      assert.equal(wget(a1.netnsName, `http://${a2.ip}:8080/`).out, 'hello\n', `${when}: alice reaches alice`);
+      assert.notEqual(wget(a1.netnsName, `http://${b1.ip}:8080/`).code, 0, `${when}: alice cannot reach bob`);
+      assert.notEqual(wget(b1.netnsName, `http://${a2.ip}:8080/`).code, 0, `${when}: bob cannot reach alice`);
+    };
+    check('first process');
+    // The node process goes away with its instances running: the rules stay (they protect them).
+    await first.close();
+    first = undefined;
+    assert.match(tables(), new RegExp(`table bridge ${table}\\b`));
+    const leases = readLeases(stateDir);
+    assert.equal(leases.get(ids.b1)?.owner, 'bob');
+    assert.match(leases.get(ids.b1)?.mac ?? '', /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+    // Someone flushed the table meanwhile: the new process puts everything back.
+    execFileSync('nft', ['flush', 'table', 'bridge', table]);
+    assert.equal(wget(a1.netnsName, `http://${b1.ip}:8080/`).out, 'hello\n', 'flushed, the bridge is flat: the checks are not vacuous');
+    second = new NodeNetwork({ bridge: env.bridge, subnet: env.subnet, stateDir, poolSize: 1 });
+    await second.init();
+    await second.poolFilled();
+    check('second process');
+    assert.equal(tables().split('\n').filter((x) => x.includes(table)).length, 2, 'still one table per family');
+    for (const s of servers.splice(0)) s.kill('SIGKILL');
+    for (const id of Object.values(ids)) await second.detach(id);
+    await second.close();
+    assert.doesNotMatch(tables(), new RegExp(table), 'no table left');
+    assert.equal(readLeases(stateDir).size, 0, 'no lease left');
+  } finally {
+    for (const s of servers) s.kill('SIGKILL');
+    await first?.close().catch(() => undefined);
+    await second?.close().catch(() => undefined);
+    await cleanupEnv(env);
+  }
+});

@@ -27,15 +27,16 @@
  * kernels we run on lack nft_meta_bridge; the `ports` set names this bridge's
  * ports instead, which also keeps two nodes' (or two tests') bridges apart.
  *
- * Every change is one `nft -f -` transaction (all or nothing). Concurrent
- * changes are merged into one process run (a burst of starts pays one spawn,
- * ~5-10 ms here, not one each); a merged run that fails is retried change by
- * change so each caller gets its own answer. `install` replaces both tables
+ * Every change is one `nft -f -` transaction (all or nothing), run by the
+ * network's long-lived command shell (shell.ts: no spawn from the node
+ * process). Concurrent changes are merged into one nft run (a burst of starts
+ * pays one, ~5-10 ms here, not one each); a merged run that fails is retried
+ * change by change so each caller gets its own answer. `install` replaces both tables
  * atomically (idempotent across restarts); `uninstall` leaves nothing.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseIpv4 } from '../../sandbox/index.js';
+import { CommandShell, nftScript } from './shell.js';
 
 /** One instance port on the bridge: its host veth, and the MAC and address of the instance's eth0. */
 export interface PinnedPort {
@@ -161,7 +162,10 @@ export class TenantFirewall {
   private queue: Pending[] = [];
   private running: Promise<void> | undefined;
 
-  constructor(readonly options: FirewallOptions) {
+  constructor(
+    readonly options: FirewallOptions,
+    private readonly shell: CommandShell = new CommandShell(),
+  ) {
     this.table = firewallTableName(options.bridge);
     this.nft = options.nftPath ?? nftBinary();
   }
@@ -240,16 +244,8 @@ export class TenantFirewall {
     }
   }
 
-  private runNft(script: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const p = spawn(this.nft, ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.setEncoding('utf8');
-      p.stderr.on('data', (d: string) => (err += d));
-      p.on('error', (e) => reject(new NftError(`nft could not be run (${this.nft}): ${e.message}`)));
-      p.on('close', (code) => (code === 0 ? resolve() : reject(new NftError(`nft failed (${code}): ${err.trim().split('\n').slice(0, 6).join(' | ')}`))));
-      p.stdin.on('error', () => undefined);
-      p.stdin.end(script);
-    });
+  private async runNft(rules: string): Promise<void> {
+    const r = await this.shell.run(nftScript(this.nft, rules));
+    if (r.code !== 0) throw new NftError(`nft failed (${r.code}): ${r.output.trim().split('\n').slice(0, 6).join(' | ')}`);
   }
 }

@@ -14,8 +14,9 @@
  * as it is built (pool slot or on demand) — from then on it reaches nobody but
  * the node's replies; at attach the port gets its account's tenant mark. For a
  * pool slot that change runs while the launcher starts (`Attachment.ready`;
- * the driver awaits it before start() returns), so the boot is not held by an
- * nft run, and until it lands the instance just cannot reach its peers yet.
+ * the driver ends the run if it fails), so neither the boot nor the start's
+ * answer waits for an nft run; until it lands the instance cannot reach its
+ * peers, nor they it (the gateway path works: the pins were set at build).
  *
  * Namespaces are built and removed over rtnetlink by the `ukc-netns` helper
  * (src/sandbox/network.ts), about 1 ms each; concurrent builds are pipelined
@@ -42,19 +43,16 @@
  *  - The hosts file is rewritten in place (same inode: truncate + write), because
  *    every instance sees it through a read-only bind mount of that inode.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, writeFileSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { addressInSubnet, createInstanceNetwork, ensureBridge, hostVethName, parseCidr, removeBridge, removeInstanceNetwork } from '../../sandbox/index.js';
 import { TenantFirewall, type FirewallPort } from './firewall.js';
 import { TenantHosts } from './hosts.js';
+import { CommandShell } from './shell.js';
 
 export { TenantFirewall, firewallRuleset, firewallTableName, NftError, type FirewallOptions, type FirewallPort, type PinnedPort } from './firewall.js';
 export { TenantHosts, type HostsEntry } from './hosts.js';
-
-const execFileP = promisify(execFile);
 
 export interface NodeNetworkOptions {
   /** Bridge interface name (≤ 15 characters). */
@@ -82,11 +80,12 @@ export const DEFAULT_LEASE_LOG_MAX_LINES = 10_000;
 const POOL_PREFIX = 'pool:';
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-/** The MAC of eth0 inside a netns (one `ip` run; pool builds pay it in the background). */
-async function readMac(netns: string): Promise<string> {
-  const { stdout } = await execFileP('ip', ['-n', netns, '-o', 'link', 'show', 'dev', 'eth0']);
-  const m = / link\/ether ([0-9a-f:]{17}) /.exec(stdout);
-  if (!m || !MAC.test(m[1]!)) throw new Error(`netns ${netns}: no MAC on eth0`);
+/** The MAC of eth0 inside a netns (one `ip` run in the command shell; pool builds pay it in the background). */
+async function readMac(shell: CommandShell, netns: string): Promise<string> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(netns)) throw new TypeError(`invalid netns name: ${netns}`);
+  const r = await shell.run(`ip -n ${netns} -o link show dev eth0`);
+  const m = / link\/ether ([0-9a-f:]{17}) /.exec(r.output);
+  if (r.code !== 0 || !m || !MAC.test(m[1]!)) throw new Error(`netns ${netns}: no MAC on eth0 (${r.output.trim()})`);
   return m[1]!;
 }
 
@@ -172,6 +171,8 @@ export class NodeNetwork {
   /** Tenant marks of this process (rebuilt from the leases at each start; the rules are reinstalled with them). */
   private readonly tenantIds = new Map<string, number>();
   private nextTenant = 1;
+  /** Runs nft and ip for the firewall (no spawn from this process per change). */
+  private readonly shell = new CommandShell();
   /** The mark each port was given (what its removal must name). */
   private readonly portTenants = new Map<string, number>();
   private readonly leasesPath: string;
@@ -198,7 +199,7 @@ export class NodeNetwork {
     this.firewall =
       options.isolation === false
         ? undefined
-        : new TenantFirewall({ bridge: options.bridge, bridgeIp: this.gateway, ...(options.hostTcpPorts ? { hostTcpPorts: options.hostTcpPorts } : {}) });
+        : new TenantFirewall({ bridge: options.bridge, bridgeIp: this.gateway, ...(options.hostTcpPorts ? { hostTcpPorts: options.hostTcpPorts } : {}) }, this.shell);
     this.leasesPath = join(options.stateDir, 'leases.json');
     this.logPath = join(options.stateDir, 'leases.log');
     for (const [key, lease] of readLeases(options.stateDir)) this.leases.set(key, lease);
@@ -250,7 +251,7 @@ export class NodeNetwork {
         if (key.startsWith(POOL_PREFIX)) continue;
         if (lease.mac === undefined) {
           const netns = lease.netns ?? netnsNameFor(key);
-          const mac = await readMac(netns).catch(() => undefined);
+          const mac = await readMac(this.shell, netns).catch(() => undefined);
           if (mac === undefined) continue; // its netns is gone; the instance's recovery detaches it
           this.setLease(key, { ...lease, netns, mac });
         }
@@ -294,12 +295,14 @@ export class NodeNetwork {
     await Promise.all(slots.map((key) => this.dropSlot(key)));
     // Instances left running keep their rules (they are re-adopted); with none left, nothing of ours stays.
     if (this.leases.size === 0) await this.firewall?.uninstall();
+    this.shell.close();
   }
 
   /** Removes the bridge and the firewall tables (tests, decommissioning). */
   async destroy(): Promise<void> {
     await this.firewall?.uninstall().catch(() => undefined);
     await removeBridge(this.options.bridge);
+    this.shell.close();
   }
 
   /** Gives `uuid` an address and a netns on the bridge: a ready pool slot when there is one, else built now. */
@@ -388,7 +391,7 @@ export class NodeNetwork {
     });
     if (!this.firewall) return lease;
     try {
-      const pinned = { ...lease, mac: await readMac(lease.netns as string) };
+      const pinned = { ...lease, mac: await readMac(this.shell, lease.netns as string) };
       if (this.leases.get(key) === lease) this.setLease(key, pinned);
       await this.firewall.addPorts([this.portOf(pinned) as FirewallPort]);
       return pinned;

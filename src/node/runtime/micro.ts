@@ -571,7 +571,6 @@ export class MicroDriver implements RuntimeDriver {
       let child: ChildProcess;
       let pid: number;
       let start: string;
-      let spawned: number | undefined;
       if (warm) {
         child = warm.child;
         pid = warm.pid;
@@ -596,19 +595,9 @@ export class MicroDriver implements RuntimeDriver {
         const specPipe = child.stdio[SPEC_FD] as Writable | null;
         specPipe?.on('error', () => undefined); // a launcher that died early: its exit line says why
         specPipe?.end(payload);
-        pid = spawned = child.pid;
+        pid = child.pid;
         start = processStartTime(pid) ?? '0';
       }
-      // The instance's tenant rules land while the launcher starts (until then its port is closed, not open).
-      if (attachment) {
-        try {
-          await attachment.ready;
-        } catch (err) {
-          if (spawned !== undefined) process.kill(spawned, 'SIGKILL');
-          throw err;
-        }
-      }
-      trace('tenant rules');
       trace(warm ? 'spec sent' : 'spawned');
       const ref: RunRef = { v: 1, pid, start, runDir, cgroup: cgroup.name, netns: attachment !== undefined, uuid: spec.uuid, oomBefore };
       if (attachment) ref.ip = attachment.ip;
@@ -620,7 +609,12 @@ export class MicroDriver implements RuntimeDriver {
       child.on('error', () => run.gone());
       child.unref();
       run.follow(false);
-      if (attachment) run.probeNet(t0, attachment.netnsPath);
+      if (attachment) {
+        run.probeNet(t0, attachment.netnsPath);
+        // The tenant rules land while the app starts (until then its peers cannot reach it, nor it them: closed, never open).
+        // Rules that cannot be set end the run, reported like a crash.
+        attachment.ready.catch(() => void run.kill().catch(() => undefined));
+      }
       trace('returned');
       return run;
     } catch (err) {
