@@ -71,7 +71,9 @@ function runFiles(env: TestEnv, uuid: string): RunFiles {
     // can land in between and see it empty, so read again (bounded) until it holds a number.
     count: () => {
       for (let i = 0; ; i++) {
-        const text = readFileSync(join(runDir, 'upper', 'www', 'count'), 'utf8').trim();
+        // The writable layer is a tmpfs in the run's own mount namespace: read it through init's root.
+        const init = readFileSync(`/proc/${ref.pid}/task/${ref.pid}/children`, 'utf8').trim().split(' ')[0];
+        const text = readFileSync(`/proc/${init}/root/www/count`, 'utf8').trim();
         if (text !== '' || i >= 100) return Number(text);
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
       }

@@ -168,8 +168,20 @@ static void mount_overlay(void) {
 		upper = up;
 		work = wk;
 	}
+	/* With a user namespace, each lower (the image's own ids on disk) is idmapped at <tmpfs>/lowerN; the
+	 * tmpfs upper is not (it keeps host ids, so the overlay, mounted by host root, can make its work dir),
+	 * and its root belongs to root inside. */
+	static char lowers[MAX_LIST][4096];
+	if (spec.userns_base) {
+		for (int i = 0; i < spec.nlower; i++) {
+			if (fmt_checked(lowers[i], sizeof lowers[i], "%s/lower%d", spec.upper, i) < 0) fail("mount", "lower path too long");
+			if (mkdir(lowers[i], 0700) < 0) fail("mkdir", "lower");
+			idmapped_bind(spec.lower[i], lowers[i]);
+		}
+		if (chown(upper, (uid_t)spec.userns_base, (gid_t)spec.userns_base) < 0) fail("chown", "upper");
+	}
 	sb_addf(&sb, "lowerdir=");
-	for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.lower[i]);
+	for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.userns_base ? lowers[i] : spec.lower[i]);
 	sb_addf(&sb, ",upperdir=%s,workdir=%s", upper, work);
 	if (sb.truncated) { errno = ENAMETOOLONG; fail("mount", "overlay options too long"); }
 	do_mount("overlay", spec.rootfs, "overlay", MS_NODEV | MS_NOSUID, opts);
