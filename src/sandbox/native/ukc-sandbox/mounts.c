@@ -181,10 +181,30 @@ static void mount_overlay(void) {
 		if (chown(upper, (uid_t)spec.userns_base, (gid_t)spec.userns_base) < 0) fail("chown", "upper");
 	}
 	sb_addf(&sb, "lowerdir=");
-	for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.userns_base ? lowers[i] : spec.lower[i]);
-	sb_addf(&sb, ",upperdir=%s,workdir=%s", upper, work);
+	const char *target = spec.rootfs;
+	char target_fd[64];
+	int cwd = -1, rootfd = -1;
+	if (spec.userns_base) {
+		/* Every layer is inside the tmpfs: named relative to it, so the instance's mountinfo shows no host path
+		 * (the target, a host path too, is reached through an fd opened before the chdir). */
+		for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%slower%d", i ? ":" : "", i);
+		sb_addf(&sb, ",upperdir=upper,workdir=work");
+		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		rootfd = open(spec.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cwd < 0 || rootfd < 0 || fmt_checked(target_fd, sizeof target_fd, "/proc/self/fd/%d", rootfd) < 0) fail("open", spec.rootfs);
+		target = target_fd;
+		if (chdir(spec.upper) < 0) fail("chdir", spec.upper);
+	} else {
+		for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.lower[i]);
+		sb_addf(&sb, ",upperdir=%s,workdir=%s", upper, work);
+	}
 	if (sb.truncated) { errno = ENAMETOOLONG; fail("mount", "overlay options too long"); }
-	do_mount("overlay", spec.rootfs, "overlay", MS_NODEV | MS_NOSUID, opts);
+	if (mount("overlay", target, "overlay", MS_NODEV | MS_NOSUID, opts) < 0) fail("mount", spec.rootfs);
+	if (cwd >= 0) {
+		if (fchdir(cwd) < 0) fail("chdir", "back");
+		close(cwd);
+		close(rootfd);
+	}
 }
 
 /* Makes the namespace private, then mounts the root (overlay, or a bind so pivot_root has a mount point). */
