@@ -144,6 +144,8 @@ static void setup_dev(void) {
 	umask(old);
 	for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
 		if (symlink(links[i][0], links[i][1]) < 0) fail("symlink", links[i][1]);
+	/* Root inside owns its /dev (as it would without a user namespace); the nodes stay host root's, 0666. */
+	if (spec.userns_base && chown("/dev", (uid_t)spec.userns_base, (gid_t)spec.userns_base) < 0) fail("chown", "/dev");
 	if (mkdir("/dev/shm", 01777) < 0 || chmod("/dev/shm", 01777) < 0) fail("mkdir", "/dev/shm");
 	do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
 	if (mkdir("/dev/pts", 0755) < 0) fail("mkdir", "/dev/pts");
