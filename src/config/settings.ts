@@ -268,7 +268,17 @@ export const NODE_API = group<NodeApiFields>('node_api', NODE, DEFAULT_NODE_API_
   maxImageFilters: { kind: 'int', min: 1, description: 'Filters accepted by `GET /v1/images/list`.' },
 });
 
-export const RUNTIME = group<MicroDriverLimits>('runtime', NODE, DEFAULT_MICRO_LIMITS, {
+/** On or off as a setting of its own (the group's fields are numbers). */
+export const RUNTIME_USER_NAMESPACES = single({
+  key: 'runtime.user_namespaces',
+  kind: 'enum',
+  values: ['on', 'off'],
+  default: DEFAULT_MICRO_LIMITS.userNamespaces ? 'on' : 'off',
+  description: "Each instance's app in its own user namespace (0..65535 mapped to a host range of its own); off only on a node whose image cache cannot take idmapped mounts.",
+  roles: NODE,
+});
+
+export const RUNTIME = group<Omit<MicroDriverLimits, 'userNamespaces'>>('runtime', NODE, DEFAULT_MICRO_LIMITS, {
   pidsMax: { kind: 'int', min: 1, description: 'Most processes (threads included) one instance may have.' },
   netProbeTimeoutMs: { kind: 'duration', min: 1, description: 'How long `net_time_us` is probed for after a start.' },
   netProbeFastMs: { kind: 'duration', name: 'net_probe_fast_interval', min: 1, description: 'Listener probe interval right after a start…' },
@@ -277,6 +287,8 @@ export const RUNTIME = group<MicroDriverLimits>('runtime', NODE, DEFAULT_MICRO_L
   netProbeTicksPerMs: { kind: 'int', min: 1, description: 'Listener probes run per ms across all starts (many starts at once each probe less often).' },
   livenessPollMs: { kind: 'duration', name: 'liveness_poll_interval', min: 10, description: "How often an adopted run's liveness is checked." },
   consoleFileMaxBytes: { kind: 'bytes', min: 4096, description: 'Console bytes kept on disk per run before the file is cut.' },
+  userNamespaceFirstHostId: { kind: 'int', min: 65536, max: 4_000_000_000, description: 'First host uid/gid of the ranges handed to instances (each gets 65,536 ids).' },
+  userNamespaceRanges: { kind: 'int', min: 1, max: 65536, description: 'How many such ranges exist: the most instances the node runs at once with user namespaces.' },
   writableLayerMaxBytes: { kind: 'bytes', min: 1024 * 1024, description: "Size of an instance's writable layer (a tmpfs charged to its memory cgroup); writes past it get ENOSPC." },
   launcherPoolSize: { kind: 'int', max: 1024, description: 'Launchers kept pre-started for the next starts; 0 spawns each on demand.' },
   launcherReadyTimeoutMs: { kind: 'duration', min: 1, description: 'How long a pre-started launcher may take to report ready before it is dropped.' },
@@ -349,6 +361,7 @@ export const SETTINGS: readonly Setting[] = [
   ...INSTANCES.settings,
   ...LIFECYCLE.settings,
   ...RUNTIME.settings,
+  RUNTIME_USER_NAMESPACES,
   NETNS_POOL_SIZE,
   LEASE_LOG_MAX_LINES,
   ...IMAGES.settings,

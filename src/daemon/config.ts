@@ -31,6 +31,7 @@ import {
   REGISTRY_TOKEN_TTL,
   ROLES,
   RUNTIME,
+  RUNTIME_USER_NAMESPACES,
   SERVICES,
   settingsMarkdown,
   type DaemonConfig,
@@ -87,7 +88,7 @@ export function nodeSettings(config: DaemonConfig): {
   return {
     server: {
       limits: { ...INSTANCES.pick(v), ...LIFECYCLE.pick(v), ...NODE_API.pick(v) },
-      runtimeLimits: RUNTIME.pick(v),
+      runtimeLimits: { ...RUNTIME.pick(v), userNamespaces: config.string(RUNTIME_USER_NAMESPACES.key) === 'on' },
       registryLimits: REGISTRY.pick(v),
       imageLimits: IMAGES.pick(v),
       idleTimeoutMs: idleTimeoutOf(config),

@@ -53,6 +53,11 @@ export interface SandboxSpec {
   gid?: number;
   groups?: number[];
   hostname?: string;
+  /**
+   * Run the app in its own user namespace mapping uid/gid 0..65535 to hostIdBase.. on the host
+   * (the launcher idmaps the overlay's lower layers so files keep the image's owners). Needs overlay.upperTmpfsBytes.
+   */
+  userNamespace?: { hostIdBase: number };
   network?: SandboxNetwork;
   readonlyRoot?: boolean;
   /** Mount /proc (default true). */
@@ -133,6 +138,12 @@ export function launcherArgs(spec: SandboxSpec): string[] {
     }
   }
   if (spec.hostname !== undefined) a.push('--hostname', spec.hostname);
+  if (spec.userNamespace) {
+    const base = spec.userNamespace.hostIdBase;
+    if (!Number.isSafeInteger(base) || base < 1 || base > 2 ** 32 - 1 - 65536) throw new RangeError('userNamespace.hostIdBase must be a host uid with 65536 ids above it');
+    if (spec.overlay?.upperTmpfsBytes === undefined) throw new TypeError('userNamespace needs overlay.upperTmpfsBytes');
+    a.push('--userns-base', String(base));
+  }
   const net = spec.network ?? 'host';
   if (net === 'new') a.push('--new-netns');
   else if (net !== 'host') a.push('--netns', net.netnsPath);

@@ -127,6 +127,8 @@ test('row 15: a running instance cannot open a host device — no such node in i
   const rootLine = log.split('\n').find((l) => l.includes(' / / ')) ?? '';
   assert.match(rootLine, /nosuid/, log);
   assert.match(rootLine, /nodev/, log);
+  // The overlay's layers are named relative to the run's tmpfs: no host path of the node in the instance's mountinfo.
+  assert.match(rootLine, /lowerdir=lower0,upperdir=upper,workdir=work/, log);
   // The device cgroup every instance group gets: a host-root process in it cannot open /dev/kmsg or /dev/kvm, /dev/null works.
   const layout = detectCgroupLayout();
   if (layout.version !== 1 || !layout.devices) return t.skip('no v1 devices hierarchy on this host');

@@ -155,3 +155,66 @@ test('row 20: the console file is capped by the launcher itself — a flood with
     await rec2.wait('exited', 10_000);
   }, { consoleFileMaxBytes: 64 * 1024 });
 });
+
+/** Waits until the run's output holds `pattern`; returns the output. */
+async function outputMatching(rec: Recorded, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const out = Buffer.concat(rec.output).toString();
+    if (pattern.test(out) || Date.now() > deadline) return out;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Host uid (real, effective, saved, fs) of a host pid, from /proc/<pid>/status. */
+function hostUids(pid: number): number[] {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:')) ?? '';
+  return line.split(/\s+/).slice(1).map(Number);
+}
+
+test('rows 16 and 20: each instance runs in its own user namespace — 0..65535 inside map to a host range of its own, files keep the image owners, uid 0 inside is not host root, nested unshare -U refused; a restarted driver keeps recorded ranges taken', async (t) => {
+  if (!root) return t.skip('needs root');
+  await withDriver('userns', 1, async (env, driver, rootfs) => {
+    const script = 'cat /proc/self/uid_map; ls -ln /bin/busybox /www/index.html; echo mine > /mine; ls -ln /mine; busybox unshare -U -r busybox id; echo "unshare rc=$?"; echo "pid=$$"; exec sleep 30';
+    const recs = [recorder(), recorder()];
+    const handles = [];
+    for (const rec of recs) handles.push(await start(driver, rootfs, ['/bin/sh', '-c', script], {}, rec.hooks));
+    const bases: number[] = [];
+    for (const rec of recs) {
+      const out = await outputMatching(rec, /pid=\d+/);
+      const map = /^\s*0\s+(\d+)\s+65536$/m.exec(out);
+      assert.ok(map, out);
+      bases.push(Number(map[1]));
+      assert.ok(Number(map[1]) >= driver.hostIds.first, out);
+      // The image's files are root's in the image: root's inside too (idmapped layers), as is what the app writes.
+      assert.match(out, /\s0\s+0\s+\d+ .*\/bin\/busybox/, out);
+      assert.match(out, /\s0\s+0\s+\d+ .*\/mine/, out);
+      assert.match(out, /unshare rc=1/, out);
+    }
+    assert.notEqual(bases[0], bases[1], 'two instances never share a range');
+    for (const [i, h] of handles.entries()) {
+      const ref = JSON.parse(h.runtimeRef) as { idBase: number };
+      assert.equal(ref.idBase, bases[i], 'the range is recorded in the run reference');
+    }
+    // On the host, the app (and what it runs) is the range's first uid, not root.
+    const sleepers = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map(Number).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep') && (readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(env.cgroupParent));
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(sleepers.length, 2);
+    for (const pid of sleepers) for (const uid of hostUids(pid)) assert.ok(bases.includes(uid), `pid ${pid} runs as host uid ${uid}`);
+
+    // A new driver over the same runs (a node restarted after kill -9) keeps both ranges taken.
+    const again = new MicroDriver({ runsDir: join(env.dir, 'runs'), cgroupParent: env.cgroupParent, limits: { launcherPoolSize: 0 } });
+    await again.init();
+    assert.equal(again.hostIds.inUse, 2);
+    const third = again.hostIds.take();
+    assert.ok(!bases.includes(third));
+    for (const h of handles) await h.kill();
+    for (const rec of recs) await rec.wait('exited', 10_000);
+    assert.equal(driver.hostIds.inUse, 0, 'ranges are given back once the runs are cleaned up');
+  });
+});

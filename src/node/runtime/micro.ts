@@ -17,6 +17,11 @@
  * recycled pid is never mistaken for the run), runDir, cgroup, netns, ip}.
  * `adopt` checks the pid and its start time, then tails the same files.
  *
+ * User namespaces: each run's app has its own (uid/gid 0..65535 inside are a
+ * host range of its own from micro/host-ids.ts, recorded in ref.json); the
+ * launcher idmaps the image's layers so files keep the image's owners (see
+ * ukc-sandbox/userns.c).
+ *
  * Warm launchers: `start` takes a pre-started launcher from the pool
  * (micro/pool.ts, which says why); with the pool empty it spawns one itself.
  * /proc readers live in micro/procfs.ts.
@@ -40,7 +45,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   Cgroup,
@@ -61,6 +66,7 @@ import type { NodeNetwork } from '../network/index.js';
 import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHooks, RuntimeStats } from './driver.js';
 import type { FreezableHandle } from '../instances/lifecycle.js';
 import { LauncherPool } from './micro/pool.js';
+import { HostIdRanges } from './micro/host-ids.js';
 import { hasNonLoopbackListener, processStartTime } from './micro/procfs.js';
 
 export { hasNonLoopbackListener, processStartTime };
@@ -82,6 +88,12 @@ export interface MicroDriverLimits {
   livenessPollMs: number;
   /** Console bytes kept on disk: the launcher cuts the file before it would grow past this, node up or down (the controller keeps its own ring). */
   consoleFileMaxBytes: number;
+  /** Each instance in its own user namespace (uid 0 inside is an unprivileged host uid); false = share the host's (no reason to, but a switch for old kernels). */
+  userNamespaces: boolean;
+  /** First host uid/gid given to instances' user namespaces (65536 per instance). */
+  userNamespaceFirstHostId: number;
+  /** How many 65536-id ranges exist (so at most this many instances run at once). */
+  userNamespaceRanges: number;
   /** Size of the tmpfs holding an instance's writable layer (in memory like upstream, charged to its memory cgroup); writes past it get ENOSPC. */
   writableLayerMaxBytes: number;
   /** Launchers kept pre-started (in a fresh cgroup, waiting for their spec); 0 = spawn each on demand. */
@@ -100,6 +112,9 @@ export const DEFAULT_MICRO_LIMITS: MicroDriverLimits = {
   livenessPollMs: 1000,
   consoleFileMaxBytes: 1024 * 1024,
   writableLayerMaxBytes: 256 * 1024 * 1024,
+  userNamespaces: true,
+  userNamespaceFirstHostId: 1_000_000,
+  userNamespaceRanges: 4096,
   launcherPoolSize: 8,
   launcherReadyTimeoutMs: 5000,
 };
@@ -128,6 +143,8 @@ interface RunRef {
   ip?: string;
   uuid: string;
   oomBefore: number;
+  /** Host uid/gid that uid/gid 0 inside maps to (runs/micro/host-ids.ts); absent without a user namespace. */
+  idBase?: number;
 }
 
 /**
@@ -442,11 +459,13 @@ class MicroRun implements FreezableHandle {
 export class MicroDriver implements RuntimeDriver {
   readonly limits: MicroDriverLimits;
   private readonly pool: LauncherPool;
+  readonly hostIds: HostIdRanges;
   /** Listener probes running now (they share netProbeTicksPerMs). */
   activeProbes = 0;
 
   constructor(private readonly options: MicroDriverOptions) {
     this.limits = { ...DEFAULT_MICRO_LIMITS, ...options.limits };
+    this.hostIds = new HostIdRanges(this.limits.userNamespaceFirstHostId, this.limits.userNamespaceRanges);
     this.pool = new LauncherPool({
       runsDir: options.runsDir,
       launcherPath: options.launcherPath ?? DEFAULT_LAUNCHER_PATH,
@@ -480,6 +499,11 @@ export class MicroDriver implements RuntimeDriver {
   /** Removes pool leftovers of a previous node process, then starts filling the launcher pool. */
   async init(): Promise<void> {
     await this.pool.init();
+    // Ranges recorded by runs of a previous node process stay taken until those runs are adopted or cleaned up.
+    for (const entry of await readdir(this.options.runsDir).catch(() => [] as string[])) {
+      const ref = await readFile(join(this.options.runsDir, entry, 'ref.json'), 'utf8').then((t) => JSON.parse(t) as Partial<RunRef>, () => undefined);
+      if (typeof ref?.idBase === 'number') this.hostIds.reserve(ref.idBase);
+    }
   }
 
   /** Resolves once the launcher pool is full (or a refill failed). */
@@ -543,6 +567,7 @@ export class MicroDriver implements RuntimeDriver {
     trace(warm ? 'dirs (warm)' : 'dirs');
     let cgroup: Cgroup | undefined;
     let attachment: Awaited<ReturnType<NodeNetwork['attach']>> | undefined;
+    let idBase: number | undefined;
     try {
       if (warm) {
         cgroup = warm.cgroup;
@@ -553,12 +578,20 @@ export class MicroDriver implements RuntimeDriver {
       trace('cgroup');
       if (this.options.network) attachment = await this.options.network.attach(spec.uuid, spec.name, spec.owner);
       trace('network');
+      if (this.limits.userNamespaces) {
+        try {
+          idBase = this.hostIds.take();
+        } catch (err) {
+          throw new NodeError(Errno.ENOSPC, (err as Error).message);
+        }
+      }
       const sandbox: SandboxSpec = {
         rootfs: join(runDir, 'root'),
         overlay: { lower: [lower], upper: join(runDir, 'upper'), work: join(runDir, 'work'), upperTmpfsBytes: this.limits.writableLayerMaxBytes },
         argv: spec.args,
         env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         hostname: spec.name.slice(0, 63),
+        ...(idBase !== undefined ? { userNamespace: { hostIdBase: idBase } } : {}),
         network: attachment ? { netnsPath: attachment.netnsPath } : 'new',
         binds: this.options.network ? [{ source: this.options.network.hostsPathFor(spec.owner), target: '/etc/hosts', readonly: true }] : [],
       };
@@ -601,6 +634,7 @@ export class MicroDriver implements RuntimeDriver {
       trace(warm ? 'spec sent' : 'spawned');
       const ref: RunRef = { v: 1, pid, start, runDir, cgroup: cgroup.name, netns: attachment !== undefined, uuid: spec.uuid, oomBefore };
       if (attachment) ref.ip = attachment.ip;
+      if (idBase !== undefined) ref.idBase = idBase;
       // Synchronous: a tiny file, and an async write queues behind the libuv pool (hundreds of ms in a burst of starts).
       writeFileSync(join(runDir, 'ref.json'), JSON.stringify(ref));
       const run = new MicroRun(this, ref, cgroup, hooks, t0, false);
@@ -628,6 +662,7 @@ export class MicroDriver implements RuntimeDriver {
       if (cgroup) await cgroup.destroy().catch(() => undefined);
       if (attachment) await this.options.network?.detach(spec.uuid).catch(() => undefined);
       await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+      this.hostIds.release(idBase);
       throw err;
     }
   }
@@ -644,6 +679,7 @@ export class MicroDriver implements RuntimeDriver {
     // A run from a warm launcher keeps the pool's cgroup name (p-<id>); older runs used i-<uuid>.
     const cgroupName = typeof ref.cgroup === 'string' && /^(i-[0-9a-f-]{36}|p-[0-9a-f]{16})$/.test(ref.cgroup) ? ref.cgroup : `i-${request.uuid}`;
     const cgroup = Cgroup.create(cgroupName, {}, this.cgroupOptions());
+    if (ref.idBase !== undefined && !this.hostIds.reserve(ref.idBase)) delete ref.idBase; // not one of ours: never released into the pool
     const alive = processStartTime(ref.pid) === ref.start && existsSync(ref.runDir);
     if (!alive) {
       await this.cleanup(ref, cgroup);
@@ -664,6 +700,8 @@ export class MicroDriver implements RuntimeDriver {
     if (freezer && cgroup.layout.version === 1) await freezer.remove().catch(() => undefined);
     if (ref.netns) await this.options.network?.detach(ref.uuid).catch(() => undefined);
     await rm(ref.runDir, { recursive: true, force: true }).catch(() => undefined);
+    // Last: the range is free only once nothing of the run can hold its ids.
+    this.hostIds.release(ref.idBase);
   }
 
   /** Reads a run's reference file (tests and diagnostics). */

@@ -77,6 +77,7 @@ void parse_args(int argc, char **argv, int partial) {
 			event_fd_given = 1;
 		}
 		else if (!strcmp(a, "--upper-tmpfs-bytes")) { TAKE(); spec.upper_tmpfs_bytes = parse_num(v, 1UL << 50, "--upper-tmpfs-bytes needs a number of bytes"); }
+		else if (!strcmp(a, "--userns-base")) { TAKE(); spec.userns_base = parse_num(v, 0xFFFFFFFFUL - 65536, "--userns-base needs a host uid"); if (!spec.userns_base) die_usage("--userns-base must not be 0"); }
 		else if (!strcmp(a, "--console-max-bytes")) { TAKE(); spec.console_max_bytes = parse_num(v, 1UL << 50, "--console-max-bytes needs a number of bytes"); }
 		else if (!strcmp(a, "--grace-ms")) { TAKE(); spec.grace_ms = (int)parse_num(v, INT_MAX, "--grace-ms needs a number"); }
 		else if (!strcmp(a, "--bind")) {
@@ -104,6 +105,7 @@ void parse_args(int argc, char **argv, int partial) {
 	if (spec.nlower && (!spec.upper || !spec.work)) die_usage("--lower needs --upper and --work");
 	if (spec.remove_stubs && spec.readonly_root) die_usage("--remove-stubs needs a writable root");
 	if (spec.netns && spec.new_netns) die_usage("--netns and --new-netns exclude each other");
+	if (spec.userns_base && !spec.upper_tmpfs_bytes) die_usage("--userns-base needs --upper-tmpfs-bytes (the idmapped writable layer)");
 	spec.argv = &argv[i];
 }
 

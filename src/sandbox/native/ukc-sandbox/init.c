@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 static void run_app(void) {
+	userns_enter(); /* first: the fds below are closed next */
 	sigset_t none;
 	sigemptyset(&none);
 	for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
@@ -127,6 +128,11 @@ int init_main(void *unused) {
 	if (spec.new_netns) lo_up();
 	if (spec.hostname && sethostname(spec.hostname, strlen(spec.hostname)) < 0) fail("hostname", spec.hostname);
 	mark("netns");
+	if (spec.userns_base) {
+		userns_create();
+		if (spec.netns || spec.new_netns) userns_allow_low_ports();
+		mark("userns");
+	}
 
 	setup_root();
 	mark("rootfs");

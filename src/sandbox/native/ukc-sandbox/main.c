@@ -48,6 +48,13 @@
  * `--spec-fd N` (N > 3) is the same with the spec on fd N and stdin left to
  * the app: how every caller passes env and args (secrets) off the command line.
  *
+ * The tenant boundary's options (a node's `micro` instances use all three):
+ *   --userns-base N         the app in its own user namespace, 0..65535 -> N..N+65535, the
+ *                           image's layers idmapped (userns.c); needs --upper-tmpfs-bytes
+ *   --upper-tmpfs-bytes N   the overlay's writable layer on a tmpfs of N bytes (ENOSPC past it)
+ *   --console-max-bytes N   command line only: the app's output through the supervisor, which keeps
+ *                           its stdout file at most N bytes (console.c)
+ *
  * The parts: see sandbox.h.
  */
 #include "sandbox.h"

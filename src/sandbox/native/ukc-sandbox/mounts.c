@@ -144,6 +144,8 @@ static void setup_dev(void) {
 	umask(old);
 	for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
 		if (symlink(links[i][0], links[i][1]) < 0) fail("symlink", links[i][1]);
+	/* Root inside owns its /dev (as it would without a user namespace); the nodes stay host root's, 0666. */
+	if (spec.userns_base && chown("/dev", (uid_t)spec.userns_base, (gid_t)spec.userns_base) < 0) fail("chown", "/dev");
 	if (mkdir("/dev/shm", 01777) < 0 || chmod("/dev/shm", 01777) < 0) fail("mkdir", "/dev/shm");
 	do_mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
 	if (mkdir("/dev/pts", 0755) < 0) fail("mkdir", "/dev/pts");
@@ -168,11 +170,43 @@ static void mount_overlay(void) {
 		upper = up;
 		work = wk;
 	}
+	/* With a user namespace, each lower (the image's own ids on disk) is idmapped at <tmpfs>/lowerN; the
+	 * tmpfs upper is not (it keeps host ids, so the overlay, mounted by host root, can make its work dir),
+	 * and its root belongs to root inside. */
+	static char lowers[MAX_LIST][4096];
+	if (spec.userns_base) {
+		for (int i = 0; i < spec.nlower; i++) {
+			if (fmt_checked(lowers[i], sizeof lowers[i], "%s/lower%d", spec.upper, i) < 0) fail("mount", "lower path too long");
+			if (mkdir(lowers[i], 0700) < 0) fail("mkdir", "lower");
+			idmapped_bind(spec.lower[i], lowers[i]);
+		}
+		if (chown(upper, (uid_t)spec.userns_base, (gid_t)spec.userns_base) < 0) fail("chown", "upper");
+	}
 	sb_addf(&sb, "lowerdir=");
-	for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.lower[i]);
-	sb_addf(&sb, ",upperdir=%s,workdir=%s", upper, work);
+	const char *target = spec.rootfs;
+	char target_fd[64];
+	int cwd = -1, rootfd = -1;
+	if (spec.userns_base) {
+		/* Every layer is inside the tmpfs: named relative to it, so the instance's mountinfo shows no host path
+		 * (the target, a host path too, is reached through an fd opened before the chdir). */
+		for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%slower%d", i ? ":" : "", i);
+		sb_addf(&sb, ",upperdir=upper,workdir=work");
+		cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		rootfd = open(spec.rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cwd < 0 || rootfd < 0 || fmt_checked(target_fd, sizeof target_fd, "/proc/self/fd/%d", rootfd) < 0) fail("open", spec.rootfs);
+		target = target_fd;
+		if (chdir(spec.upper) < 0) fail("chdir", spec.upper);
+	} else {
+		for (int i = 0; i < spec.nlower; i++) sb_addf(&sb, "%s%s", i ? ":" : "", spec.lower[i]);
+		sb_addf(&sb, ",upperdir=%s,workdir=%s", upper, work);
+	}
 	if (sb.truncated) { errno = ENAMETOOLONG; fail("mount", "overlay options too long"); }
-	do_mount("overlay", spec.rootfs, "overlay", MS_NODEV | MS_NOSUID, opts);
+	if (mount("overlay", target, "overlay", MS_NODEV | MS_NOSUID, opts) < 0) fail("mount", spec.rootfs);
+	if (cwd >= 0) {
+		if (fchdir(cwd) < 0) fail("chdir", "back");
+		close(cwd);
+		close(rootfd);
+	}
 }
 
 /* Makes the namespace private, then mounts the root (overlay, or a bind so pivot_root has a mount point). */

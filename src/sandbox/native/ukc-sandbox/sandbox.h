@@ -8,6 +8,7 @@
  *   mounts.c   the new root: overlay, pivot_root, /proc, /dev, tmpfs, binds, stubs
  *   cgroups.c  joining the cgroups given on the command line
  *   console.c  the capped console: the app's output through a pipe into a file that never exceeds its cap
+ *   userns.c   the app's user namespace and the idmapped layers that keep the image's owners
  *   privs.c    capabilities, uid/gid, no_new_privs
  *   seccomp.c  the default seccomp filter (its profile is data in seccomp-profile.h,
  *              compiled at build time by gen/seccomp-gen.c)
@@ -43,6 +44,7 @@ struct spec {
 	int new_netns, readonly_root, proc, dev, devpts, remove_stubs, event_fd, grace_ms, trace, spec_stdin;
 	int spec_fd; /* with spec_stdin: where the spec comes from (0 = stdin, or --spec-fd N) */
 	unsigned long upper_tmpfs_bytes; /* > 0: the overlay's upper and work dirs live on a tmpfs of this size */
+	unsigned long userns_base; /* > 0: the app runs in its own user namespace, 0..65535 -> this..+65535 */
 	unsigned long console_max_bytes; /* > 0: stdout/stderr go through the supervisor, which caps the file at this */
 	char **argv;
 };
@@ -86,6 +88,13 @@ void read_spec(void);
 /* console.c */
 void console_start(void);
 void console_finish(void);
+
+/* userns.c */
+extern int userns_fd;
+void userns_create(void);
+void idmapped_bind(const char *src, const char *dst);
+void userns_allow_low_ports(void);
+void userns_enter(void);
 
 /* cgroups.c */
 void join_cgroups(void);
