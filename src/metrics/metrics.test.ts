@@ -32,7 +32,14 @@ test('registry: request counts by route template and status, latency, and bytes 
     const got = await rawRequest(reg.url, 'GET', `/v2/library/m/blobs/${digest}`);
     assert.equal(got.status, 200);
     assert.equal((await rawRequest(reg.url, 'GET', '/v2/library/m/manifests/nope')).status, 404);
-    const res = await rawRequest(reg.url, 'GET', '/metrics');
+    // A request is counted when its answer has finished on the server's side, which the
+    // client may see after it has read the body: scrape until the blob GET shows (bounded).
+    const served = (t: string) => sample(t, 'ukc_http_requests_total', { route: '/v2 blob', method: 'GET', status: '200' }) ?? 0;
+    let res = await rawRequest(reg.url, 'GET', '/metrics');
+    for (let i = 0; i < 40 && served(res.body.toString()) - served(before) < 1; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      res = await rawRequest(reg.url, 'GET', '/metrics');
+    }
     assert.equal(res.status, 200);
     assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
     const text = res.body.toString();
@@ -42,7 +49,7 @@ test('registry: request counts by route template and status, latency, and bytes 
     assert.ok((sample(text, 'ukc_http_request_duration_seconds_count', { route: '/v2 blob', method: 'GET', status: '200' }) ?? 0) >= 1);
     const bytes = (t: string, direction: string) => sample(t, 'ukc_registry_bytes_total', { direction }) ?? 0;
     assert.ok(bytes(text, 'in') >= data.length, 'the upload is counted in');
-    assert.ok(bytes(text, 'out') - bytes(before, 'out') >= data.length, 'the blob served is counted out');
+    assert.ok(bytes(text, 'out') - bytes(before, 'out') >= data.length, `the blob served is counted out (${bytes(before, 'out')} → ${bytes(text, 'out')})`);
     assert.doesNotMatch(text, new RegExp(digest.slice(7)), 'no raw paths (digests) as label values');
     assert.match(text, /role="registry"/);
   } finally {

@@ -139,7 +139,10 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       if (options.onRequest) {
         const log = options.onRequest;
         const bytesOut = countBytesOut(res);
-        res.once('finish', () => {
+        // 'close', not 'finish': a client that hangs up as soon as it has its bytes can
+        // leave 'finish' unfired (the last write's callback never runs), and the request
+        // would go unlogged and uncounted.
+        res.once('close', () => {
           log({
             method: req.method ?? '',
             path: (req.url ?? '').split('?')[0]!,
