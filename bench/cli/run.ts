@@ -1,0 +1,239 @@
+/**
+ * CLI start-time benchmark (issue 14 item 8): `node -e 0` and the `unikraft`
+ * commands people type most, timed side by side in one run as whole processes.
+ *
+ *   node dist/bench/cli/run.js [--runs 30] [--warmup 3] [--out FILE] [--no-hyperfine]
+ *
+ * Each command runs `--runs` times after `--warmup` unmeasured runs, with
+ * hyperfine (Debian's 1.15: `-N`, no shell in between) when it is installed,
+ * else with our own loop (spawn, wait for exit, hrtime). The CLI sees a fresh
+ * HOME and config path (nothing to read) and `UKC_METRO` set to:
+ *   - `closed`: a loopback port nothing listens on (`instances list` fails fast
+ *     with "cannot reach the platform", exit 4 — the start cost and the error path);
+ *   - `stub`: a stub node API in this process answering `GET /v1/instances`
+ *     with three instances (the whole success path: request, envelope, table).
+ * Reported per command: median, p99, mean, and the median's ratio to
+ * `node -e 0` (the target is ≤ 1.5). The JSON goes to bench/results/.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir, loadavg, cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freePort } from '../lib/servers.js';
+
+/** Repetitions per command (medians and p99 over these). */
+export const DEFAULT_RUNS = 30;
+/** Unmeasured runs first (page cache, V8 code cache on disk). */
+export const DEFAULT_WARMUP = 3;
+/** The target of issue 14 item 8: each command's median within this factor of `node -e 0`. */
+export const TARGET_RATIO = 1.5;
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const cliBin = join(repoRoot, 'bin', 'unikraft.js');
+
+interface Case {
+  name: string;
+  argv: string[];
+  /** Exit codes that count as the expected outcome. */
+  ok: number[];
+}
+
+interface CaseResult {
+  name: string;
+  command: string;
+  times_ms: number[];
+  median_ms: number;
+  p99_ms: number;
+  mean_ms: number;
+  ratio_to_node: number;
+}
+
+function cases(platform: 'closed' | 'stub'): Case[] {
+  return [
+    { name: 'node -e 0', argv: [process.execPath, '-e', '0'], ok: [0] },
+    { name: 'unikraft --help', argv: [process.execPath, cliBin, '--help'], ok: [0] },
+    { name: 'unikraft instances --help', argv: [process.execPath, cliBin, 'instances', '--help'], ok: [0] },
+    { name: 'unikraft version', argv: [process.execPath, cliBin, 'version'], ok: [0] },
+    // Against a closed port the platform is unreachable: exit 4, after the whole start and one refused connect.
+    { name: `unikraft instances list (${platform})`, argv: [process.execPath, cliBin, 'instances', 'list'], ok: platform === 'closed' ? [4] : [0] },
+  ];
+}
+
+/** The nearest-rank percentile of sorted samples. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function run(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; ms: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code: code ?? -1, ms: Number(process.hrtime.bigint() - started) / 1e6, stderr }));
+  });
+}
+
+async function hasHyperfine(): Promise<boolean> {
+  try {
+    return (await run(['hyperfine', '--version'], process.env)).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** All cases with hyperfine in one invocation (it alternates nothing, but runs them back to back in one go); times in ms. */
+async function timeWithHyperfine(list: Case[], env: NodeJS.ProcessEnv, runs: number, warmup: number, work: string): Promise<number[][]> {
+  const json = join(work, 'hyperfine.json');
+  const args = ['-N', '--style', 'basic', '--warmup', String(warmup), '--runs', String(runs), '--export-json', json];
+  // hyperfine -N splits the command on whitespace: the paths here have none (checked below).
+  for (const c of list) {
+    if (c.argv.some((a) => /\s/.test(a))) throw new Error(`hyperfine -N cannot run a path with spaces: ${c.argv.join(' ')}`);
+    args.push('-n', c.name, c.argv.join(' '));
+  }
+  args.push('--ignore-failure');
+  const res = await run(['hyperfine', ...args], env);
+  if (res.code !== 0) throw new Error(`hyperfine failed (exit ${res.code}): ${res.stderr}`);
+  const out = JSON.parse(readFileSync(json, 'utf8')) as { results: Array<{ command: string; times: number[]; exit_codes?: number[] }> };
+  return out.results.map((r, i) => {
+    const bad = (r.exit_codes ?? []).filter((c) => !list[i]!.ok.includes(c));
+    if (bad.length > 0) throw new Error(`${list[i]!.name}: unexpected exit codes ${[...new Set(bad)].join(', ')}`);
+    return r.times.map((s) => s * 1000);
+  });
+}
+
+/** Our own loop when hyperfine is absent: the cases interleaved round by round, so load changes hit all of them alike. */
+async function timeWithLoop(list: Case[], env: NodeJS.ProcessEnv, runs: number, warmup: number): Promise<number[][]> {
+  const times: number[][] = list.map(() => []);
+  for (let round = 0; round < warmup + runs; round++) {
+    for (const [i, c] of list.entries()) {
+      const r = await run(c.argv, env);
+      if (!c.ok.includes(r.code)) throw new Error(`${c.name}: exit ${r.code}\n${r.stderr}`);
+      if (round >= warmup) times[i]!.push(r.ms);
+    }
+  }
+  return times;
+}
+
+/** A stub of the node API: `GET /v1/instances` → three instances; anything else 404. */
+function startStub(): Promise<Server> {
+  const created = new Date(Date.now() - 3_600_000).toISOString();
+  const instances = ['web', 'api', 'worker'].map((name, i) => ({
+    uuid: `00000000-0000-4000-8000-00000000000${i}`,
+    name,
+    state: 'running',
+    image: `127.0.0.1:7000/root/${name}:latest`,
+    memory_mb: 256,
+    vcpus: 1,
+    args: [],
+    created_at: created,
+  }));
+  const body = JSON.stringify({ status: 'success', data: { instances } });
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.startsWith('/v1/instances')) res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+    else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'error', message: 'not found' }));
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function table(results: CaseResult[]): string {
+  const rows = results.map((r) => `| ${r.name} | ${r.median_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${r.mean_ms.toFixed(1)} | ${r.ratio_to_node.toFixed(2)} |`);
+  return ['| command | median ms | p99 ms | mean ms | median ÷ node -e 0 |', '|---|---:|---:|---:|---:|', ...rows].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string' },
+      warmup: { type: 'string' },
+      platform: { type: 'string' },
+      out: { type: 'string' },
+      'no-hyperfine': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`usage: node dist/bench/cli/run.js [options]
+  --runs N              measured runs per command (default ${DEFAULT_RUNS})
+  --warmup N            unmeasured runs first (default ${DEFAULT_WARMUP})
+  --platform closed|stub|both
+                        what \`instances list\` talks to: a closed loopback port, a stub
+                        node API in this process, or both (default both)
+  --out FILE            the JSON results (default bench/results/cli-<date>.json)
+  --no-hyperfine        time with our own loop even if hyperfine is installed
+`);
+    return;
+  }
+  const runs = Number(values.runs ?? DEFAULT_RUNS);
+  const warmup = Number(values.warmup ?? DEFAULT_WARMUP);
+  if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(warmup) || warmup < 0) throw new Error('--runs and --warmup are whole numbers');
+  const chosen = values.platform ?? 'both';
+  if (chosen !== 'closed' && chosen !== 'stub' && chosen !== 'both') throw new Error('--platform is closed, stub or both');
+  const platforms: Array<'closed' | 'stub'> = chosen === 'both' ? ['closed', 'stub'] : [chosen];
+  const tool = values['no-hyperfine'] !== true && (await hasHyperfine()) ? 'hyperfine' : 'loop';
+
+  const work = mkdtempSync(join(tmpdir(), 'ukc-bench-cli-'));
+  const stub = await startStub();
+  try {
+    const closedPort = await freePort();
+    const metros: Record<'closed' | 'stub', string> = {
+      closed: `http://127.0.0.1:${closedPort}`,
+      stub: `http://127.0.0.1:${(stub.address() as AddressInfo).port}`,
+    };
+    const results: CaseResult[] = [];
+    const load = { start: loadavg()[0]!, end: NaN };
+    for (const platform of platforms) {
+      // A config path that does not exist (nothing to parse): the CLI's state as on a machine set up with UKC_METRO only.
+      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: work, UNIKRAFT_CONFIG: join(work, 'none.yaml'), UKC_METRO: metros[platform], UKC_TOKEN: 'bench' };
+      const list = platform === platforms[0] ? cases(platform) : cases(platform).filter((c) => c.name.startsWith('unikraft instances list') || c.name === 'node -e 0');
+      const times = tool === 'hyperfine' ? await timeWithHyperfine(list, env, runs, warmup, work) : await timeWithLoop(list, env, runs, warmup);
+      const base = median(times[0]!);
+      list.forEach((c, i) => {
+        if (platform !== platforms[0] && c.name === 'node -e 0') return;
+        const t = times[i]!;
+        const sorted = [...t].sort((a, b) => a - b);
+        results.push({
+          name: c.name,
+          command: c.argv.map((a) => a.replace(repoRoot + '/', '')).join(' ').replace(process.execPath, 'node'),
+          times_ms: t.map((x) => +x.toFixed(2)),
+          median_ms: +median(t).toFixed(2),
+          p99_ms: +percentile(sorted, 99).toFixed(2),
+          mean_ms: +(t.reduce((a, b) => a + b, 0) / t.length).toFixed(2),
+          // Each group has its own `node -e 0` run next to it.
+          ratio_to_node: +(median(t) / base).toFixed(3),
+        });
+      });
+    }
+    load.end = loadavg()[0]!;
+    const date = new Date().toISOString();
+    const report = { date, node: process.version, tool, runs, warmup, cpus: cpus().length, loadavg_1m: load, target_ratio: TARGET_RATIO, results };
+    const out = values.out ?? join(repoRoot, 'bench', 'results', `cli-${date.slice(0, 10)}.json`);
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+    const md = `${table(results)}\n\n${tool}, ${runs} runs after ${warmup} warm-up, node ${process.version}, load average ${load.start.toFixed(1)} → ${load.end.toFixed(1)}; JSON: ${out}\n`;
+    writeFileSync(out.replace(/\.json$/, '.md'), md);
+    process.stdout.write(md);
+  } finally {
+    await new Promise<void>((resolve) => stub.close(() => resolve()));
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench/cli: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
