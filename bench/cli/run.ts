@@ -49,18 +49,31 @@ interface CaseResult {
   median_ms: number;
   p99_ms: number;
   mean_ms: number;
+  /** Mean user + system CPU time of the process (hyperfine only): steadier than wall time on a loaded machine. */
+  cpu_ms: number | null;
   ratio_to_node: number;
+  cpu_ratio_to_node: number | null;
 }
 
-function cases(platform: 'closed' | 'stub'): Case[] {
-  return [
-    { name: 'node -e 0', argv: [process.execPath, '-e', '0'], ok: [0] },
-    { name: 'unikraft --help', argv: [process.execPath, cliBin, '--help'], ok: [0] },
-    { name: 'unikraft instances --help', argv: [process.execPath, cliBin, 'instances', '--help'], ok: [0] },
-    { name: 'unikraft version', argv: [process.execPath, cliBin, 'version'], ok: [0] },
+interface Timing {
+  times: number[];
+  cpuMs: number | null;
+}
+
+/** The commands of one group: `node -e 0`, then each `unikraft` command with this checkout's bin and, with --baseline, with that one. */
+function cases(platform: 'closed' | 'stub', onlyList: boolean, baseline: string | undefined): Case[] {
+  const bins: Array<[string, string]> = [[cliBin, ''], ...(baseline !== undefined ? [[baseline, ' [baseline]'] as [string, string]] : [])];
+  const out: Case[] = [{ name: 'node -e 0', argv: [process.execPath, '-e', '0'], ok: [0] }];
+  for (const [bin, label] of bins) {
+    if (!onlyList) {
+      out.push({ name: `unikraft --help${label}`, argv: [process.execPath, bin, '--help'], ok: [0] });
+      out.push({ name: `unikraft instances --help${label}`, argv: [process.execPath, bin, 'instances', '--help'], ok: [0] });
+      out.push({ name: `unikraft version${label}`, argv: [process.execPath, bin, 'version'], ok: [0] });
+    }
     // Against a closed port the platform is unreachable: exit 4, after the whole start and one refused connect.
-    { name: `unikraft instances list (${platform})`, argv: [process.execPath, cliBin, 'instances', 'list'], ok: platform === 'closed' ? [4] : [0] },
-  ];
+    out.push({ name: `unikraft instances list (${platform})${label}`, argv: [process.execPath, bin, 'instances', 'list'], ok: platform === 'closed' ? [4] : [0] });
+  }
+  return out;
 }
 
 /** The nearest-rank percentile of sorted samples. */
@@ -97,7 +110,7 @@ async function hasHyperfine(): Promise<boolean> {
 }
 
 /** All cases with hyperfine in one invocation (it alternates nothing, but runs them back to back in one go); times in ms. */
-async function timeWithHyperfine(list: Case[], env: NodeJS.ProcessEnv, runs: number, warmup: number, work: string): Promise<number[][]> {
+async function timeWithHyperfine(list: Case[], env: NodeJS.ProcessEnv, runs: number, warmup: number, work: string): Promise<Timing[]> {
   const json = join(work, 'hyperfine.json');
   const args = ['-N', '--style', 'basic', '--warmup', String(warmup), '--runs', String(runs), '--export-json', json];
   // hyperfine -N splits the command on whitespace: the paths here have none (checked below).
@@ -108,16 +121,16 @@ async function timeWithHyperfine(list: Case[], env: NodeJS.ProcessEnv, runs: num
   args.push('--ignore-failure');
   const res = await run(['hyperfine', ...args], env);
   if (res.code !== 0) throw new Error(`hyperfine failed (exit ${res.code}): ${res.stderr}`);
-  const out = JSON.parse(readFileSync(json, 'utf8')) as { results: Array<{ command: string; times: number[]; exit_codes?: number[] }> };
+  const out = JSON.parse(readFileSync(json, 'utf8')) as { results: Array<{ command: string; times: number[]; user: number; system: number; exit_codes?: number[] }> };
   return out.results.map((r, i) => {
     const bad = (r.exit_codes ?? []).filter((c) => !list[i]!.ok.includes(c));
     if (bad.length > 0) throw new Error(`${list[i]!.name}: unexpected exit codes ${[...new Set(bad)].join(', ')}`);
-    return r.times.map((s) => s * 1000);
+    return { times: r.times.map((s) => s * 1000), cpuMs: (r.user + r.system) * 1000 };
   });
 }
 
 /** Our own loop when hyperfine is absent: the cases interleaved round by round, so load changes hit all of them alike. */
-async function timeWithLoop(list: Case[], env: NodeJS.ProcessEnv, runs: number, warmup: number): Promise<number[][]> {
+async function timeWithLoop(list: Case[], env: NodeJS.ProcessEnv, runs: number, warmup: number): Promise<Timing[]> {
   const times: number[][] = list.map(() => []);
   for (let round = 0; round < warmup + runs; round++) {
     for (const [i, c] of list.entries()) {
@@ -126,7 +139,7 @@ async function timeWithLoop(list: Case[], env: NodeJS.ProcessEnv, runs: number, 
       if (round >= warmup) times[i]!.push(r.ms);
     }
   }
-  return times;
+  return times.map((t) => ({ times: t, cpuMs: null }));
 }
 
 /** A stub of the node API: `GET /v1/instances` → three instances; anything else 404. */
@@ -151,8 +164,9 @@ function startStub(): Promise<Server> {
 }
 
 function table(results: CaseResult[]): string {
-  const rows = results.map((r) => `| ${r.name} | ${r.median_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${r.mean_ms.toFixed(1)} | ${r.ratio_to_node.toFixed(2)} |`);
-  return ['| command | median ms | p99 ms | mean ms | median ÷ node -e 0 |', '|---|---:|---:|---:|---:|', ...rows].join('\n');
+  const cpu = (r: CaseResult): string => (r.cpu_ms === null ? '–' : `${r.cpu_ms.toFixed(1)} (${r.cpu_ratio_to_node!.toFixed(2)}×)`);
+  const rows = results.map((r) => `| ${r.name} | ${r.median_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${r.ratio_to_node.toFixed(2)} | ${cpu(r)} |`);
+  return ['| command | median ms | p99 ms | median ÷ node -e 0 | CPU ms, mean (÷ node) |', '|---|---:|---:|---:|---:|', ...rows].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -162,6 +176,7 @@ async function main(): Promise<void> {
       warmup: { type: 'string' },
       platform: { type: 'string' },
       out: { type: 'string' },
+      baseline: { type: 'string' },
       'no-hyperfine': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -173,6 +188,7 @@ async function main(): Promise<void> {
   --platform closed|stub|both
                         what \`instances list\` talks to: a closed loopback port, a stub
                         node API in this process, or both (default both)
+  --baseline BIN        also time another build's bin/unikraft.js in the same run (before/after)
   --out FILE            the JSON results (default bench/results/cli-<date>.json)
   --no-hyperfine        time with our own loop even if hyperfine is installed
 `);
@@ -199,22 +215,25 @@ async function main(): Promise<void> {
     for (const platform of platforms) {
       // A config path that does not exist (nothing to parse): the CLI's state as on a machine set up with UKC_METRO only.
       const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: work, UNIKRAFT_CONFIG: join(work, 'none.yaml'), UKC_METRO: metros[platform], UKC_TOKEN: 'bench' };
-      const list = platform === platforms[0] ? cases(platform) : cases(platform).filter((c) => c.name.startsWith('unikraft instances list') || c.name === 'node -e 0');
-      const times = tool === 'hyperfine' ? await timeWithHyperfine(list, env, runs, warmup, work) : await timeWithLoop(list, env, runs, warmup);
-      const base = median(times[0]!);
+      const list = cases(platform, platform !== platforms[0], values.baseline);
+      const timings = tool === 'hyperfine' ? await timeWithHyperfine(list, env, runs, warmup, work) : await timeWithLoop(list, env, runs, warmup);
+      const base = median(timings[0]!.times);
+      const baseCpu = timings[0]!.cpuMs;
       list.forEach((c, i) => {
         if (platform !== platforms[0] && c.name === 'node -e 0') return;
-        const t = times[i]!;
+        const { times: t, cpuMs } = timings[i]!;
         const sorted = [...t].sort((a, b) => a - b);
         results.push({
           name: c.name,
-          command: c.argv.map((a) => a.replace(repoRoot + '/', '')).join(' ').replace(process.execPath, 'node'),
+          command: c.argv.map((a) => (a === process.execPath ? 'node' : a.replace(`${repoRoot}/`, ''))).join(' '),
           times_ms: t.map((x) => +x.toFixed(2)),
           median_ms: +median(t).toFixed(2),
           p99_ms: +percentile(sorted, 99).toFixed(2),
           mean_ms: +(t.reduce((a, b) => a + b, 0) / t.length).toFixed(2),
+          cpu_ms: cpuMs === null ? null : +cpuMs.toFixed(2),
           // Each group has its own `node -e 0` run next to it.
           ratio_to_node: +(median(t) / base).toFixed(3),
+          cpu_ratio_to_node: cpuMs === null || baseCpu === null ? null : +(cpuMs / baseCpu).toFixed(3),
         });
       });
     }
