@@ -46,6 +46,8 @@ interface CaseResult {
   name: string;
   command: string;
   times_ms: number[];
+  /** The least disturbed run: on a loaded machine the closest to the command's own cost. */
+  min_ms: number;
   median_ms: number;
   p99_ms: number;
   mean_ms: number;
@@ -165,8 +167,9 @@ function startStub(): Promise<Server> {
 
 function table(results: CaseResult[]): string {
   const cpu = (r: CaseResult): string => (r.cpu_ms === null ? '–' : `${r.cpu_ms.toFixed(1)} (${r.cpu_ratio_to_node!.toFixed(2)}×)`);
-  const rows = results.map((r) => `| ${r.name} | ${r.median_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${r.ratio_to_node.toFixed(2)} | ${cpu(r)} |`);
-  return ['| command | median ms | p99 ms | median ÷ node -e 0 | CPU ms, mean (÷ node) |', '|---|---:|---:|---:|---:|', ...rows].join('\n');
+  const node = results.find((r) => r.name === 'node -e 0');
+  const rows = results.map((r) => `| ${r.name} | ${r.median_ms.toFixed(1)} | ${r.p99_ms.toFixed(1)} | ${r.ratio_to_node.toFixed(2)} | ${r.min_ms.toFixed(1)} (${node ? (r.min_ms / node.min_ms).toFixed(2) : '–'}×) | ${cpu(r)} |`);
+  return ['| command | median ms | p99 ms | median ÷ node -e 0 | min ms (÷ node) | CPU ms, mean (÷ node) |', '|---|---:|---:|---:|---:|---:|', ...rows].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -227,6 +230,7 @@ async function main(): Promise<void> {
           name: c.name,
           command: c.argv.map((a) => (a === process.execPath ? 'node' : a.replace(`${repoRoot}/`, ''))).join(' '),
           times_ms: t.map((x) => +x.toFixed(2)),
+          min_ms: +sorted[0]!.toFixed(2),
           median_ms: +median(t).toFixed(2),
           p99_ms: +percentile(sorted, 99).toFixed(2),
           mean_ms: +(t.reduce((a, b) => a + b, 0) / t.length).toFixed(2),
