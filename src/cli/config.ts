@@ -22,8 +22,8 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { UserError, writeFileAtomicSync } from '../util/index.js';
+import { yaml } from './yaml.js';
 
 export interface MetroProfile {
   api: string;
@@ -102,7 +102,7 @@ function parseProfile(path: string, name: string, raw: unknown): Profile {
 export function parseConfig(path: string, text: string): CliConfig {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = yaml().parse(text);
   } catch (err) {
     throw new ConfigError(path, `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -149,7 +149,7 @@ export function serializeConfig(config: CliConfig): string {
     profiles[name] = rec;
   }
   out.profiles = profiles;
-  return toYaml(out);
+  return yaml().stringify(out);
 }
 
 /** Writes the config atomically with mode 0600 (it holds tokens). */

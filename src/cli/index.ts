@@ -2,7 +2,8 @@
 import { defaultContext, runCommandLine, UsageError, type CommandContext } from '../util/index.js';
 import { makeCliCommands } from './commands.js';
 import { parseOutputFormat } from './output.js';
-import { defaultDeps, type CliDeps, type CliGlobals } from './runtime.js';
+import { defaultDeps, type CliDeps } from './deps.js';
+import type { CliGlobals } from './global-options.js';
 
 /** Global flags written before the command name (`unikraft -o json instances list`). */
 export function splitGlobals(argv: string[]): { globals: CliGlobals; rest: string[] } {

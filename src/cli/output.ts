@@ -14,8 +14,8 @@
  * Empty values (undefined, null, "", [], {}) are left out of kv blocks and shown
  * as empty cells in tables, so every format says the same thing.
  */
-import { stringify as toYaml } from 'yaml';
 import { UsageError } from '../util/index.js';
+import { yaml } from './yaml.js';
 
 export const OUTPUT_FORMATS = ['kv', 'table', 'json', 'yaml', 'quiet'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -131,7 +131,7 @@ export function render(view: View, format: OutputFormat): string {
     case 'json':
       return `${JSON.stringify(view.records.map(prune), null, 2)}\n`;
     case 'yaml':
-      return view.records.length === 0 ? '[]\n' : toYaml(view.records.map(prune));
+      return view.records.length === 0 ? '[]\n' : yaml().stringify(view.records.map(prune));
     case 'quiet':
       return view.records.map((r) => `${scalarText(lookup(r, view.quiet))}\n`).join('');
   }

@@ -5,28 +5,16 @@
  * settings through `cli.settings()` so the error mapper knows where the token
  * came from, and build clients with `nodeApi`/`controlPlane`.
  */
-import { setTimeout as delay } from 'node:timers/promises';
-import { PlatformClient, type PlatformTransport } from '../client/index.js';
+import { PlatformClient } from '../client/index.js';
 import { closest, UsageError, UserError, type CommandContext } from '../util/index.js';
-import { resolveSettings, type GlobalFlags, type Settings } from './config.js';
+import { resolveSettings, type Settings } from './config.js';
 import { parseOptions, type CommandHelp, type OptionTable } from '../util/index.js';
-import { parseOutputFormat, render, type OutputFormat, type View } from './output.js';
+import { parseOutputFormat, render, type View } from './output.js';
+import type { CliDeps } from './deps.js';
+import { GLOBAL_OPTIONS, type CliGlobals } from './global-options.js';
 
-export interface CliDeps {
-  now: () => number;
-  /** How platform API requests are sent (default node:http). */
-  transport?: PlatformTransport;
-  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
-}
-
-export const defaultDeps: CliDeps = {
-  now: Date.now,
-  sleep: (ms, signal) => delay(ms, undefined, signal ? { signal } : {}).then(() => undefined),
-};
-
-export interface CliGlobals extends GlobalFlags {
-  format?: OutputFormat;
-}
+export { defaultDeps, type CliDeps } from './deps.js';
+export { GLOBAL_OPTIONS, type CliGlobals } from './global-options.js';
 
 export interface CliRuntime extends CommandContext {
   deps: CliDeps;
@@ -48,15 +36,6 @@ export function makeRuntime(ctx: CommandContext, deps: CliDeps, globals: CliGlob
   };
   return rt;
 }
-
-/** Options every command of ours accepts after its name too (and before it: `unikraft -o json instances list`). */
-export const GLOBAL_OPTIONS = {
-  output: { type: 'string', short: 'o', value: 'FORMAT', help: 'output format: kv, table, json, yaml or quiet' },
-  config: { type: 'string', value: 'FILE', help: 'CLI config file (default ~/.config/unikraft/config.yaml, or UNIKRAFT_CONFIG)' },
-  profile: { type: 'string', value: 'NAME', help: 'profile of the config to use (default its current-profile, or UNIKRAFT_PROFILE / UKC_PROFILE)' },
-  metro: { type: 'string', value: 'NAME|URL', help: 'metro to talk to (default the profile\'s, or UKC_METRO)' },
-  'log-level': { type: 'string', value: 'LEVEL', help: 'accepted for compatibility with the upstream CLI' },
-} as const satisfies OptionTable;
 
 /** parseArgs over the command's table plus the global options; folds the globals into `cli.globals`. */
 export function parseCommand<T extends OptionTable>(cli: CliRuntime, words: string, help: CommandHelp & { options: T }, args: string[]) {

@@ -18,19 +18,23 @@
  *   path depth and path length are capped; exceeding one fails at once with
  *   `ExtractLimitError`.
  * - Whiteout entries (`.wh.*`) are applied in `layer` mode and never written.
+ *
+ * node:zlib, fzstd and node:child_process are imported where they are used: oci's
+ * index is loaded by every `unikraft` command that talks to the platform (through
+ * src/client), and those never extract (issue 14 item 8, bench/cli/).
  */
-import { execFile } from 'node:child_process';
 import { lstat, mkdir, open, readdir, readlink, realpath, rm, symlink, link, lchown, lutimes, chmod, utimes, constants } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { createGunzip } from 'node:zlib';
-import { Decompress } from 'fzstd';
 import { layerCompression } from './mediatypes.js';
 import { ZstdFrameGuard, ZstdWindowError } from './zstd-frames.js';
 import { TarMetaLimitError, readTar, type TarHeader } from './tar.js';
 
-const execFileAsync = promisify(execFile);
+async function execFileAsync(file: string, args: string[]): Promise<void> {
+  const { execFile } = await import('node:child_process');
+  await promisify(execFile)(file, args);
+}
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -201,6 +205,7 @@ const ZSTD_SLICE = 512;
 
 async function* zstdDecode(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   let out: Buffer[] = [];
+  const { Decompress } = await import('fzstd');
   const dec = new Decompress((data) => {
     if (data.length > 0) out.push(Buffer.from(data));
   });
@@ -292,6 +297,7 @@ async function* headThen(head: Buffer[], reader: SourceReader): AsyncGenerator<B
  * the source's next chunk.
  */
 async function* gunzip(input: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  const { createGunzip } = await import('node:zlib');
   const z = createGunzip();
   let stop: () => void = () => undefined;
   const stopped = new Promise<'stopped'>((resolve) => {

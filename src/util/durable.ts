@@ -19,7 +19,8 @@
  * chmods the temp file before anything is written, for secrets that must be
  * exactly that mode whatever the umask.
  */
-import { execFile } from 'node:child_process';
+import type * as childProcess from 'node:child_process';
+import { createRequire } from 'node:module';
 import { closeSync, chmodSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -157,6 +158,8 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, mod
  * `sync --file-system`): one call instead of an fsync per file of a large tree.
  */
 export function syncFileSystem(path: string, timeoutMs = 300_000): Promise<void> {
+  // node:child_process loads here, not with util (imported on every `unikraft` start; see listener.ts).
+  const { execFile } = createRequire(import.meta.url)('node:child_process') as typeof childProcess;
   return new Promise((resolve, reject) => {
     execFile('sync', ['--file-system', path], { timeout: timeoutMs }, (err, _out, stderr) => {
       if (err) reject(new Error(`sync --file-system ${path}: ${String(stderr).trim() || err.message}`));

@@ -6,14 +6,21 @@
  * Invariant: a listener given TLS material never accepts plain HTTP, and its
  * URL says `https://`. The certificate and key are checked to form a usable
  * pair before anything listens, so a bad file is a clear error at start.
+ *
+ * node:http, node:https and node:tls load on first use (`builtin`): util is
+ * imported on every `unikraft` start, and loading the three costs ~15–25 ms of
+ * a ~70 ms bare Node start on this machine (issue 14 item 8, bench/cli/).
  */
 import type { AddressInfo } from 'node:net';
-import * as http from 'node:http';
-import * as https from 'node:https';
+import type * as http from 'node:http';
+import type * as https from 'node:https';
+import type * as tlsModule from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { createRequire } from 'node:module';
 import { UsageError, UserError } from './command.js';
 import type { OptionSpec } from './usage.js';
+
+const builtin = createRequire(import.meta.url);
 
 /** PEM certificate chain and private key of a listener. */
 export interface ListenerTls {
@@ -54,7 +61,7 @@ export function createListener(tls: ListenerTls | undefined, handler?: http.Requ
     ...(options.headersTimeoutMs !== undefined ? { headersTimeout: options.headersTimeoutMs } : {}),
     ...(options.keepAliveTimeoutMs !== undefined ? { keepAliveTimeout: options.keepAliveTimeoutMs } : {}),
   };
-  const server = tls ? https.createServer({ ...timeouts, cert: tls.cert, key: tls.key }, handler) : http.createServer({ ...timeouts }, handler);
+  const server = tls ? (builtin('node:https') as typeof https).createServer({ ...timeouts, cert: tls.cert, key: tls.key }, handler) : (builtin('node:http') as typeof http).createServer({ ...timeouts }, handler);
   // Without a 'timeout' listener on the server, node destroys the idle socket itself.
   server.setTimeout(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   return server;
@@ -115,7 +122,7 @@ export function readListenerTls(certPath: string, keyPath: string): ListenerTls 
     throw new UserError(`cannot read the TLS certificate or key: ${(err as Error).message}`);
   }
   try {
-    createSecureContext({ cert, key });
+    (builtin('node:tls') as typeof tlsModule).createSecureContext({ cert, key });
   } catch (err) {
     throw new UserError(`TLS certificate ${certPath} and key ${keyPath} are not a usable pair: ${(err as Error).message}`);
   }

@@ -16,13 +16,13 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UsageError, UserError } from '../../../util/index.js';
-import type { CommandHelp } from '../../../util/index.js';
 import type { CliCommand } from '../../command.js';
-import { GLOBAL_OPTIONS, parseCommand, type CliRuntime } from '../../runtime.js';
+import { parseCommand, type CliRuntime } from '../../runtime.js';
 import { registryCredentials } from '../../registry-auth.js';
 import { buildProject, type ProjectBuildResult } from '../../../builder/index.js';
 import { BuildStepError } from '../../../builder/index.js';
 import { parseRootfsFormat } from '../../../builder/index.js';
+import { BUILD_HELP, buildSpec } from './help.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
   if (env.UKC_CACHE_DIR) return resolve(env.UKC_CACHE_DIR);
@@ -44,28 +44,6 @@ function formatBytes(n: number): string {
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / 1024 ** 2).toFixed(1)} MiB`;
 }
-
-/** The `build` options; the CLI's `-o` is `--output` here, so only --config and --profile of the globals apply. */
-export const BUILD_HELP = {
-  synopsis: ['[DIR] --output REF|DIR|FILE.oci.tar [options] [-- CMD...]'],
-  summary: 'build a Dockerfile + Kraftfile into a Unikraft-layout OCI image and push or write it',
-  options: {
-    output: { type: 'string', short: 'o', value: 'REF|DIR|FILE.oci.tar', help: 'where the image goes: a registry reference, an OCI layout directory, or an OCI archive' },
-    kraftfile: { type: 'string', short: 'K', value: 'FILE', help: 'the Kraftfile (default DIR/Kraftfile, kraft.yaml or kraft.yml)' },
-    'build-arg': { type: 'string', multiple: true, value: 'K=V', help: 'a Dockerfile ARG value' },
-    'build-context': { type: 'string', multiple: true, value: 'NAME=PATH', help: 'a named context for COPY --from=NAME' },
-    'no-cache': { type: 'boolean', help: 'run every step again, ignoring the build cache' },
-    target: { type: 'string', value: 'STAGE', help: 'build up to this Dockerfile stage' },
-    'rootfs-format': { type: 'string', value: 'cpio|erofs', help: "the initrd's format (default the Kraftfile's, else erofs)" },
-    insecure: { type: 'boolean', help: 'allow plain HTTP to non-loopback registries' },
-    registry: { type: 'string', value: 'HOST[:PORT]', help: 'the central registry: runtimes, short names, mirror for Docker Hub names (default UKC_REGISTRY, else the profile\'s)' },
-    mirror: { type: 'string', multiple: true, value: 'HOST[:PORT]', help: 'another mirror for Docker Hub names (also UKC_REGISTRY_MIRRORS, comma-separated)' },
-    arch: { type: 'string', value: 'x86_64', help: 'target architecture (only x86_64)' },
-    'cache-dir': { type: 'string', value: 'DIR', help: 'build cache (default UKC_CACHE_DIR, else ~/.cache/ukc)' },
-  },
-  globalOptions: { config: GLOBAL_OPTIONS.config, profile: GLOBAL_OPTIONS.profile },
-  notes: 'environment: UKC_TOKEN (sent only to the platform\'s registries), UKC_REGISTRY, UKC_REGISTRY_MIRRORS, SOURCE_DATE_EPOCH, UKC_CACHE_DIR',
-} as const satisfies CommandHelp;
 
 /** True when `--output` is a reference whose first component names a registry host. */
 export function outputNamesRegistry(output: string): boolean {
@@ -179,8 +157,6 @@ async function runBuild(args: string[], cli: CliRuntime): Promise<number> {
 }
 
 export const buildCommand: CliCommand = {
-  name: 'build',
-  summary: BUILD_HELP.summary,
-  help: BUILD_HELP,
+  ...buildSpec,
   run: runBuild,
 };

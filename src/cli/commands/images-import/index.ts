@@ -9,9 +9,8 @@
  */
 import { join, resolve } from 'node:path';
 import { UsageError, UserError } from '../../../util/index.js';
-import type { CommandHelp } from '../../../util/index.js';
 import type { CliCommand } from '../../command.js';
-import { GLOBAL_OPTIONS, parseCommand } from '../../runtime.js';
+import { parseCommand } from '../../runtime.js';
 import { registryCredentials } from '../../registry-auth.js';
 import { BlobDir } from '../../../builder/index.js';
 import { importRootfs } from '../../../builder/index.js';
@@ -19,27 +18,10 @@ import { parseOutput, pushToRegistry, writeLayout, writeLayoutArchive } from '..
 import { parseReference } from '../../../oci/index.js';
 import { RegistryClient } from '../../../client/index.js';
 import { defaultCacheDir, parseKeyValues } from '../build/index.js';
-
-export const IMPORT_HELP = {
-  synopsis: 'DIR|TARBALL --output REF|DIR|FILE.oci.tar [options]',
-  summary: 'turn a root filesystem (dir or tarball) into an OCI image usable in FROM',
-  options: {
-    output: { type: 'string', short: 'o', value: 'REF|DIR|FILE.oci.tar', help: 'where the image goes: a registry reference, an OCI layout directory, or an OCI archive' },
-    env: { type: 'string', multiple: true, value: 'K=V', help: 'an environment variable of the image config' },
-    cmd: { type: 'string', multiple: true, value: 'WORD', help: 'one word of the image\'s Cmd' },
-    entrypoint: { type: 'string', multiple: true, value: 'WORD', help: 'one word of the image\'s Entrypoint' },
-    label: { type: 'string', multiple: true, value: 'K=V', help: 'an image label' },
-    workdir: { type: 'string', value: 'DIR', help: 'the image\'s working directory' },
-    compression: { type: 'string', value: 'gzip|none', help: 'layer compression (default gzip)' },
-    insecure: { type: 'boolean', help: 'allow plain HTTP to non-loopback registries' },
-  },
-  globalOptions: { config: GLOBAL_OPTIONS.config, profile: GLOBAL_OPTIONS.profile },
-} as const satisfies CommandHelp;
+import { IMPORT_HELP, imagesImportSpec } from './help.js';
 
 export const imagesImportCommand: CliCommand = {
-  name: 'import',
-  summary: IMPORT_HELP.summary,
-  help: IMPORT_HELP,
+  ...imagesImportSpec,
   async run(args, cli) {
     const parsed = parseCommand(cli, 'unikraft images import', IMPORT_HELP, args);
     const v = parsed.values;

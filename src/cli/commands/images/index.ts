@@ -9,28 +9,10 @@ import { UsageError, UserError } from '../../../util/index.js';
 import { RegistryClient } from '../../../client/index.js';
 import type { LocalImage } from '../../../client/index.js';
 import { isDigestString, isValidRepositoryPath, isValidTag } from '../../../oci/index.js';
-import { imagesImportCommand } from '../build-glue.js';
 import { centralImageRows, imagesView, localImageRows, type ImageRow } from '../../views.js';
 import { controlPlane, nodeApi, parseCommand, print, progress, requireAccount, subcommand, type CliRuntime } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/index.js';
-
-const WHERE = {
-  central: { type: 'boolean', help: 'only the central registry' },
-  local: { type: 'boolean', help: "only the selected metro's node-local registry" },
-} as const;
-
-export const IMAGES_HELP = {
-  synopsis: 'list|get|delete|import ...',
-  summary: 'list, inspect and delete images (central and node-local); import a root filesystem',
-  options: {},
-  subcommands: {
-    list: { synopsis: '[--all] [--central|--local]', summary: 'list your images (REF DIGEST SIZE WHERE)', options: { all: { type: 'boolean', help: "also official images and (for root) everyone's" }, ...WHERE } },
-    get: { synopsis: 'NAME[:TAG] [--central|--local]', summary: 'show one image', options: WHERE },
-    delete: { synopsis: 'NAME[:TAG]... [--central|--local]', summary: 'delete an image tag (every tag without one), in both registries', options: WHERE },
-    import: imagesImportCommand.help,
-  },
-} as const satisfies CommandHelp;
+import { IMAGES_HELP, imagesSpec, WHERE } from './help.js';
 
 /** An image argument: repository, and a tag, a digest or both (`name:tag@sha256:...` pins the digest). */
 export interface ImageArg {
@@ -116,13 +98,11 @@ async function deleteLocal(cli: CliRuntime, repository: string, tag: string | un
 }
 
 export const imagesCommand: CliCommand = {
-  name: 'images',
-  aliases: ['image', 'img', 'imgs'],
-  summary: IMAGES_HELP.summary,
-  help: IMAGES_HELP,
+  ...imagesSpec,
   async run(args, cli) {
     const { name: sub, help, rest } = subcommand('unikraft images', IMAGES_HELP, args, { ls: 'list', rm: 'delete', remove: 'delete' });
-    if (sub === 'import') return imagesImportCommand.run(rest, cli);
+    // The builder behind `import` loads only for it (see ../../command.ts).
+    if (sub === 'import') return (await import('../build-glue.js')).imagesImportCommand.run(rest, cli);
     const parsed = parseCommand(cli, `unikraft images ${sub}`, { ...help, options: { all: IMAGES_HELP.subcommands.list.options.all, ...WHERE } }, rest);
     if (sub !== 'list' && parsed.values.all !== undefined) throw new UsageError(`images ${sub} has no --all`);
     const v = parsed.values;

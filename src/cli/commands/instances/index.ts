@@ -8,38 +8,7 @@ import { changesView, instancesView } from '../../views.js';
 import { nodeApi, parseCommand, parseTimeout, print, subcommand, type CliRuntime } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
 import type { CommandHelp } from '../../../util/index.js';
-
-const NAMES = 'NAME|UUID...';
-
-export const INSTANCES_HELP = {
-  synopsis: 'list|get|logs|start|stop|restart|delete|wait ...',
-  summary: 'list, inspect, start, stop, restart, delete and wait for instances; read their logs',
-  options: {},
-  subcommands: {
-    list: { synopsis: '', summary: 'list instances (METRO NAME STATE IMAGE ARGS MEMORY VCPUS FQDN CREATED)', options: {} },
-    get: { synopsis: NAMES, summary: 'show instances in full', options: {} },
-    logs: {
-      synopsis: `${NAMES} [--follow] [--tail LINES]`,
-      summary: 'print the console output, each line prefixed with the instance name',
-      options: {
-        follow: { type: 'boolean', short: 'f', help: 'keep printing until the instances stop or Ctrl-C' },
-        tail: { type: 'string', value: 'LINES', help: 'show only the last LINES lines first, -1 for all the node keeps (default: the last 64 KiB)' },
-      },
-    },
-    start: { synopsis: NAMES, summary: 'start stopped instances', options: {} },
-    stop: { synopsis: `${NAMES} [--force]`, summary: 'stop instances', options: { force: { type: 'boolean', help: 'stop at once, without the graceful shutdown' } } },
-    restart: { synopsis: NAMES, summary: 'stop, then start instances', options: {} },
-    delete: { synopsis: NAMES, summary: 'delete instances', options: {} },
-    wait: {
-      synopsis: `${NAMES} [--state running] [--timeout 60s]`,
-      summary: 'wait until instances reach a state',
-      options: {
-        state: { type: 'string', value: 'STATE', help: 'the state to wait for (default running)' },
-        timeout: { type: 'string', value: 'DURATION', help: 'give up after this long, e.g. 30s, 5m, -1 for never (default 60s)' },
-      },
-    },
-  },
-} as const satisfies CommandHelp;
+import { INSTANCES_HELP, instancesSpec } from './help.js';
 
 type AllInstanceOptions = typeof INSTANCES_HELP.subcommands.logs.options & typeof INSTANCES_HELP.subcommands.stop.options & typeof INSTANCES_HELP.subcommands.wait.options;
 
@@ -101,10 +70,7 @@ export async function streamLogs(cli: CliRuntime, api: PlatformClient, instances
 }
 
 export const instancesCommand: CliCommand = {
-  name: 'instances',
-  aliases: ['instance', 'inst', 'vm', 'vms'],
-  summary: INSTANCES_HELP.summary,
-  help: INSTANCES_HELP,
+  ...instancesSpec,
   async run(args, cli) {
     const { name: sub, help, rest } = subcommand('unikraft instances', INSTANCES_HELP, args, { ls: 'list', log: 'logs', rm: 'delete', remove: 'delete' });
     // Parse with this subcommand's table (typed with all of them: the others' flags stay undefined).

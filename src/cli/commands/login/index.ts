@@ -10,21 +10,10 @@ import { PlatformClient } from '../../../client/index.js';
 import { configPath, loadConfig, saveConfig, type Profile } from '../../config.js';
 import { parseCommand, progress } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/index.js';
-
-export const LOGIN_HELP = {
-  synopsis: '--token TOKEN [--controlplane URL] [--profile NAME]',
-  summary: 'store an API token (checked against the control plane) in a CLI profile',
-  options: {
-    token: { type: 'string', value: 'TOKEN', help: 'the API token (default UKC_TOKEN)' },
-    controlplane: { type: 'string', value: 'URL', help: "the control plane's address (default the profile's)" },
-  },
-} as const satisfies CommandHelp;
+import { LOGIN_HELP, loginSpec } from './help.js';
 
 export const loginCommand: CliCommand = {
-  name: 'login',
-  summary: LOGIN_HELP.summary,
-  help: LOGIN_HELP,
+  ...loginSpec,
   async run(args, cli) {
     const parsed = parseCommand(cli, 'unikraft login', LOGIN_HELP, args);
     const token = parsed.values.token ?? cli.env.UKC_TOKEN;

@@ -3,27 +3,10 @@ import { UsageError } from '../../../util/index.js';
 import { metrosView, nodesView } from '../../views.js';
 import { controlPlane, parseCommand, print, subcommand } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
-import type { CommandHelp } from '../../../util/index.js';
-
-export const METROS_HELP = {
-  synopsis: 'list',
-  summary: 'list the metros of the control plane',
-  options: {},
-  subcommands: { list: { synopsis: '', summary: 'list metros (NAME API REGISTRY NODES)', options: {} } },
-} as const satisfies CommandHelp;
-
-export const NODES_HELP = {
-  synopsis: 'list',
-  summary: 'list the nodes registered with the control plane (root)',
-  options: {},
-  subcommands: { list: { synopsis: '', summary: 'list nodes and their health', options: {} } },
-} as const satisfies CommandHelp;
+import { METROS_HELP, NODES_HELP, metrosSpec, nodesSpec } from './help.js';
 
 export const metrosCommand: CliCommand = {
-  name: 'metros',
-  aliases: ['metro'],
-  summary: METROS_HELP.summary,
-  help: METROS_HELP,
+  ...metrosSpec,
   async run(args, cli) {
     const { help, rest } = subcommand('unikraft metros', METROS_HELP, args.length === 0 ? ['list'] : args, { ls: 'list' });
     if (parseCommand(cli, 'unikraft metros list', help, rest).positionals.length > 0) throw new UsageError('metros list takes no arguments');
@@ -33,9 +16,7 @@ export const metrosCommand: CliCommand = {
 };
 
 export const nodesCommand: CliCommand = {
-  name: 'nodes',
-  summary: NODES_HELP.summary,
-  help: NODES_HELP,
+  ...nodesSpec,
   async run(args, cli) {
     const { help, rest } = subcommand('unikraft nodes', NODES_HELP, args.length === 0 ? ['list'] : args, { ls: 'list' });
     if (parseCommand(cli, 'unikraft nodes list', help, rest).positionals.length > 0) throw new UsageError('nodes list takes no arguments');

@@ -4,25 +4,10 @@ import { configPath, loadConfig, saveConfig } from '../../config.js';
 import { parseCommand, print, subcommand } from '../../runtime.js';
 import type { CliCommand } from '../../command.js';
 import type { DisplayRecord } from '../../output.js';
-import type { CommandHelp } from '../../../util/index.js';
-
-export const PROFILES_HELP = {
-  synopsis: 'list|show|use|delete ...',
-  summary: 'list, show, switch and delete CLI profiles',
-  options: {},
-  subcommands: {
-    list: { synopsis: '', summary: 'list the profiles (tokens are never shown)', options: {} },
-    show: { synopsis: '[NAME]', summary: 'show a profile (default the current one)', options: {} },
-    use: { synopsis: 'NAME', summary: 'make a profile the current one', options: {} },
-    delete: { synopsis: 'NAME', summary: 'delete a profile', options: {} },
-  },
-} as const satisfies CommandHelp;
+import { PROFILES_HELP, profilesSpec } from './help.js';
 
 export const profilesCommand: CliCommand = {
-  name: 'profiles',
-  aliases: ['profile'],
-  summary: PROFILES_HELP.summary,
-  help: PROFILES_HELP,
+  ...profilesSpec,
   async run(args, cli) {
     const { name: sub, help, rest } = subcommand('unikraft profiles', PROFILES_HELP, args, { ls: 'list', rm: 'delete' });
     const parsed = parseCommand(cli, `unikraft profiles ${sub}`, help, rest);

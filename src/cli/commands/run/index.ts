@@ -12,15 +12,13 @@
 import { resolve } from 'node:path';
 import { UsageError, UserError } from '../../../util/index.js';
 import type { CreateInstanceRequest } from '../../../client/index.js';
-import { projectImageName } from '../../../builder/index.js';
-import { buildWithProfile } from '../build/index.js';
-import type { CommandHelp } from '../../../util/index.js';
 import { instancesView } from '../../views.js';
 import { parsePortSpecs } from '../../ports.js';
 import { nodeApi, parseCommand, print, progress, requireAccount, type CliRuntime } from '../../runtime.js';
 import { streamLogs, DEFAULT_LOG_TAIL_BYTES } from '../instances/index.js';
 import { parseImageArg } from '../images/index.js';
 import type { CliCommand } from '../../command.js';
+import { RUN_HELP, runSpec } from './help.js';
 
 /** Seconds `run` waits for every new instance to be running. */
 export const RUN_START_TIMEOUT_S = 60;
@@ -68,6 +66,8 @@ async function buildAndPush(cli: CliRuntime, dir: string, buildArgs: Record<stri
   const account = requireAccount(cli);
   if (s.registry === undefined) throw new UsageError(`profile ${s.profileName ?? '(none)'} names no central registry: run \`ukcd dev\` or \`unikraft login\``);
   const path = resolve(cli.cwd, dir);
+  // The builder loads only when `run` is given a directory (`run --image` never builds).
+  const [{ projectImageName }, { buildWithProfile }] = await Promise.all([import('../../../builder/index.js'), import('../build/index.js')]);
   const name = await projectImageName(path).catch((err: unknown) => {
     throw new UserError(`cannot read the project in ${dir}: ${err instanceof Error ? err.message : String(err)}`);
   });
@@ -80,33 +80,8 @@ async function buildAndPush(cli: CliRuntime, dir: string, buildArgs: Record<stri
   return { url, name };
 }
 
-export const RUN_HELP = {
-  synopsis: ['DIR [options] [-- ARGS...]', '--image REF [options] [-- ARGS...]'],
-  summary: 'run an image (--image REF), or build, push and run a project directory in one step',
-  options: {
-    image: { type: 'string', value: 'REF', help: 'an existing image: NAME[:TAG][@DIGEST] in your namespace, or a full reference' },
-    name: { type: 'string', short: 'n', value: 'NAME', help: 'the instance name (default generated)' },
-    memory: { type: 'string', short: 'm', value: 'SIZE', help: 'memory, e.g. 512M or 1G (default the platform\'s)' },
-    vcpus: { type: 'string', value: 'N', help: 'virtual CPUs' },
-    env: { type: 'string', short: 'e', multiple: true, value: 'K=V', help: 'an environment variable' },
-    publish: { type: 'string', short: 'p', multiple: true, value: 'PUBLIC:DEST[/tls+http]', help: 'publish DEST on the public port PUBLIC through the gateway' },
-    port: { type: 'string', multiple: true, value: 'PUBLIC:DEST', help: 'the same as --publish (its older name here)' },
-    domain: { type: 'string', multiple: true, value: 'DOMAIN', help: 'a domain (FQDN) for the service (needs -p)' },
-    replicas: { type: 'string', value: 'N', help: 'extra instances of the same image (N+1 in all)' },
-    'scale-to-zero': { type: 'string', value: 'policy=on,cooldown-time=MS,stateful=false', help: 'stop the instance when idle, wake it on the next request' },
-    restart: { type: 'string', value: 'never|always|on-failure', help: 'restart policy' },
-    rm: { type: 'boolean', help: 'delete the instance when it stops' },
-    follow: { type: 'boolean', short: 'f', help: 'print its logs until it stops or Ctrl-C' },
-    'dry-run': { type: 'boolean', help: 'print the create request instead of sending it' },
-    'build-arg': { type: 'string', multiple: true, value: 'K=V', help: 'a Dockerfile ARG value when building DIR' },
-  },
-  notes: 'Prints one key/value block per instance (three with --replicas 2), with the boot time.',
-} as const satisfies CommandHelp;
-
 export const runCommand: CliCommand = {
-  name: 'run',
-  summary: RUN_HELP.summary,
-  help: RUN_HELP,
+  ...runSpec,
   async run(args, cli) {
     const dashdash = args.indexOf('--');
     const own = dashdash === -1 ? args : args.slice(0, dashdash);
