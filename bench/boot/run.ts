@@ -187,6 +187,8 @@ async function main(): Promise<void> {
 
     const idleCount = Number(values.idle);
     const rssBefore = rssKiB(node.child.pid as number);
+    const availBefore = memAvailableKiB();
+    const idleStarted = Date.now();
     for (let made = 0; made < idleCount; made += 100) {
       const n = Math.min(100, idleCount - made);
       const r = await api(node.url, 'POST', '/v1/instances', { name: `idle${made}`, image: 'alice/httpd:latest', memory_mb: 16, replicas: n - 1, autostart: true, timeout_s: 300 });
@@ -195,6 +197,10 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
     const running = ((await api(node.url, 'GET', '/v1/instances')).body.data?.instances as Instance[]).filter((i) => i.state === 'running').length;
     const rssIdle = rssKiB(node.child.pid as number);
+    const idleMs = Date.now() - idleStarted;
+    // Host memory the idle instances take (all their processes, cgroups, tmpfs, page tables):
+    // MemAvailable before and after, per running instance.
+    const hostKiBPerInstance = running > 0 ? (availBefore - memAvailableKiB()) / running : 0;
     await deleteAll(node);
 
     const runc = await runcRuns(env.dir, rootfs, Number(values['peer-runs']));
@@ -207,7 +213,14 @@ async function main(): Promise<void> {
       ukc: {
         sequential: { boot_time_us: summary(seqBoot), net_time_us: summary(seqNet) },
         parallel: { count: Number(values.parallel), boot_time_us: summary(par.boot), net_time_us: summary(par.net) },
-        idle: { requested: idleCount, running, node_rss_mib_before: +(rssBefore / 1024).toFixed(1), node_rss_mib: +(rssIdle / 1024).toFixed(1) },
+        idle: {
+          requested: idleCount,
+          running,
+          created_in_ms: idleMs,
+          node_rss_mib_before: +(rssBefore / 1024).toFixed(1),
+          node_rss_mib: +(rssIdle / 1024).toFixed(1),
+          host_mib_per_instance: +(hostKiBPerInstance / 1024).toFixed(2),
+        },
       },
       runc: 'skipped' in runc ? runc : { boot_us: summary(runc.boot), net_us: summary(runc.net) },
       podman: 'skipped' in podman ? podman : { boot_us: summary(podman.boot), net_us: summary(podman.net) },
@@ -229,6 +242,12 @@ async function main(): Promise<void> {
     await stopDaemon(central);
     await cleanupEnv(env);
   }
+}
+
+/** The host's MemAvailable, KiB. */
+function memAvailableKiB(): number {
+  const m = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return m ? Number(m[1]) : 0;
 }
 
 main().catch((err: unknown) => {
