@@ -189,8 +189,10 @@ async function main(): Promise<void> {
     const rssBefore = rssKiB(node.child.pid as number);
     const availBefore = memAvailableKiB();
     const idleStarted = Date.now();
-    for (let made = 0; made < idleCount; made += 100) {
-      const n = Math.min(100, idleCount - made);
+    // Batches small enough for one request to finish well inside the client's 60 s timeout on a busy machine.
+    const batch = 25;
+    for (let made = 0; made < idleCount; made += batch) {
+      const n = Math.min(batch, idleCount - made);
       const r = await api(node.url, 'POST', '/v1/instances', { name: `idle${made}`, image: 'alice/httpd:latest', memory_mb: 16, replicas: n - 1, autostart: true, timeout_s: 300 });
       if (r.status !== 200) throw new Error(JSON.stringify(r.body).slice(0, 500));
     }
