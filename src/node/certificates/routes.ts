@@ -1,6 +1,6 @@
 /** `/v1/certificates` routes: create (one object or an array), list/get, delete. */
 import { v } from '../../api/index.js';
-import { detailsFlag, itemFailed, itemOk, type Route } from '../../api/index.js';
+import { detailsFlag, itemFailed, itemOk, listing, querySelectors, type Route } from '../../api/index.js';
 import { perItemRoutes, type Collection } from '../services/crud-routes.js';
 import { createCertificateSchema, type CertificateLimits, type CertificateService } from './service.js';
 import type { CertificateRecord } from './store.js';
@@ -37,9 +37,9 @@ export function certificateRoutes(service: CertificateService, limits: Certifica
       pattern: '/v1/certificates',
       collection: 'certificates',
       async handler(ctx) {
-        if (ctx.body === undefined) {
+        if (ctx.body === undefined && querySelectors(ctx.query, limits.maxBatchItems) === undefined) {
           const details = detailsFlag(ctx.query);
-          return { items: service.listVisible(ctx.principal).map((c) => itemOk(service.present(ctx.principal, c, details))) };
+          return { items: listing(service.listVisible(ctx.principal), ctx.query).map((c) => itemOk(service.present(ctx.principal, c, details))) };
         }
         return get[0]!.handler(ctx);
       },

@@ -7,9 +7,9 @@
 import { Errno, NodeError } from '../errors.js';
 import type { PlatformAction } from '../../auth/index.js';
 import { v } from '../../api/index.js';
-import { detailsFlag, itemFailed, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
+import { batchItems, detailsFlag, itemFailed, listing, queryEnum, queryInt, querySelectors, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
 import { createRequestSchema, execString, type InstanceLimits } from './create.js';
-import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord } from './model.js';
+import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord, type InstanceState } from './model.js';
 import { selectorFromPath, type InstanceService, type Selector } from './service.js';
 
 export interface InstanceRouteLimits extends InstanceLimits {
@@ -40,6 +40,7 @@ function perItem<S extends v.Shape>(
   action: PlatformAction,
   shape: S,
   op: ItemOp<S>,
+  fromQuery?: (query: URLSearchParams) => v.InferShape<S>,
 ): { batch: (ctx: RouteContext) => Promise<RouteResult>; single: (ctx: RouteContext) => Promise<RouteResult> } {
   const batchSchema = v.array(v.selector(shape), { maxItems: limits.maxBatchItems });
   const singleSchema = v.object(shape);
@@ -53,11 +54,12 @@ function perItem<S extends v.Shape>(
   };
   return {
     async batch(ctx) {
-      const items = batchSchema.parse(ctx.body ?? []);
+      const items = batchItems(ctx.query, ctx.body, batchSchema, limits.maxBatchItems, fromQuery) ?? [];
       return { items: await Promise.all(items.map((item) => run(ctx, item, item))) };
     },
     async single(ctx) {
-      const fields = singleSchema.parse(ctx.body ?? {});
+      // The current dialect sends a single wait's or log read's fields as query parameters too.
+      const fields = ctx.body === undefined && fromQuery ? fromQuery(ctx.query) : singleSchema.parse(ctx.body ?? {});
       return { items: [await run(ctx, selectorFromPath(ctx.params.uuid ?? ''), fields)] };
     },
   };
@@ -99,8 +101,10 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
     collection: 'instances',
     async handler(ctx) {
       const details = detailsFlag(ctx.query);
-      if (ctx.body === undefined) {
-        return { items: service.listVisible(ctx.principal).map((r) => itemOk(service.present(ctx.principal, r, details))) };
+      if (ctx.body === undefined && querySelectors(ctx.query, limits.maxBatchItems) === undefined) {
+        const tags = ctx.query.getAll('tags');
+        const all = service.listVisible(ctx.principal).filter((r) => tags.every((t) => r.tags.includes(t)));
+        return { items: listing(all, ctx.query).map((r) => itemOk(service.present(ctx.principal, r, details))) };
       }
       return get.batch(ctx);
     },
@@ -147,6 +151,7 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
       'read',
       { state: v.optional(v.oneOf(INSTANCE_STATES)), timeout_ms: v.optional(v.int({ min: -1 })) },
       (ctx, r, f) => service.wait(r, f.state ?? 'running', f.timeout_ms ?? -1, ctx.signal),
+      waitQuery,
     ),
   );
   add('GET', '/log',
@@ -159,10 +164,26 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
         limit: v.optional(v.int({ min: 0, max: limits.logReadMaxBytes })),
       },
       (_ctx, r, f) => service.log(r, f.offset, f.limit ?? limits.logReadDefaultBytes),
+      (query) => ({
+        offset: queryInt(query, 'offset'),
+        limit: queryInt(query, 'limit', { min: 0, max: limits.logReadMaxBytes }),
+      }),
     ),
   );
   add('GET', '/metrics', perItem(service, limits, 'read', {}, (_ctx, r) => service.metrics(r)));
   return routes;
+}
+
+/**
+ * A wait's fields in the current dialect: `state`, and `timeout_ms` or `timeout_s` (seconds;
+ * -1 either way waits as long as it takes).
+ */
+function waitQuery(query: URLSearchParams): { state: InstanceState | undefined; timeout_ms: number | undefined } {
+  const state = queryEnum(query, 'state', INSTANCE_STATES);
+  const ms = queryInt(query, 'timeout_ms', { min: -1 });
+  const s = queryInt(query, 'timeout_s', { min: -1, max: 86_400 });
+  if (ms !== undefined && s !== undefined) throw new NodeError(Errno.EINVAL, 'query parameters timeout_ms and timeout_s exclude each other');
+  return { state, timeout_ms: ms ?? (s === undefined ? undefined : s < 0 ? -1 : s * 1000) };
 }
 
 /** `GET /v1/healthz`: answers while the controller can reach its database. */

@@ -4,16 +4,20 @@
  * Routes validate, call `ServiceGroupService`, and shape.
  */
 import { v } from '../../api/index.js';
-import { detailsFlag, itemFailed, itemOk, type Route } from '../../api/index.js';
+import { detailsFlag, itemFailed, itemOk, listing, querySelectors, type Route } from '../../api/index.js';
 import { perItemRoutes, type Collection } from './crud-routes.js';
 import { createServiceSchema, patchServiceShape, type ServiceGroupService, type ServiceLimits } from './service.js';
 import type { ServiceGroupRecord } from './store.js';
+
+/** Service groups answer under `data.service_groups` (the contract; the older dialect said `services`). */
+const SERVICE_GROUPS = 'service_groups';
 
 export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimits & { maxBatchItems: number }): Route[] {
   const createOne = createServiceSchema(limits);
   const createMany = v.array(createOne, { minItems: 1, maxItems: limits.maxBatchItems });
   const collection: Collection<ServiceGroupRecord> = {
     name: 'services',
+    key: SERVICE_GROUPS,
     maxBatchItems: limits.maxBatchItems,
     find: (ctx, sel, action) => service.findVisible(ctx.principal, sel, action),
   };
@@ -22,7 +26,7 @@ export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimit
     {
       method: 'POST',
       pattern: '/v1/services',
-      collection: 'services',
+      collection: SERVICE_GROUPS,
       async handler(ctx) {
         const many = Array.isArray(ctx.body);
         const reqs = many ? createMany.parse(ctx.body) : [createOne.parse(ctx.body)];
@@ -41,11 +45,11 @@ export function serviceRoutes(service: ServiceGroupService, limits: ServiceLimit
     {
       method: 'GET',
       pattern: '/v1/services',
-      collection: 'services',
+      collection: SERVICE_GROUPS,
       async handler(ctx) {
-        if (ctx.body === undefined) {
+        if (ctx.body === undefined && querySelectors(ctx.query, limits.maxBatchItems) === undefined) {
           const details = detailsFlag(ctx.query);
-          return { items: service.listVisible(ctx.principal).map((g) => itemOk(service.present(ctx.principal, g, details))) };
+          return { items: listing(service.listVisible(ctx.principal), ctx.query).map((g) => itemOk(service.present(ctx.principal, g, details))) };
         }
         return get[0]!.handler(ctx);
       },

@@ -1,0 +1,109 @@
+// The node API in both dialects (reference/unikraft-cloud.md, section 0): query selectors and
+// paging as the official SDK sends them, and the older GET bodies, in-process.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeHarness, type Harness } from './harness.test-support.js';
+import { settle } from './test-doubles.test-support.js';
+import { Errno } from './index.js';
+
+const IMG = 'alice/httpserver:latest';
+
+async function withNode(fn: (h: Harness) => Promise<void>, gateway = false): Promise<void> {
+  const h = await makeHarness(gateway ? { gateway: { listenAddress: () => ({ host: '127.0.0.1', port: 0 }) } } : {});
+  try {
+    await fn(h);
+  } finally {
+    await h.cleanup();
+  }
+}
+
+const items = (b: { data: Record<string, Record<string, unknown>[]> }, key: string): Record<string, unknown>[] => b.data[key] ?? [];
+
+async function fiveInstances(h: Harness): Promise<Record<string, unknown>[]> {
+  const made: Record<string, unknown>[] = [];
+  for (const name of ['a1', 'a2', 'a3', 'a4', 'a5']) {
+    const r = await h.call('POST', '/v1/instances', { image: IMG, name, autostart: false, tags: name === 'a3' ? ['blue'] : [] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    made.push(items(r.body, 'instances')[0]!);
+  }
+  return made;
+}
+
+test('instances: query selectors select (name and uuid, repeated), not the first instance', () =>
+  withNode(async (h) => {
+    const made = await fiveInstances(h);
+    const byName = await h.call('GET', '/v1/instances?name=a4&details=true');
+    assert.deepEqual(items(byName.body, 'instances').map((i) => i.name), ['a4']);
+    const byUuid = await h.call('GET', `/v1/instances?uuid=${String(made[2]!.uuid)}`);
+    assert.deepEqual(items(byUuid.body, 'instances').map((i) => i.name), ['a3']);
+    const both = await h.call('GET', `/v1/instances?uuid=${String(made[1]!.uuid)}&name=a5`);
+    assert.deepEqual(items(both.body, 'instances').map((i) => i.name), ['a2', 'a5']);
+    const missing = await h.call('GET', '/v1/instances?name=nope');
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.errors?.[0]?.error, Errno.ENOENT);
+    const tagged = await h.call('GET', '/v1/instances?tags=blue');
+    assert.deepEqual(items(tagged.body, 'instances').map((i) => i.name), ['a3']);
+    // Both dialects at once: which one wins is not obvious, so neither does.
+    const mixed = await h.call('GET', '/v1/instances?name=a1', [{ name: 'a2' }]);
+    assert.equal(mixed.status, 400);
+  }));
+
+test('instances: paging by count and from yields each instance once; offset/limit and order too', () =>
+  withNode(async (h) => {
+    await fiveInstances(h);
+    const seen: string[] = [];
+    let from: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const r = await h.call('GET', `/v1/instances?count=2${from ? `&from=${from}` : ''}`);
+      const page = items(r.body, 'instances');
+      seen.push(...page.map((x) => String(x.name)));
+      if (page.length < 2) break;
+      from = String(page[page.length - 1]!.uuid);
+    }
+    assert.deepEqual(seen, ['a1', 'a2', 'a3', 'a4', 'a5']);
+    const off = await h.call('GET', '/v1/instances?offset=3&limit=1');
+    assert.deepEqual(items(off.body, 'instances').map((x) => x.name), ['a4']);
+    const desc = await h.call('GET', '/v1/instances?order=desc&sortby=create_time&count=2&details=false');
+    assert.deepEqual(items(desc.body, 'instances').map((x) => x.name), ['a5', 'a4']);
+    assert.equal((await h.call('GET', '/v1/instances?sortby=name')).status, 400);
+    assert.equal((await h.call('GET', '/v1/instances?count=0')).status, 400);
+  }));
+
+test('instances: delete, wait, log and metrics take query selectors; the older GET body still works', () =>
+  withNode(async (h) => {
+    await fiveInstances(h);
+    const started = await h.call('PUT', '/v1/instances/start', [{ name: 'a1' }]);
+    assert.equal(started.status, 200, JSON.stringify(started.body));
+    await settle();
+    const waited = await h.call('GET', '/v1/instances/wait?name=a1&state=running&timeout_s=1');
+    assert.equal(waited.status, 200, JSON.stringify(waited.body));
+    assert.equal(items(waited.body, 'instances')[0]?.state, 'running');
+    const log = await h.call('GET', '/v1/instances/log?name=a1&offset=0&limit=5');
+    assert.equal(Buffer.from(String(items(log.body, 'instances')[0]?.output), 'base64').toString(), 'hello');
+    const metrics = await h.call('GET', '/v1/instances/metrics?name=a1');
+    assert.equal(items(metrics.body, 'instances')[0]?.name, 'a1');
+    const older = await h.call('GET', '/v1/instances', [{ name: 'a2' }]);
+    assert.deepEqual(items(older.body, 'instances').map((i) => i.name), ['a2']);
+    const del = await h.call('DELETE', '/v1/instances?name=a5&name=a4');
+    assert.deepEqual(items(del.body, 'instances').map((i) => i.name), ['a5', 'a4']);
+    const left = await h.call('GET', '/v1/instances?details=false');
+    assert.deepEqual(items(left.body, 'instances').map((i) => i.name), ['a1', 'a2', 'a3']);
+  }));
+
+test('services and certificates: query selectors and paging on their lists', () =>
+  withNode(async (h) => {
+    for (const name of ['s1', 's2', 's3']) {
+      const r = await h.call('POST', '/v1/services', { name, services: [{ port: 443, destination_port: 8080, handlers: ['http', 'tls'] }], domains: [{ name }] });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    const one = await h.call('GET', '/v1/services?name=s2');
+    assert.deepEqual(items(one.body, 'service_groups').map((g) => g.name), ['s2']);
+    const page = await h.call('GET', '/v1/services?count=2&details=false');
+    assert.deepEqual(items(page.body, 'service_groups').map((g) => g.name), ['s1', 's2']);
+    const del = await h.call('DELETE', '/v1/services?name=s3');
+    assert.deepEqual(items(del.body, 'service_groups').map((g) => g.name), ['s3']);
+    const certs = await h.call('GET', '/v1/certificates?name=nope');
+    assert.equal(certs.status, 404);
+    const none = await h.call('GET', '/v1/certificates?count=5');
+    assert.deepEqual(items(none.body, 'certificates'), []);
+  }, true));
