@@ -317,6 +317,13 @@ test('images: list with filters, by digest, by tag; owner only for root; other t
       assert.equal(bad.status, 400);
       const badFilter = await h.call('GET', '/v1/images/list', [{ tag: 'x', digest }], asA);
       assert.equal(badFilter.status, 400);
+      // The contract's path: GET /v1/images, filters as query parameters; same model as /v1/images/list.
+      assert.deepEqual((await h.call('GET', '/v1/images', undefined, asA)).body.data.images, list.body.data.images);
+      const byTag = await h.call('GET', '/v1/images?tag=carol/db:1', undefined, { authorization: 'root' });
+      assert.deepEqual(byTag.body.data.images?.map((i) => i.owner), ['carol']);
+      const byDigest = await h.call('GET', `/v1/images?digest=${digest}`, undefined, asA);
+      assert.equal(byDigest.body.data.images?.length, 1);
+      assert.equal((await h.call('GET', '/v1/images?tag=x', [{ tag: 'y' }], asA)).status, 400);
     },
     { authenticate: (hd: Record<string, string | undefined>) => who[hd.authorization ?? ''], policy: new Policy() },
   );
