@@ -8,3 +8,4 @@ export * from './router.js';
 export * from './query.js';
 export * as v from './validate.js';
 export { ValidationError } from './validate.js';
+export * from './update.js';

@@ -34,7 +34,7 @@ import type { Route } from '../api/index.js';
 import { Errno, NodeError } from './errors.js';
 import { DEFAULT_SERVICE_LIMITS, ServiceGroupService, ServiceGroupStore, serviceRoutes, type ServiceLimits } from './services/index.js';
 import { CertificateService, CertificateStore, DEFAULT_CERTIFICATE_LIMITS, certificateRoutes, ensureNodeTls, type CertificateLimits, type CertificateRecord, type NodeTlsMaterial } from './certificates/index.js';
-import { CertificateDirectory, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type GatewayObserver, type ListenAddress } from './gateway/index.js';
+import { CertificateDirectory, DEFAULT_GATEWAY_LIMITS, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type GatewayObserver, type ListenAddress } from './gateway/index.js';
 import { DEFAULT_ROUTE_LIMITS, healthRoute, instanceRoutes, type InstanceRouteLimits } from './instances/routes.js';
 import { RequestRateLimiter, type RequestRateLimitOptions } from '../auth/index.js';
 import { QuotaGuard, userRoutes, type UserDirectory } from './users.js';
@@ -247,6 +247,7 @@ async function gatewayParts(
     domain,
     quotas,
     limits: serviceLimits,
+    defaultHardLimit: { ...DEFAULT_GATEWAY_LIMITS, ...opts.limits }.defaultHardLimit,
     certificates: {
       find: (principal, sel): CertificateRecord => certificates.findVisible(principal, sel, 'read'),
     },

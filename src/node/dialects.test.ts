@@ -107,3 +107,79 @@ test('services and certificates: query selectors and paging on their lists', () 
     const none = await h.call('GET', '/v1/certificates?count=5');
     assert.deepEqual(items(none.body, 'certificates'), []);
   }, true));
+
+test('instances: PATCH takes {prop, op, value} triples (set, add, del; one answer per instance), the older fields form still works', () =>
+  withNode(async (h) => {
+    await fiveInstances(h);
+    const r = await h.call('PATCH', '/v1/instances', [
+      { name: 'a1', prop: 'memory_mb', op: 'set', value: 256 },
+      { name: 'a1', prop: 'env', op: 'add', value: { LOG: 'debug' } },
+      { name: 'a1', prop: 'tags', op: 'add', value: ['prod', 'prod'] },
+      { name: 'a2', prop: 'args', op: 'set', value: '/bin/web' },
+    ]);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const [a1, a2] = items(r.body, 'instances');
+    assert.equal(a1?.memory_mb, 256);
+    assert.deepEqual(a1?.env, { PATH: '/usr/bin', MODE: 'prod', LOG: 'debug' });
+    assert.deepEqual(a1?.tags, ['prod']);
+    assert.deepEqual(a2?.args, ['/bin/web']);
+    const del = await h.call('PATCH', '/v1/instances/a1', [
+      { prop: 'env', op: 'del', value: 'MODE' },
+      { prop: 'tags', op: 'del' },
+    ]);
+    assert.deepEqual(items(del.body, 'instances')[0]?.env, { PATH: '/usr/bin', LOG: 'debug' });
+    assert.deepEqual(items(del.body, 'instances')[0]?.tags, []);
+    const single = await h.call('PATCH', '/v1/instances/a3', { prop: 'vcpus', op: 'set', value: 2 });
+    assert.equal(items(single.body, 'instances')[0]?.vcpus, 2);
+    // A contract property ukc cannot change is EOPNOTSUPP; a bad value is EINVAL; an unknown property too.
+    const unsupported = await h.call('PATCH', '/v1/instances', [{ name: 'a1', prop: 'hostname', op: 'set', value: 'x' }]);
+    assert.equal(unsupported.status, 501);
+    assert.equal(unsupported.body.errors?.[0]?.error, Errno.EOPNOTSUPP);
+    const badValue = await h.call('PATCH', '/v1/instances', [{ name: 'a1', prop: 'memory_mb', op: 'set', value: 'lots' }]);
+    assert.equal(badValue.status, 400);
+    assert.equal((await h.call('PATCH', '/v1/instances', [{ name: 'a1', prop: 'owner', op: 'set', value: 'x' }])).status, 400);
+    assert.equal((await h.call('PATCH', '/v1/instances', [{ name: 'a1', prop: 'vcpus', op: 'add', value: 1 }])).status, 400);
+    const older = await h.call('PATCH', '/v1/instances', [{ name: 'a4', memory_mb: 512 }]);
+    assert.equal(items(older.body, 'instances')[0]?.memory_mb, 512);
+  }));
+
+test('instances: answers carry type micro; image.credentials is accepted as the contract\'s string', () =>
+  withNode(async (h) => {
+    const r = await h.call('POST', '/v1/instances', { image: { url: IMG, credentials: 'alice:secret' }, autostart: false });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(items(r.body, 'instances')[0]?.type, 'micro');
+    assert.deepEqual(h.resolver.requests.at(-1)?.credentials, { username: 'alice', password: 'secret' });
+    await h.call('POST', '/v1/instances', { image: { url: IMG, credentials: Buffer.from('bob:pw').toString('base64') }, autostart: false });
+    assert.deepEqual(h.resolver.requests.at(-1)?.credentials, { username: 'bob', password: 'pw' });
+    await h.call('POST', '/v1/instances', { image: { url: IMG, credentials: 'ukc_abc_def' }, autostart: false });
+    assert.deepEqual(h.resolver.requests.at(-1)?.credentials, { username: 'token', password: 'ukc_abc_def' });
+    const older = await h.call('POST', '/v1/instances', { image: { url: IMG, credentials: { username: 'u', password: 'p' } }, autostart: false });
+    assert.equal(older.status, 200);
+    const headers = await h.call('POST', '/v1/instances', { image: { url: IMG, headers: { 'x-a': 'b' } }, autostart: false });
+    assert.equal(headers.status, 501);
+    const listed = await h.call('GET', '/v1/instances');
+    assert.ok(items(listed.body, 'instances').every((i) => i.type === 'micro'));
+  }));
+
+test('services: PATCH takes triples; answers carry the limits in effect', () =>
+  withNode(async (h) => {
+    const made = await h.call('POST', '/v1/services', { name: 'web', services: [{ port: 443, destination_port: 8080, handlers: ['http', 'tls'] }] });
+    const g = items(made.body, 'service_groups')[0]!;
+    assert.equal(g.hard_limit, 10_000);
+    assert.equal(g.soft_limit, 10_000);
+    const r = await h.call('PATCH', '/v1/services', [
+      { name: 'web', prop: 'hard_limit', op: 'set', value: 10 },
+      { name: 'web', prop: 'soft_limit', op: 'set', value: 5 },
+      { name: 'web', prop: 'services', op: 'add', value: [{ port: 80, destination_port: 443, handlers: ['http', 'redirect'] }] },
+    ]);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const after = items(r.body, 'service_groups')[0]!;
+    assert.equal(after.hard_limit, 10);
+    assert.equal(after.soft_limit, 5);
+    assert.equal((after.services as unknown[]).length, 2);
+    const single = await h.call('PATCH', `/v1/services/${String(g.uuid)}`, { prop: 'soft_limit', op: 'set', value: 20 });
+    assert.equal(single.status, 400);
+    assert.match(String(single.body.message), /soft_limit must not exceed hard_limit/);
+    const autokill = await h.call('PATCH', '/v1/services/web', { prop: 'autokill', op: 'set', value: {} });
+    assert.equal(autokill.status, 501);
+  }, true));

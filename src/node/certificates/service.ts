@@ -137,7 +137,8 @@ export class CertificateService {
       created_at: new Date(c.createdAt).toISOString(),
       common_name: c.commonName,
       hostnames: c.hostnames,
-      state: c.notAfter > this.deps.clock.now() ? 'valid' : 'expired',
+      // The contract's states are pending, valid and error: an expired certificate is an error, said so.
+      ...(c.notAfter > this.deps.clock.now() ? { state: 'valid' } : { state: 'error', message: 'certificate has expired' }),
       subject: c.subject,
       issuer: c.issuer,
       serial_number: c.serialNumber,

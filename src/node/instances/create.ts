@@ -136,9 +136,14 @@ export function createRequestSchema(limits: InstanceLimits) {
       string: v.string({ minLength: 1, maxLength: 512 }),
       object: v.object({
         url: v.string({ minLength: 1, maxLength: 512 }),
+        // The contract's form is a string (see registryCredentials); ukc's older one an object.
         credentials: v.optional(
-          v.object({ username: v.string({ maxLength: 256 }), password: v.string({ maxLength: 4096 }) }),
+          v.byType({
+            string: v.string({ minLength: 1, maxLength: 4096 }),
+            object: v.object({ username: v.string({ maxLength: 256 }), password: v.string({ maxLength: 4096 }) }),
+          }),
         ),
+        headers: v.optional(v.record(v.string({ maxLength: 4096 }), { maxEntries: 32 })),
         pull_policy: v.optional(v.oneOf(pullPolicies)),
       }),
     }),
@@ -188,11 +193,33 @@ export function checkCreateRules(req: CreateRequest, caps: Capabilities): void {
 
 export function imageRequestOf(req: CreateRequest): { url: string; pullPolicy: PullPolicy; credentials?: { username: string; password: string } } {
   if (typeof req.image === 'string') return { url: req.image, pullPolicy: 'if_not_present' };
+  if (req.image.headers !== undefined && Object.keys(req.image.headers).length > 0)
+    throw new NodeError(Errno.EOPNOTSUPP, 'image.headers are not supported on this node (OCI registries only)');
+  const credentials = req.image.credentials === undefined ? undefined : typeof req.image.credentials === 'string' ? registryCredentials(req.image.credentials) : req.image.credentials;
   return {
     url: req.image.url,
     pullPolicy: req.image.pull_policy ?? 'if_not_present',
-    ...(req.image.credentials ? { credentials: req.image.credentials } : {}),
+    ...(credentials ? { credentials } : {}),
   };
+}
+
+/**
+ * The contract's `image.credentials` string for an OCI registry, as a username and password:
+ * `user:password`, the same base64-encoded (a Docker `auth` value), or a bare token (sent as the
+ * password of user `token`, which ukc's registries and most others accept for Basic auth).
+ */
+export function registryCredentials(text: string): { username: string; password: string } {
+  const split = (s: string): { username: string; password: string } | undefined => {
+    const i = s.indexOf(':');
+    return i > 0 ? { username: s.slice(0, i), password: s.slice(i + 1) } : undefined;
+  };
+  const plain = split(text);
+  if (plain) return plain;
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) {
+    const decoded = split(Buffer.from(text, 'base64').toString('utf8'));
+    if (decoded && /^[\x20-\x7e]+$/.test(decoded.username)) return decoded;
+  }
+  return { username: 'token', password: text };
 }
 
 /** `alice/httpserver-python312:latest` → `httpserver-python312` (DNS-safe, bounded). */

@@ -7,7 +7,7 @@
 import { Errno, NodeError } from '../errors.js';
 import type { PlatformAction } from '../../auth/index.js';
 import { v } from '../../api/index.js';
-import { batchItems, detailsFlag, itemFailed, listing, queryEnum, queryInt, querySelectors, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
+import { batchItems, isTripleUpdate, tripleHandlers, type UpdateKind, detailsFlag, itemFailed, listing, queryEnum, queryInt, querySelectors, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
 import { createRequestSchema, execString, type InstanceLimits } from './create.js';
 import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord, type InstanceState } from './model.js';
 import { selectorFromPath, type InstanceService, type Selector } from './service.js';
@@ -65,6 +65,14 @@ function perItem<S extends v.Shape>(
   };
 }
 
+/** The contract's mutable instance properties (MutableInstanceProperty). */
+const INSTANCE_UPDATE_PROPS = [
+  'image', 'args', 'env', 'memory_mb', 'vcpus', 'scale_to_zero', 'tags', 'delete_lock', 'schedules',
+  'autokill', 'hostname', 'roms', 'dependencies', 'sched_priority', 'plugins', 'annotations',
+] as const;
+/** Those a node changes (the others are EOPNOTSUPP). */
+const INSTANCE_UPDATE_KINDS: Record<string, UpdateKind> = { memory_mb: 'value', vcpus: 'value', args: 'list', env: 'map', tags: 'set' };
+
 export function instanceRoutes(service: InstanceService, limits: InstanceRouteLimits): Route[] {
   const createSchema = createRequestSchema(limits);
   const routes: Route[] = [];
@@ -111,28 +119,36 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
   });
   routes.push({ method: 'GET', pattern: '/v1/instances/{uuid}', collection: 'instances', handler: get.single });
 
-  add('PATCH', '',
-    perItem(
-      service,
-      limits,
-      'write',
-      {
-        memory_mb: v.optional(v.int({ min: limits.minMemoryMb, max: limits.maxMemoryMb })),
-        vcpus: v.optional(v.int({ min: 1, max: limits.maxVcpus })),
-        args: v.optional(v.array(execString(4096), { maxItems: limits.maxArgs })),
-        env: v.optional(
-          v.record(execString(32768), {
-            maxEntries: limits.maxEnv,
-            key: v.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,255}$/, patternHint: 'must be an environment variable name' }),
-          }),
-        ),
-        tags: v.optional(v.array(v.string({ minLength: 1, maxLength: 256 }), { maxItems: limits.maxTags })),
-        restart_policy: v.optional(v.oneOf(RESTART_POLICIES)),
-        features: v.optional(v.array(v.oneOf(FEATURES), { maxItems: FEATURES.length })),
-      },
-      (ctx, r, fields) => service.patch(ctx.principal, r, fields),
+  const patchShape = {
+    memory_mb: v.optional(v.int({ min: limits.minMemoryMb, max: limits.maxMemoryMb })),
+    vcpus: v.optional(v.int({ min: 1, max: limits.maxVcpus })),
+    args: v.optional(v.array(execString(4096), { maxItems: limits.maxArgs })),
+    env: v.optional(
+      v.record(execString(32768), {
+        maxEntries: limits.maxEnv,
+        key: v.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,255}$/, patternHint: 'must be an environment variable name' }),
+      }),
     ),
-  );
+    tags: v.optional(v.array(v.string({ minLength: 1, maxLength: 256 }), { maxItems: limits.maxTags })),
+    restart_policy: v.optional(v.oneOf(RESTART_POLICIES)),
+    features: v.optional(v.array(v.oneOf(FEATURES), { maxItems: FEATURES.length })),
+  };
+  const patchFields = v.object(patchShape);
+  // The older dialect: the fields themselves, per item.
+  const fieldsPatch = perItem(service, limits, 'write', patchShape, (ctx, r, fields) => service.patch(ctx.principal, r, fields));
+  // The contract's: {prop, op, value} triples.
+  const triplePatch = tripleHandlers<InstanceRecord>({
+    props: INSTANCE_UPDATE_PROPS,
+    kinds: INSTANCE_UPDATE_KINDS,
+    maxBatchItems: limits.maxBatchItems,
+    find: (ctx, sel) => service.findVisible(ctx.principal, sel, 'write'),
+    current: (r) => ({ memory_mb: r.memoryMb, vcpus: r.vcpus, args: r.args, env: r.env, tags: r.tags }),
+    apply: (ctx, r, fields) => service.patch(ctx.principal, r, patchFields.parse(fields)),
+  });
+  add('PATCH', '', {
+    batch: (ctx) => (isTripleUpdate(ctx.body) ? triplePatch.batch(ctx) : fieldsPatch.batch(ctx)),
+    single: (ctx) => (isTripleUpdate(ctx.body) ? triplePatch.single(ctx) : fieldsPatch.single(ctx)),
+  });
   add('DELETE', '', perItem(service, limits, 'write', {}, (_ctx, r) => service.remove(r)));
   add('PUT', '/start', perItem(service, limits, 'write', {}, (ctx, r) => service.start(ctx.principal, r)));
   add('PUT', '/stop',

@@ -117,7 +117,12 @@ export interface ServiceGroupDeps {
   onChange(): Promise<void>;
   /** Per-account quotas (service groups count, EDQUOT); absent: none. */
   quotas?: QuotaGuard;
+  /** The gateway's per-instance cap for groups without a hard_limit (answered as their hard_limit). */
+  defaultHardLimit?: number;
 }
+
+/** `defaultHardLimit` when the composition names none (the gateway's own default). */
+const DEFAULT_HARD_LIMIT = 10_000;
 
 export class ServiceGroupService {
   constructor(private readonly deps: ServiceGroupDeps) {}
@@ -276,8 +281,10 @@ export class ServiceGroupService {
       domains: g.domains.map((d) => (d.certificate ? { fqdn: d.fqdn, certificate: d.certificate } : { fqdn: d.fqdn })),
       instances: this.deps.members(g.uuid).map((r) => ({ uuid: r.uuid, name: r.name })),
     };
-    if (g.softLimit !== null) out.soft_limit = g.softLimit;
-    if (g.hardLimit !== null) out.hard_limit = g.hardLimit;
+    // The contract requires both: the limits in effect (the gateway's cap without a hard_limit;
+    // without a soft_limit no replica is woken early, as at the hard limit).
+    out.hard_limit = g.hardLimit ?? this.deps.defaultHardLimit ?? DEFAULT_HARD_LIMIT;
+    out.soft_limit = g.softLimit ?? out.hard_limit;
     if (principal.role === 'root') out.owner = g.owner;
     return out;
   }
