@@ -36,6 +36,7 @@ import {
   type Route,
   type RouteContext,
   type Selector,
+  unsupportedRoute,
   v,
 } from '../api/index.js';
 import type { AccountPrincipal, AccountQuotas, PlatformAuthenticator, Policy } from '../auth/index.js';
@@ -129,14 +130,7 @@ export function controlPlaneRoutes(options: ControlPlaneApiOptions): Route[] {
     });
   };
 
-  const unsupported = (method: Route['method'], pattern: string, collection: string, what: string): Route => ({
-    method,
-    pattern,
-    collection,
-    async handler() {
-      throw notSupported(what);
-    },
-  });
+  const unsupported = (method: Route['method'], pattern: string, collection: string, what: string): Route => unsupportedRoute(method, pattern, what, collection);
   const selfHosted = 'not supported on a self-hosted platform';
 
   const registerSchema = v.object({
@@ -315,6 +309,10 @@ export function controlPlaneRoutes(options: ControlPlaneApiOptions): Route[] {
     unsupported('POST', '/v1/nodes/deactivate', 'nodes', `node licences are ${selfHosted}: remove a node with DELETE /v1/nodes/{uuid}`),
     unsupported('GET', '/v1/nodes/providers/{cloudprovider}/types', 'machine_types', `cloud-provider provisioning is ${selfHosted}`),
     unsupported('GET', '/v1/nodes/providers/{cloudprovider}/regions', 'regions', `cloud-provider provisioning is ${selfHosted}`),
+    unsupported('PATCH', '/v1/nodes', 'nodes', `changing a node's properties is not supported yet: register it again (POST /v1/nodes)`),
+    unsupported('PATCH', '/v1/nodes/{uuid}', 'nodes', `changing a node's properties is not supported yet: register it again (POST /v1/nodes)`),
+    unsupported('GET', '/v1/nodes/wait', 'nodes', 'waiting for node states is not supported yet: poll GET /v1/nodes'),
+    unsupported('GET', '/v1/nodes/{uuid}/wait', 'nodes', 'waiting for node states is not supported yet: poll GET /v1/nodes/{uuid}'),
   ];
 }
 

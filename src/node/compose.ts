@@ -38,6 +38,7 @@ import { CertificateDirectory, DEFAULT_GATEWAY_LIMITS, Gateway, GatewayListenErr
 import { DEFAULT_ROUTE_LIMITS, healthRoute, instanceRoutes, type InstanceRouteLimits } from './instances/routes.js';
 import { RequestRateLimiter, type RequestRateLimitOptions } from '../auth/index.js';
 import { QuotaGuard, userRoutes, type UserDirectory } from './users.js';
+import { unsupportedRoutes } from './unsupported.js';
 
 /**
  * Requests per second per account on the node API. Generous: the CLI's waits and the
@@ -184,6 +185,8 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
       ...userRoutes({ guard: quotas, ...(options.users ? { directory: options.users } : {}), limits: { maxBatchItems: limits.maxBatchItems } }),
       // Health checks (heartbeats, load balancers) carry no token.
       { ...healthRoute(() => store.list(undefined).length), anonymous: true },
+      // Last: a served route of the same method and path wins over its not-supported entry.
+      ...unsupportedRoutes(),
     ],
     authenticate: options.authenticate ?? singleTenantAuthenticator,
     ...(options.logger ? { logger: options.logger } : {}),
