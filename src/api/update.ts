@@ -26,6 +26,7 @@ export type UpdateOp = (typeof UPDATE_OPS)[number];
 export type UpdateKind = 'value' | 'list' | 'set' | 'map';
 
 export interface UpdateItem {
+  id?: string;
   prop: string;
   op: UpdateOp;
   value?: unknown;
@@ -157,7 +158,10 @@ export function tripleHandlers<T>(t: UpdateTarget<T>): { batch(ctx: RouteContext
   const run = async (ctx: RouteContext, sel: { uuid?: string; name?: string }, items: readonly UpdateItem[]): Promise<ItemResult> => {
     try {
       const target = t.find(ctx, sel);
-      return itemOk(await t.apply(ctx, target, foldUpdates(t.current(target), items, t.kinds)));
+      const fields = await t.apply(ctx, target, foldUpdates(t.current(target), items, t.kinds));
+      // The contract echoes a client's `id` (one answer per object here: the first id given).
+      const id = items.find((i) => i.id !== undefined)?.id;
+      return itemOk(id === undefined ? fields : { ...fields, id });
     } catch (err) {
       return itemFailed(err, sel.uuid !== undefined ? { uuid: sel.uuid } : { name: sel.name ?? '' });
     }

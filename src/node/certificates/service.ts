@@ -25,6 +25,8 @@ export function createCertificateSchema(limits: CertificateLimits) {
   return v.object({
     name: v.optional(v.string({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, patternHint: 'must be a DNS label: a-z, 0-9 and -, at most 63' })),
     cn: v.optional(v.string({ minLength: 1, maxLength: 253 })),
+    /** The contract's newer name of `cn`. */
+    common_name: v.optional(v.string({ minLength: 1, maxLength: 253 })),
     chain: v.string({ minLength: 1, maxLength: limits.maxChainBytes }),
     pkey: v.string({ minLength: 1, maxLength: limits.maxKeyBytes }),
   });
@@ -99,9 +101,12 @@ export class CertificateService {
     if (!(notAfter > now)) throw new NodeError(Errno.EINVAL, `certificate expired on ${new Date(notAfter).toISOString()}`);
     const hostnames = certificateHostnames(leaf);
     if (hostnames.length === 0) throw new NodeError(Errno.EINVAL, 'certificate names no DNS host');
-    const cn = req.cn?.toLowerCase() ?? hostnames[0]!;
-    if (req.cn !== undefined && leaf.checkHost(cn) === undefined)
-      throw new NodeError(Errno.EINVAL, `certificate does not cover ${req.cn} (it covers ${hostnames.join(', ')})`);
+    if (req.cn !== undefined && req.common_name !== undefined && req.cn.toLowerCase() !== req.common_name.toLowerCase())
+      throw new NodeError(Errno.EINVAL, 'cn and common_name name the same thing: give one');
+    const named = req.common_name ?? req.cn;
+    const cn = named?.toLowerCase() ?? hostnames[0]!;
+    if (named !== undefined && leaf.checkHost(cn) === undefined)
+      throw new NodeError(Errno.EINVAL, `certificate does not cover ${named} (it covers ${hostnames.join(', ')})`);
     const record: CertificateRecord = {
       uuid: randomUUID(),
       name: req.name ?? `cert-${randomUUID().slice(0, 8)}`,
