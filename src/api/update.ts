@@ -18,7 +18,6 @@
 import { ApiError, Errno, notSupported } from './errors.js';
 import { itemFailed, itemOk, type ItemResult, type RouteContext, type RouteResult } from './router.js';
 import { selectorFromPath } from './query.js';
-import { ValidationError } from './validate.js';
 import * as v from './validate.js';
 
 export const UPDATE_OPS = ['set', 'add', 'del'] as const;
@@ -32,15 +31,6 @@ export interface UpdateItem {
   value?: unknown;
 }
 
-/** Any JSON value (a triple's `value`; its own property's schema checks it after folding). */
-const anyValue: v.Schema<unknown> = {
-  optional: false,
-  expected: 'value',
-  parse(value, path = '') {
-    if (value === null) throw new ValidationError(path, 'expected a value, got null');
-    return value;
-  },
-};
 
 /** A triple's fields: `prop` one of the contract's mutable properties (`props`), plus `id` (echoed by upstream, ignored here). */
 export function updateItemShape(props: readonly string[]) {
@@ -48,7 +38,7 @@ export function updateItemShape(props: readonly string[]) {
     id: v.optional(v.string({ maxLength: 256 })),
     prop: v.oneOf(props),
     op: v.oneOf(UPDATE_OPS),
-    value: v.optional(anyValue),
+    value: v.optional(v.anyValue()),
   };
 }
 

@@ -251,8 +251,12 @@ test('healthz and unknown endpoints', () =>
     const ok = await h.call('GET', '/v1/healthz');
     assert.equal(ok.status, 200);
     assert.equal(ok.body.status, 'success');
-    const nope = await h.call('GET', '/v1/volumes');
+    const nope = await h.call('GET', '/v1/no-such-thing');
     assert.equal(nope.status, 404);
+    // An operation of the contract a node does not offer is not an unknown endpoint.
+    const volumes = await h.call('GET', '/v1/volumes');
+    assert.equal(volumes.status, 501);
+    assert.equal(volumes.body.errors?.[0]?.error, Errno.EOPNOTSUPP);
     const wrong = await h.call('POST', '/v1/instances/start');
     assert.equal(wrong.status, 405);
   }));

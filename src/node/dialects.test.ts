@@ -183,3 +183,29 @@ test('services: PATCH takes triples; answers carry the limits in effect', () =>
     const autokill = await h.call('PATCH', '/v1/services/web', { prop: 'autokill', op: 'set', value: {} });
     assert.equal(autokill.status, 501);
   }, true));
+
+test('contract request fields: wait_timeout_ms on create and start, dont_retain on delete; features a node lacks are EOPNOTSUPP, not unknown fields', () =>
+  withNode(async (h) => {
+    const made = await h.call('POST', '/v1/instances', { image: IMG, name: 'w1', wait_timeout_ms: 1000 });
+    assert.equal(made.status, 200, JSON.stringify(made.body));
+    for (const field of [{ hostname: 'x' }, { autokill: { time_ms: 1 } }, { annotations: { a: 'b' } }, { nameserver: '1.1.1.1' }]) {
+      const r = await h.call('POST', '/v1/instances', { image: IMG, autostart: false, ...field });
+      assert.equal(r.status, 501, JSON.stringify(field));
+      assert.equal(r.body.errors?.[0]?.error, Errno.EOPNOTSUPP);
+    }
+    assert.equal((await h.call('POST', '/v1/instances', { image: IMG, wait_timeout_ms: 5, timeout_s: 1 })).status, 400);
+    await h.call('POST', '/v1/instances', { image: IMG, name: 'w2', autostart: false });
+    const started = h.call('PUT', '/v1/instances/start', [{ name: 'w2', wait_timeout_ms: 5000 }]);
+    await settle();
+    const s = await started;
+    assert.equal(s.status, 200, JSON.stringify(s.body));
+    assert.equal(items(s.body, 'instances')[0]?.state, 'running');
+    const stop = await h.call('PUT', '/v1/instances/stop', [{ name: 'w2', dump: true }]);
+    assert.equal(stop.status, 501);
+    const log = await h.call('GET', '/v1/instances/w2/log');
+    assert.equal(items(log.body, 'instances')[0]?.state, 'running');
+    const metrics = await h.call('GET', '/v1/instances/w2/metrics');
+    assert.equal(items(metrics.body, 'instances')[0]?.cpu_time_ms, 1);
+    const del = await h.call('DELETE', '/v1/instances', [{ name: 'w2', dont_retain: true }]);
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+  }));

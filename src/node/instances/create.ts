@@ -166,8 +166,18 @@ export function createRequestSchema(limits: InstanceLimits) {
     volumes: v.optional(v.array(volumeSchema, { maxItems: 64 })),
     tags: v.optional(v.array(v.string({ minLength: 1, maxLength: 256 }), { maxItems: limits.maxTags })),
     type: v.optional(v.oneOf(['micro', 'full'] as const)),
+    /** The contract's name for the wait: milliseconds (`timeout_s` is the older, in seconds). */
+    wait_timeout_ms: v.optional(v.int({ min: 0, max: limits.maxCreateTimeoutS * 1000 })),
+    // Fields of the contract a node does not offer: accepted as JSON, refused in checkCreateRules (EOPNOTSUPP).
+    ...Object.fromEntries(UNSUPPORTED_CREATE_FIELDS.map((f) => [f, v.optional(v.anyValue())])),
   });
 }
+
+/** CreateInstanceRequest fields of the contract this node does not offer (EOPNOTSUPP when given). */
+export const UNSUPPORTED_CREATE_FIELDS = [
+  'roms', 'plugins', 'annotations', 'template', 'sched_priority', 'schedules', 'autokill', 'hostname',
+  'dependencies', 'branch_from', 'checkpoint', 'gateway', 'nameserver', 'network_interfaces', 'gpus',
+] as const;
 
 export type CreateRequest = v.Infer<ReturnType<typeof createRequestSchema>>;
 
@@ -181,7 +191,12 @@ export function checkCreateRules(req: CreateRequest, caps: Capabilities): void {
   }
   if (req.scale_to_zero !== undefined && req.service_group === undefined)
     throw new NodeError(Errno.EINVAL, 'scale_to_zero needs a service_group');
-  if (req.timeout_s !== undefined && req.timeout_s > 0 && req.autostart === false)
+  for (const f of UNSUPPORTED_CREATE_FIELDS) {
+    if ((req as Record<string, unknown>)[f] !== undefined) throw new NodeError(Errno.EOPNOTSUPP, `${f} is not supported on this node`);
+  }
+  if (req.timeout_s !== undefined && req.wait_timeout_ms !== undefined)
+    throw new NodeError(Errno.EINVAL, 'wait_timeout_ms and timeout_s name the same wait: give one');
+  if (createWaitMs(req) > 0 && req.autostart === false)
     throw new NodeError(Errno.EINVAL, 'timeout_s needs autostart');
   if (req.type === 'full')
     throw new NodeError(Errno.EOPNOTSUPP, 'instance type full is not supported on this node (only micro)');
@@ -189,6 +204,11 @@ export function checkCreateRules(req: CreateRequest, caps: Capabilities): void {
     throw new NodeError(Errno.EOPNOTSUPP, 'service groups are not available on this node (it runs without a gateway)');
   if (req.volumes !== undefined && req.volumes.length > 0 && !caps.volumes)
     throw new NodeError(Errno.EOPNOTSUPP, 'volumes are not available on this node yet');
+}
+
+/** How long a create waits for its instances to run (ms; 0: it does not wait). */
+export function createWaitMs(req: CreateRequest): number {
+  return req.wait_timeout_ms ?? (req.timeout_s ?? 0) * 1000;
 }
 
 export function imageRequestOf(req: CreateRequest): { url: string; pullPolicy: PullPolicy; credentials?: { username: string; password: string } } {

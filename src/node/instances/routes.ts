@@ -149,15 +149,54 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
     batch: (ctx) => (isTripleUpdate(ctx.body) ? triplePatch.batch(ctx) : fieldsPatch.batch(ctx)),
     single: (ctx) => (isTripleUpdate(ctx.body) ? triplePatch.single(ctx) : fieldsPatch.single(ctx)),
   });
-  add('DELETE', '', perItem(service, limits, 'write', {}, (_ctx, r) => service.remove(r)));
-  add('PUT', '/start', perItem(service, limits, 'write', {}, (ctx, r) => service.start(ctx.principal, r)));
+  add('DELETE', '',
+    perItem(
+      service,
+      limits,
+      'write',
+      // A deleted instance is never retained here, so `dont_retain` changes nothing.
+      { dont_retain: v.optional(v.bool()), timeout_s: v.optional(v.anyValue()) },
+      (_ctx, r, f) => {
+        if (f.timeout_s !== undefined) throw new NodeError(Errno.EOPNOTSUPP, 'timeout_s on delete is not supported on this node');
+        return service.remove(r);
+      },
+    ),
+  );
+  add('PUT', '/start',
+    perItem(
+      service,
+      limits,
+      'write',
+      { wait_timeout_ms: v.optional(v.int({ min: -1 })), timeout_s: v.optional(v.int({ min: -1, max: 86_400 })) },
+      async (ctx, r, f) => {
+        if (f.wait_timeout_ms !== undefined && f.timeout_s !== undefined)
+          throw new NodeError(Errno.EINVAL, 'wait_timeout_ms and timeout_s name the same wait: give one');
+        const started = await service.start(ctx.principal, r);
+        const waitMs = f.wait_timeout_ms ?? (f.timeout_s === undefined ? 0 : f.timeout_s < 0 ? -1 : f.timeout_s * 1000);
+        if (waitMs === 0) return started;
+        // Started either way; the item fails (ETIMEDOUT) when it is not running in time, as upstream.
+        const reached = await service.wait(r, 'running', waitMs, ctx.signal);
+        return { ...started, state: reached.state };
+      },
+    ),
+  );
   add('PUT', '/stop',
     perItem(
       service,
       limits,
       'write',
-      { force: v.optional(v.bool()), drain_timeout_ms: v.optional(v.int({ min: 0, max: 3_600_000 })) },
-      (_ctx, r, f) => service.stop(r, f),
+      {
+        force: v.optional(v.bool()),
+        drain_timeout_ms: v.optional(v.int({ min: 0, max: 3_600_000 })),
+        quick: v.optional(v.bool()),
+        ifstate: v.optional(v.string({ maxLength: 64 })),
+        dump: v.optional(v.bool()),
+      },
+      (_ctx, r, f) => {
+        if (f.quick === true || f.dump === true || f.ifstate !== undefined)
+          throw new NodeError(Errno.EOPNOTSUPP, 'quick, ifstate and dump are not supported on this node');
+        return service.stop(r, f);
+      },
     ),
   );
   add('GET', '/wait',

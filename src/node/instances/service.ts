@@ -16,7 +16,7 @@ import { imageNotFoundMessage, type ImagePullCheck } from '../images/pull-access
 import type { InstanceStore } from './store.js';
 import type { LogRing } from './logs.js';
 import type { InstanceLifecycle } from './lifecycle.js';
-import { checkCreateRules, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
+import { checkCreateRules, createWaitMs, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
 import type { QuotaGuard } from '../users.js';
 import { presentInstance, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature, type ServiceGroupRequest } from './model.js';
 
@@ -145,7 +145,7 @@ export class InstanceService {
     if (this.deps.quotas && autostart) await this.deps.quotas.admitStarts(principal, records, startAll);
     else await startAll();
     const waitErrors = new Map<string, NodeError>();
-    const timeoutMs = (req.timeout_s ?? 0) * 1000;
+    const timeoutMs = createWaitMs(req);
     if (autostart && timeoutMs > 0) {
       await Promise.all(
         records.map((r) =>
@@ -212,7 +212,7 @@ export class InstanceService {
 
   log(r: InstanceRecord, offset: number | undefined, limit: number): Record<string, unknown> {
     const read = this.deps.logs.read(r.uuid, offset ?? -limit, limit);
-    return { uuid: r.uuid, name: r.name, output: read.output.toString('base64'), available: read.available, range: read.range };
+    return { uuid: r.uuid, name: r.name, state: r.state, output: read.output.toString('base64'), available: read.available, range: read.range };
   }
 
   async metrics(r: InstanceRecord): Promise<Record<string, unknown>> {
@@ -231,6 +231,8 @@ export class InstanceService {
     if (stats) {
       out.rss_bytes = stats.rssBytes;
       out.cpu_time_us = stats.cpuTimeUs;
+      // The contract's unit (cpu_time_us is ukc's older, finer field).
+      out.cpu_time_ms = Math.floor(stats.cpuTimeUs / 1000);
     }
     return out;
   }
