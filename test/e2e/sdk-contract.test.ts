@@ -153,6 +153,19 @@ test('instances: create, get by name and by uuid return that instance, list page
   assert.deepEqual((await collect(ukc.instances.list())).map((i) => i.name), ['sdk-1', 'sdk-2', 'sdk-3']);
 });
 
+test('instances: start, wait by query (state, timeout), logs, stop through the porcelain', async () => {
+  const web = ukc.instances.get({ name: 'sdk-2' });
+  await web.start();
+  const waited = await ukc.instances.wait({ name: 'sdk-2' }, { state: 'running', timeoutSeconds: 5 });
+  assert.equal(waited.state, 'running');
+  const { output, state } = await ukc.instances.logs({ name: 'sdk-2' }, { offset: 0, limit: 5 });
+  assert.equal(Buffer.from(output, 'base64').toString(), 'hello');
+  assert.equal(state, 'running');
+  const stopped = await ukc.instances.stop([{ name: 'sdk-2' }]);
+  assert.deepEqual(stopped.map((i) => i.name), ['sdk-2']);
+  await ukc.instances.wait({ name: 'sdk-2' }, { state: 'stopped', timeoutSeconds: 5 });
+});
+
 test('images: the plumbing client lists the node\'s images with GET /v1/images', async () => {
   const res = await ukc.api.platform.images.getImages({ baseUrl });
   assert.equal(res.status, 'success');
