@@ -182,6 +182,9 @@ test('services: PATCH takes triples; answers carry the limits in effect', () =>
     assert.match(String(single.body.message), /soft_limit must not exceed hard_limit/);
     const autokill = await h.call('PATCH', '/v1/services/web', { prop: 'autokill', op: 'set', value: {} });
     assert.equal(autokill.status, 501);
+    const createAutokill = await h.call('POST', '/v1/services', { name: 'idle', services: [{ port: 8443, handlers: ['tls'] }], autokill: { time_ms: 1000 } });
+    assert.equal(createAutokill.status, 501);
+    assert.equal(createAutokill.body.errors?.[0]?.error, Errno.EOPNOTSUPP);
   }, true));
 
 test('contract request fields: wait_timeout_ms on create and start, dont_retain on delete; features a node lacks are EOPNOTSUPP, not unknown fields', () =>

@@ -82,6 +82,8 @@ export function createServiceSchema(limits: ServiceLimits) {
     v.object({
       name: v.optional(v.string({ pattern: DNS_LABEL, patternHint: 'must be a DNS label: a-z, 0-9 and -, at most 63' })),
       ...groupFieldsShape(limits),
+      // The contract's autokill of idle groups: accepted as JSON, refused in create (EOPNOTSUPP).
+      autokill: v.optional(v.anyValue()),
     }),
     groupRulesViolation,
   );
@@ -186,6 +188,7 @@ export class ServiceGroupService {
 
   /** Creates a group; `persistent: false` for one described inline with an instance. */
   async create(principal: AccountPrincipal, req: CreateServiceRequest, persistent = true): Promise<ServiceGroupRecord> {
+    if (req.autokill !== undefined) throw new NodeError(Errno.EOPNOTSUPP, 'autokill of service groups is not supported on this node');
     const violation = groupRulesViolation(req);
     if (violation !== undefined) throw new NodeError(Errno.EINVAL, violation);
     // Checked here and inserted below with no await in between: concurrent creates cannot both pass.
