@@ -9,6 +9,7 @@
  * instance is not charged to either account.
  */
 import { Errno, NodeError } from '../errors.js';
+import type { Selector } from '../../api/index.js';
 import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.js';
 import type { Clock } from '../clock.js';
 import type { ImageResolver } from '../images/resolver.js';
@@ -32,16 +33,8 @@ export interface ServiceGroupAttachment {
   describe(uuid: string): Record<string, unknown> | undefined;
 }
 
-export interface Selector {
-  uuid?: string;
-  name?: string;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** The `{uuid}` path segment also accepts a name (convenient for CLIs); a UUID-shaped value is a uuid. */
-export function selectorFromPath(segment: string): Selector {
-  return UUID.test(segment) ? { uuid: segment.toLowerCase() } : { name: segment };
-}
+// One selector grammar for the whole v1 API (src/api/query.ts).
+export { selectorFromPath, type Selector } from '../../api/index.js';
 
 export interface InstanceServiceDeps {
   store: InstanceStore;

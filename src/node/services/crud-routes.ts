@@ -7,18 +7,11 @@
  * object the principal may not read exactly like a missing one.
  */
 import { v } from '../../api/index.js';
-import { batchItems, itemFailed, itemOk, type ItemResult, type Route, type RouteContext } from '../../api/index.js';
+import { batchItems, itemFailed, itemOk, selectorFromPath, type Selector, type ItemResult, type Route, type RouteContext } from '../../api/index.js';
 import type { PlatformAction } from '../../auth/index.js';
 
-export interface Selector {
-  uuid?: string;
-  name?: string;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export function selectorFromPath(segment: string): Selector {
-  return UUID.test(segment) ? { uuid: segment.toLowerCase() } : { name: segment };
-}
+// One selector grammar for the whole v1 API (src/api/query.ts).
+export { selectorFromPath, type Selector } from '../../api/index.js';
 
 export interface Collection<T> {
   /** The path segment (`/v1/<name>`). */
