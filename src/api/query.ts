@@ -10,6 +10,7 @@
  *     the first `offset`; `order` asc|desc by creation time (`sortby=create_time`);
  *   - typed query values (`details`, `timeout_ms`, `state`, …): ill-typed is EINVAL.
  */
+import { createHash } from 'node:crypto';
 import { ApiError, Errno } from './errors.js';
 
 export interface Selector {
@@ -22,6 +23,18 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** A `{uuid}` path segment: a UUID selects by uuid, anything else by name (upstream accepts both). */
 export function selectorFromPath(segment: string): Selector {
   return UUID.test(segment) ? { uuid: segment.toLowerCase() } : { name: segment };
+}
+
+/**
+ * A stable UUID for a name (RFC 4122 version 5 layout over SHA-1), for objects that have a name
+ * but no stored uuid (accounts as organizations, metros): the same name always answers the same.
+ */
+export function nameUuid(kind: string, name: string): string {
+  const h = createHash('sha1').update(`ukc:${kind}:${name}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
 const MAX_SELECTOR_LENGTH = 128;

@@ -20,7 +20,6 @@
  *
  * Every request but healthz needs `Authorization: Bearer <API token>`.
  */
-import { createHash } from 'node:crypto';
 import {
   ApiError,
   createRouter,
@@ -28,6 +27,7 @@ import {
   Errno,
   itemFailed,
   itemOk,
+  nameUuid,
   notSupported,
   page,
   querySelectors,
@@ -57,18 +57,6 @@ export interface ControlPlaneApiOptions {
   /** Items in one batch body. */
   maxBatchItems: number;
   logger?: ApiLogger;
-}
-
-/**
- * A stable UUID for a name (RFC 4122 version 5 layout over SHA-1), for objects that have a name
- * but no stored uuid (accounts as organizations, metros): the same name always answers the same.
- */
-export function nameUuid(kind: string, name: string): string {
-  const h = createHash('sha1').update(`ukc:${kind}:${name}`).digest();
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
 /** The contract's NodeState for ours: a self-hosted node is `ready`, `error` (said so) or in `maintenance` (silent). */

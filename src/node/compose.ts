@@ -182,7 +182,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
       ...instanceRoutes(service, limits),
       ...imageRoutes(new ImageQueries(options.catalog, policy), limits.maxImageFilters),
       ...(parts?.routes(limits.maxBatchItems) ?? []),
-      ...userRoutes({ guard: quotas, ...(options.users ? { directory: options.users } : {}), limits: { maxBatchItems: limits.maxBatchItems } }),
+      ...userRoutes({ guard: quotas, bounds: limits, ...(options.users ? { directory: options.users } : {}), limits: { maxBatchItems: limits.maxBatchItems } }),
       // Health checks (heartbeats, load balancers) carry no token.
       { ...healthRoute(() => store.list(undefined).length), anonymous: true },
       // Last: a served route of the same method and path wins over its not-supported entry.

@@ -16,6 +16,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { collect, UnikraftCloud, UnikraftCloudError, type FetchLike } from '@unikraft/cloud';
 import { makeHarness, type Harness } from '../../src/node/harness.test-support.js';
 import { systemClock } from '../../src/node/clock.js';
+import { accountPrincipal } from '../../src/auth/index.js';
 
 const CONTRACT = new URL('../../../test/contract/', import.meta.url);
 const IMG = 'alice/httpserver:latest';
@@ -96,12 +97,14 @@ const recordingFetch: FetchLike = async (input, init) => {
 };
 
 before(async () => {
-  h = await makeHarness({ clock: systemClock, gateway: { listenAddress: () => ({ host: '127.0.0.1', port: 0 }) } });
+  // An account with quotas, as on a multi-tenant node (GET /v1/users/quotas answers them).
+  const principal = accountPrincipal('sdk', 'user', { maxInstances: 50, maxLiveMemoryMb: 65536, maxServices: 10 });
+  h = await makeHarness({ clock: systemClock, authenticate: () => principal, gateway: { listenAddress: () => ({ host: '127.0.0.1', port: 0 }) } });
   h.catalog.images.push({
     repository: 'index.node.local/alice/httpserver',
     digest: `sha256:${'a'.repeat(64)}`,
     createdAt: new Date(0),
-    owner: 'local',
+    owner: 'sdk',
     tags: [IMG],
     initrdOrRom: true,
     sizeInBytes: 4096,
@@ -199,6 +202,14 @@ test('certificates: create, list, get by name, delete', async () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('users: the caller\'s quotas in the contract\'s shape', async () => {
+  const [quota] = await ukc.users.quotas();
+  assert.equal(quota?.used.instances, 3);
+  assert.equal(quota?.used.service_groups, 1);
+  assert.equal(quota?.hard.instances, 50);
+  assert.equal(quota?.limits.max_vcpus, 64);
 });
 
 test('an operation ukc does not offer answers EOPNOTSUPP in the envelope (not 404/405)', async () => {
