@@ -97,11 +97,6 @@ export const UNSUPPORTED_OPERATIONS: readonly Unsupported[] = [
     collection: 'certificates',
     ops: batchAndSingle('PUT', '/v1/certificates'),
   },
-  {
-    message: "another user's quotas are not served by this node: ask for your own with GET /v1/users/quotas",
-    collection: 'quotas',
-    ops: [['GET', '/v1/users/{uuid}/quotas']],
-  },
 ];
 
 export function unsupportedRoutes(): Route[] {

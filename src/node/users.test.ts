@@ -130,6 +130,11 @@ describe('quotas', () => {
       assert.deepEqual(mine?.used, { instances: 2, live_instances: 1, live_vcpus: 1, live_memory_mb: 100, service_groups: 0, services: 0, volumes: 0, total_volume_mb: 0 });
       assert.deepEqual(mine?.hard, { instances: 3, live_instances: 3, live_vcpus: 3 * 64, live_memory_mb: 300, service_groups: 1, services: 1, volumes: 0, total_volume_mb: 0 });
       assert.deepEqual(mine?.limits, { min_memory_mb: 16, max_memory_mb: 65536, min_vcpus: 1, max_vcpus: 64, min_volume_mb: 0, max_volume_mb: 0, min_autoscale_size: 0, max_autoscale_size: 0 });
+      // By the account's uuid (or name): the same answer; another account looks missing.
+      const byUuid = await s.h.call('GET', `/v1/users/${String(mine?.uuid)}/quotas`, undefined, s.alice);
+      assert.deepEqual(byUuid.body.data.quotas?.[0]?.used, mine?.used);
+      assert.equal((await s.h.call('GET', '/v1/users/alice/quotas', undefined, s.alice)).status, 200);
+      assert.equal((await s.h.call('GET', '/v1/users/bob/quotas', undefined, s.alice)).status, 404);
       // Bob's usage is his own.
       const b = await s.h.call('GET', '/v1/users/quotas', undefined, s.bob);
       const bobUsed = b.body.data.quotas?.[0]?.used as Record<string, number>;

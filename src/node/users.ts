@@ -5,6 +5,8 @@
  *                           account's API token, once (it is stored hashed).
  *                           Body: `{name, quotas?}` or a list of them;
  *                           quotas: `{instances?, live_memory_mb?, services?}`.
+ *   GET  /v1/users/{uuid}/quotas   the same, named by the caller's account uuid (or name);
+ *                           any other account answers ENOENT.
  *   GET  /v1/users/quotas   the caller's quotas (`hard`), usage (`used`) and per-instance
  *                           `limits`, in the contract's Quotas shape (see presentContractQuotas).
  *
@@ -257,6 +259,20 @@ export function userRoutes(deps: { guard: QuotaGuard; directory?: UserDirectory;
       collection: 'quotas',
       async handler(ctx) {
         if (ctx.body !== undefined) throw new NodeError(Errno.EINVAL, 'GET /v1/users/quotas takes no body');
+        return { items: [itemOk(presentContractQuotas(ctx.principal, deps.guard, deps.bounds))] };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/users/{uuid}/quotas',
+      collection: 'quotas',
+      async handler(ctx) {
+        if (ctx.body !== undefined) throw new NodeError(Errno.EINVAL, 'GET /v1/users/{uuid}/quotas takes no body');
+        // The caller's own account, by its uuid or name; any other looks missing (a node holds
+        // only the caller's quotas, in its token's principal).
+        const id = (ctx.params.uuid ?? '').toLowerCase();
+        const own = ctx.principal.name;
+        if (id !== nameUuid('account', own) && id !== own.toLowerCase()) throw new NodeError(Errno.ENOENT, 'user not found');
         return { items: [itemOk(presentContractQuotas(ctx.principal, deps.guard, deps.bounds))] };
       },
     },

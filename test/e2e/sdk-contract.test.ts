@@ -210,6 +210,8 @@ test('users: the caller\'s quotas in the contract\'s shape', async () => {
   assert.equal(quota?.used.service_groups, 1);
   assert.equal(quota?.hard.instances, 50);
   assert.equal(quota?.limits.max_vcpus, 64);
+  const [byUuid] = await ukc.users.quotasByUuid(quota!.uuid);
+  assert.equal(byUuid?.used.instances, 3);
 });
 
 test('an operation ukc does not offer answers EOPNOTSUPP in the envelope (not 404/405)', async () => {
