@@ -163,6 +163,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     quotas,
     ...(parts ? { groups: parts.attachment } : {}),
     ...(options.mayPullImage ? { mayPullImage: options.mayPullImage } : {}),
+    ...(parts ? { traffic: (uuid: string) => parts.gateway.load(uuid) } : {}),
   });
   let recovery: RecoveryReport;
   try {

@@ -209,6 +209,7 @@ test('contract request fields: wait_timeout_ms on create and start, dont_retain 
     assert.equal(items(log.body, 'instances')[0]?.state, 'running');
     const metrics = await h.call('GET', '/v1/instances/w2/metrics');
     assert.equal(items(metrics.body, 'instances')[0]?.cpu_time_ms, 1);
+    assert.deepEqual([0, 0, 0], ['nconns', 'nreqs', 'nqueued'].map((k) => items(metrics.body, 'instances')[0]?.[k]));
     const del = await h.call('DELETE', '/v1/instances', [{ name: 'w2', dont_retain: true }]);
     assert.equal(del.status, 200, JSON.stringify(del.body));
   }));

@@ -50,6 +50,8 @@ export interface InstanceServiceDeps {
   quotas?: QuotaGuard;
   /** May the caller run this image (see ../images/pull-access.ts); absent: every image (single tenant). */
   mayPullImage?: ImagePullCheck;
+  /** Requests and connections the gateway has open to an instance now (absent: no gateway, or not a member). */
+  traffic?: (uuid: string) => { inflight: number; connections: number } | undefined;
 }
 
 export interface PatchRequest {
@@ -227,6 +229,12 @@ export class InstanceService {
       // The contract's unit (cpu_time_us is ukc's older, finer field).
       out.cpu_time_ms = Math.floor(stats.cpuTimeUs / 1000);
     }
+    // What the gateway has open to it now. Nothing is ever queued: at hard_limit the gateway
+    // answers 503 at once (gateway/gateway.ts), so nqueued is 0 by construction.
+    const traffic = this.deps.traffic?.(r.uuid) ?? { inflight: 0, connections: 0 };
+    out.nconns = traffic.connections;
+    out.nreqs = traffic.inflight;
+    out.nqueued = 0;
     return out;
   }
 }
