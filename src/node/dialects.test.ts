@@ -2,6 +2,10 @@
 // paging as the official SDK sends them, and the older GET bodies, in-process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { makeHarness, type Harness } from './harness.test-support.js';
 import { settle } from './test-doubles.test-support.js';
 import { Errno } from './index.js';
@@ -213,3 +217,28 @@ test('contract request fields: wait_timeout_ms on create and start, dont_retain 
     const del = await h.call('DELETE', '/v1/instances', [{ name: 'w2', dont_retain: true }]);
     assert.equal(del.status, 200, JSON.stringify(del.body));
   }));
+
+test('certificates: PUT renews chain and key in place; a renewal that drops a host name is refused', () =>
+  withNode(async (h) => {
+    const dir = mkdtempSync(join(tmpdir(), 'ukc-renew-'));
+    const pair = (tag: string, sans: string): { chain: string; pkey: string } => {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, `${tag}.key`), '-out', join(dir, `${tag}.crt`), '-days', '2', '-subj', '/CN=shop.example.com', '-addext', `subjectAltName=${sans}`], { stdio: 'ignore' });
+      return { chain: readFileSync(join(dir, `${tag}.crt`), 'utf8'), pkey: readFileSync(join(dir, `${tag}.key`), 'utf8') };
+    };
+    try {
+      const made = await h.call('POST', '/v1/certificates', { name: 'shop', ...pair('a', 'DNS:shop.example.com,DNS:www.example.com') });
+      const first = items(made.body, 'certificates')[0]!;
+      const renewed = await h.call('PUT', '/v1/certificates', [{ name: 'shop', ...pair('b', 'DNS:shop.example.com,DNS:www.example.com,DNS:api.example.com') }]);
+      assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+      const second = items(renewed.body, 'certificates')[0]!;
+      assert.equal(second.uuid, first.uuid);
+      assert.notEqual(second.serial_number, first.serial_number);
+      const narrower = await h.call('PUT', `/v1/certificates/${String(first.uuid)}`, pair('c', 'DNS:shop.example.com'));
+      assert.equal(narrower.status, 400);
+      assert.match(String(narrower.body.message), /does not cover www\.example\.com/);
+      const mismatched = await h.call('PUT', '/v1/certificates/shop', { chain: pair('d', 'DNS:shop.example.com,DNS:www.example.com,DNS:api.example.com').chain, pkey: pair('e', 'DNS:x.example.com').pkey });
+      assert.equal(mismatched.status, 400);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, true));

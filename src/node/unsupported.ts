@@ -92,11 +92,6 @@ export const UNSUPPORTED_OPERATIONS: readonly Unsupported[] = [
       ['GET', '/v1/image-store'],
     ],
   },
-  {
-    message: 'updating certificates is not supported yet: upload a new one and point the service group at it',
-    collection: 'certificates',
-    ops: batchAndSingle('PUT', '/v1/certificates'),
-  },
 ];
 
 export function unsupportedRoutes(): Route[] {

@@ -187,7 +187,7 @@ test('services: create, list and get answer under service_groups; update sends t
   assert.equal((await ukc.services.get({ uuid: group.uuid! })).hard_limit, 20);
 });
 
-test('certificates: create, list, get by name, delete', async () => {
+test('certificates: create, list, get by name, renew (PUT), delete', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ukc-sdk-cert-'));
   try {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=shop.example.com', '-addext', 'subjectAltName=DNS:shop.example.com'], { stdio: 'ignore' });
@@ -197,6 +197,11 @@ test('certificates: create, list, get by name, delete', async () => {
     assert.equal(cert.state, 'valid');
     assert.deepEqual((await collect(ukc.certificates.list())).map((c) => c.name), ['shop']);
     assert.equal((await ukc.certificates.get({ name: 'shop' })).uuid, cert.uuid);
+    // Renewal: a new chain and key for the same certificate.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k2.pem'), '-out', join(dir, 'c2.pem'), '-days', '3', '-subj', '/CN=shop.example.com', '-addext', 'subjectAltName=DNS:shop.example.com'], { stdio: 'ignore' });
+    const renewed = await ukc.certificates.update({ name: 'shop' }, { chain: readFileSync(join(dir, 'c2.pem'), 'utf8'), pkey: readFileSync(join(dir, 'k2.pem'), 'utf8') });
+    assert.equal(renewed.uuid, cert.uuid);
+    assert.notEqual(renewed.serial_number, cert.serial_number);
     await ukc.certificates.delete([{ name: 'shop' }]);
     assert.deepEqual(await collect(ukc.certificates.list()), []);
   } finally {

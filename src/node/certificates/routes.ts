@@ -1,4 +1,4 @@
-/** `/v1/certificates` routes: create (one object or an array), list/get, delete. */
+/** `/v1/certificates` routes: create (one object or an array), list/get, renew (PUT: new chain and key), delete. */
 import { v } from '../../api/index.js';
 import { detailsFlag, itemFailed, itemOk, listing, querySelectors, type Route } from '../../api/index.js';
 import { perItemRoutes, type Collection } from '../services/crud-routes.js';
@@ -46,5 +46,14 @@ export function certificateRoutes(service: CertificateService, limits: Certifica
     },
     get[1]!,
     ...perItemRoutes(collection, 'DELETE', 'write', '', {}, (_ctx, c) => service.remove(c)),
+    // Renewal: a new chain and key for the same certificate (uuid and name stay).
+    ...perItemRoutes(
+      collection,
+      'PUT',
+      'write',
+      '',
+      { chain: v.string({ minLength: 1, maxLength: limits.maxChainBytes }), pkey: v.string({ minLength: 1, maxLength: limits.maxKeyBytes }) },
+      (ctx, c, f) => service.present(ctx.principal, service.update(c, f), true),
+    ),
   ];
 }
