@@ -3,11 +3,33 @@
  * array of `{uuid}|{name}` items (plus per-action fields), and single
  * `/v1/instances/{uuid}[/<action>]` with an optional object body of the same
  * per-action fields. Routes only validate, call `InstanceService`, and shape.
+ *
+ * Both dialects (reference/unikraft-cloud.md, section 0): the current one selects
+ * with `?uuid=…&name=…` and pages lists with `count`/`from` (src/api/query.ts),
+ * sends a wait's and a log read's fields as query parameters, and updates with
+ * `{prop, op, value}` triples (src/api/update.ts); the older one sends GET bodies
+ * and the fields themselves. Either is accepted, answers are the same.
  */
 import { Errno, NodeError } from '../errors.js';
 import type { PlatformAction } from '../../auth/index.js';
 import { v } from '../../api/index.js';
-import { batchItems, isTripleUpdate, tripleHandlers, type UpdateKind, detailsFlag, itemFailed, listing, queryEnum, queryInt, querySelectors, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
+import {
+  batchItems,
+  detailsFlag,
+  isTripleUpdate,
+  itemFailed,
+  itemOk,
+  listing,
+  queryEnum,
+  queryInt,
+  querySelectors,
+  tripleHandlers,
+  type ItemResult,
+  type Route,
+  type RouteContext,
+  type RouteResult,
+  type UpdateKind,
+} from '../../api/index.js';
 import { createRequestSchema, execString, type InstanceLimits } from './create.js';
 import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord, type InstanceState } from './model.js';
 import { selectorFromPath, type InstanceService, type Selector } from './service.js';
