@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Errno } from './errors.js';
-import { oneDialect, page, queryBool, queryEnum, queryInt, querySelectors, selectorFromPath } from './query.js';
+import { batchItems, listing, oneDialect, page, queryBool, queryEnum, queryInt, querySelectors, selectorFromPath } from './query.js';
 
 const q = (s: string): URLSearchParams => new URLSearchParams(s);
 const U1 = '11111111-1111-4111-8111-111111111111';
@@ -40,4 +40,17 @@ test('typed query values', () => {
   assert.throws(() => queryBool(q('details=maybe'), 'details', true), /true or false/);
   assert.equal(queryEnum(q('state=running'), 'state', ['running', 'stopped'] as const), 'running');
   assert.throws(() => queryEnum(q('state=x'), 'state', ['running'] as const), /one of running/);
+});
+
+test('paging: offset/limit, order and sortby; batch items from the query or the body, never both', () => {
+  const items = ['a', 'b', 'c', 'd'].map((uuid) => ({ uuid }));
+  assert.deepEqual(page(items, q('offset=1&limit=2')).map((i) => i.uuid), ['b', 'c']);
+  assert.throws(() => page(items, q('offset=1&from=a')), /exclude each other/);
+  assert.deepEqual(listing(items, q('order=desc&count=3&sortby=create_time')).map((i) => i.uuid), ['d', 'c', 'b']);
+  assert.throws(() => listing(items, q('sortby=name')), /create_time/);
+  const schema = { parse: (x: unknown) => x as { name?: string; state?: string }[] };
+  assert.deepEqual(batchItems(q('name=web&state=running'), undefined, schema, 10, (qq) => ({ state: qq.get('state') ?? undefined })), [{ name: 'web', state: 'running' }]);
+  assert.deepEqual(batchItems(q(''), [{ name: 'db' }], schema, 10), [{ name: 'db' }]);
+  assert.equal(batchItems(q('details=false'), undefined, schema, 10), undefined);
+  assert.throws(() => batchItems(q('name=a'), [{ name: 'b' }], schema, 10), /not both/);
 });

@@ -28,7 +28,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { AuthError, AuthInputError, type AccountPrincipal } from '../auth/index.js';
-import { ApiError, Errno, tooManyRequests, unauthenticated } from './errors.js';
+import { ApiError, Errno, notSupported, tooManyRequests, unauthenticated } from './errors.js';
 import { ValidationError } from './validate.js';
 import { currentRequestId, reportInternalError, requestIdFrom, setRouteTemplate } from '../log/index.js';
 
@@ -120,6 +120,22 @@ export interface Route {
    */
   anonymous?: boolean;
   handler(ctx: RouteContext): Promise<RouteResult>;
+}
+
+/**
+ * A route of the contract this platform does not offer: answers EOPNOTSUPP (501) in the envelope
+ * with `message`, after authentication like any other route, so a client learns "not here" rather
+ * than "no such name" (a literal path swallowed by a `{uuid}` route) or "no such endpoint".
+ */
+export function unsupportedRoute(method: Route['method'], pattern: string, message: string, collection?: string): Route {
+  return {
+    method,
+    pattern,
+    ...(collection !== undefined ? { collection } : {}),
+    async handler() {
+      throw notSupported(message);
+    },
+  };
 }
 
 /**

@@ -144,6 +144,17 @@ export function record<T>(value: Schema<T>, rules: RecordRules = {}): Schema<Rec
   });
 }
 
+/**
+ * Any JSON value but null: a field of the contract whose content is checked elsewhere (an update
+ * triple's `value`, checked once folded) or not at all (a feature refused as not supported).
+ */
+export function anyValue(): Schema<unknown> {
+  return schema('value', (v, path) => {
+    if (v === null) throw new ValidationError(path, 'expected a value, got null');
+    return v;
+  });
+}
+
 export function optional<T>(inner: Schema<T>): OptionalSchema<T> {
   return { optional: true, inner };
 }

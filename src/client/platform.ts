@@ -46,6 +46,9 @@ export interface PlatformClientOptions {
 
 export const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 
+/** Service groups answer under `data.service_groups`; nodes of the older dialect said `data.services`. */
+const OLDER_GROUPS = { olderCollection: 'services' } as const;
+
 export class PlatformClientError extends Error {
   constructor(message: string) {
     super(message);
@@ -253,9 +256,15 @@ export class PlatformClient {
   }
 
   /** Items of `collection`; a failed item throws (with every failure) unless `allowPartial`. */
-  async items<T extends ApiItem>(method: string, path: string, collection: string, body?: unknown, options: { allowPartial?: boolean; signal?: AbortSignal } = {}): Promise<T[]> {
+  async items<T extends ApiItem>(
+    method: string,
+    path: string,
+    collection: string,
+    body?: unknown,
+    options: { allowPartial?: boolean; signal?: AbortSignal; olderCollection?: string } = {},
+  ): Promise<T[]> {
     const env = await this.call(method, path, body, options.signal);
-    const list = env.data?.[collection];
+    const list = env.data?.[collection] ?? (options.olderCollection !== undefined ? env.data?.[options.olderCollection] : undefined);
     if (list === undefined) return [];
     if (!Array.isArray(list)) throw new PlatformProtocolError(`${method} ${path}: data.${collection} is not a list`);
     if (env.status === 'partial_success' && !options.allowPartial) {
@@ -312,19 +321,19 @@ export class PlatformClient {
   }
 
   listServices(): Promise<ApiItem[]> {
-    return this.items('GET', '/v1/services', 'services');
+    return this.items('GET', '/v1/services', 'service_groups', undefined, OLDER_GROUPS);
   }
 
   getServices(selectors: Selector[]): Promise<ApiItem[]> {
-    return this.items('GET', '/v1/services', 'services', selectors);
+    return this.items('GET', '/v1/services', 'service_groups', selectors, OLDER_GROUPS);
   }
 
   createService(req: Record<string, unknown>): Promise<ApiItem[]> {
-    return this.items('POST', '/v1/services', 'services', req);
+    return this.items('POST', '/v1/services', 'service_groups', req, OLDER_GROUPS);
   }
 
   deleteServices(selectors: Selector[]): Promise<ApiItem[]> {
-    return this.items('DELETE', '/v1/services', 'services', selectors);
+    return this.items('DELETE', '/v1/services', 'service_groups', selectors, OLDER_GROUPS);
   }
 
   healthz(): Promise<Envelope> {

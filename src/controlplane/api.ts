@@ -20,7 +20,6 @@
  *
  * Every request but healthz needs `Authorization: Bearer <API token>`.
  */
-import { createHash } from 'node:crypto';
 import {
   ApiError,
   createRouter,
@@ -28,6 +27,7 @@ import {
   Errno,
   itemFailed,
   itemOk,
+  nameUuid,
   notSupported,
   page,
   querySelectors,
@@ -36,6 +36,7 @@ import {
   type Route,
   type RouteContext,
   type Selector,
+  unsupportedRoute,
   v,
 } from '../api/index.js';
 import type { AccountPrincipal, AccountQuotas, PlatformAuthenticator, Policy } from '../auth/index.js';
@@ -56,18 +57,6 @@ export interface ControlPlaneApiOptions {
   /** Items in one batch body. */
   maxBatchItems: number;
   logger?: ApiLogger;
-}
-
-/**
- * A stable UUID for a name (RFC 4122 version 5 layout over SHA-1), for objects that have a name
- * but no stored uuid (accounts as organizations, metros): the same name always answers the same.
- */
-export function nameUuid(kind: string, name: string): string {
-  const h = createHash('sha1').update(`ukc:${kind}:${name}`).digest();
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
 /** The contract's NodeState for ours: a self-hosted node is `ready`, `error` (said so) or in `maintenance` (silent). */
@@ -129,14 +118,7 @@ export function controlPlaneRoutes(options: ControlPlaneApiOptions): Route[] {
     });
   };
 
-  const unsupported = (method: Route['method'], pattern: string, collection: string, what: string): Route => ({
-    method,
-    pattern,
-    collection,
-    async handler() {
-      throw notSupported(what);
-    },
-  });
+  const unsupported = (method: Route['method'], pattern: string, collection: string, what: string): Route => unsupportedRoute(method, pattern, what, collection);
   const selfHosted = 'not supported on a self-hosted platform';
 
   const registerSchema = v.object({
@@ -315,6 +297,10 @@ export function controlPlaneRoutes(options: ControlPlaneApiOptions): Route[] {
     unsupported('POST', '/v1/nodes/deactivate', 'nodes', `node licences are ${selfHosted}: remove a node with DELETE /v1/nodes/{uuid}`),
     unsupported('GET', '/v1/nodes/providers/{cloudprovider}/types', 'machine_types', `cloud-provider provisioning is ${selfHosted}`),
     unsupported('GET', '/v1/nodes/providers/{cloudprovider}/regions', 'regions', `cloud-provider provisioning is ${selfHosted}`),
+    unsupported('PATCH', '/v1/nodes', 'nodes', `changing a node's properties is not supported yet: register it again (POST /v1/nodes)`),
+    unsupported('PATCH', '/v1/nodes/{uuid}', 'nodes', `changing a node's properties is not supported yet: register it again (POST /v1/nodes)`),
+    unsupported('GET', '/v1/nodes/wait', 'nodes', 'waiting for node states is not supported yet: poll GET /v1/nodes'),
+    unsupported('GET', '/v1/nodes/{uuid}/wait', 'nodes', 'waiting for node states is not supported yet: poll GET /v1/nodes/{uuid}'),
   ];
 }
 

@@ -130,6 +130,10 @@ test('nodes register (root only), report health, and make up metros', async () =
     await assert.rejects(api.registerNode({ name: 'Bad Name', metro: 'dev', api: 'http://x' }), /DNS label/);
     await assert.rejects(api.call('POST', '/v1/nodes', { name: 'n2', metro: 'dev', api: 'http://x', extra: 1 }), /extra: unknown field/);
     await assert.rejects(api.call('POST', '/v1/nodes', { name: 'n2', metro: 'dev', api: 'file:///etc/passwd' }), /http\(s\) URL/);
+    // Operations of the contract a self-hosted control plane does not offer: EOPNOTSUPP, not "no such node".
+    for (const [method, path] of [['GET', '/v1/nodes/wait'], ['GET', `/v1/nodes/${node!.uuid}/wait`], ['PATCH', '/v1/nodes'], ['PATCH', `/v1/nodes/${node!.uuid}`], ['POST', '/v1/nodes/activate']] as const) {
+      await assert.rejects(api.call(method, path, method === 'GET' ? undefined : []), (e: unknown) => e instanceof PlatformApiError && e.status === 501 && e.errno === 95, `${method} ${path}`);
+    }
   });
 });
 

@@ -251,8 +251,12 @@ test('healthz and unknown endpoints', () =>
     const ok = await h.call('GET', '/v1/healthz');
     assert.equal(ok.status, 200);
     assert.equal(ok.body.status, 'success');
-    const nope = await h.call('GET', '/v1/volumes');
+    const nope = await h.call('GET', '/v1/no-such-thing');
     assert.equal(nope.status, 404);
+    // An operation of the contract a node does not offer is not an unknown endpoint.
+    const volumes = await h.call('GET', '/v1/volumes');
+    assert.equal(volumes.status, 501);
+    assert.equal(volumes.body.errors?.[0]?.error, Errno.EOPNOTSUPP);
     const wrong = await h.call('POST', '/v1/instances/start');
     assert.equal(wrong.status, 405);
   }));
@@ -317,6 +321,13 @@ test('images: list with filters, by digest, by tag; owner only for root; other t
       assert.equal(bad.status, 400);
       const badFilter = await h.call('GET', '/v1/images/list', [{ tag: 'x', digest }], asA);
       assert.equal(badFilter.status, 400);
+      // The contract's path: GET /v1/images, filters as query parameters; same model as /v1/images/list.
+      assert.deepEqual((await h.call('GET', '/v1/images', undefined, asA)).body.data.images, list.body.data.images);
+      const byTag = await h.call('GET', '/v1/images?tag=carol/db:1', undefined, { authorization: 'root' });
+      assert.deepEqual(byTag.body.data.images?.map((i) => i.owner), ['carol']);
+      const byDigest = await h.call('GET', `/v1/images?digest=${digest}`, undefined, asA);
+      assert.equal(byDigest.body.data.images?.length, 1);
+      assert.equal((await h.call('GET', '/v1/images?tag=x', [{ tag: 'y' }], asA)).status, 400);
     },
     { authenticate: (hd: Record<string, string | undefined>) => who[hd.authorization ?? ''], policy: new Policy() },
   );

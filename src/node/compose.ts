@@ -34,10 +34,11 @@ import type { Route } from '../api/index.js';
 import { Errno, NodeError } from './errors.js';
 import { DEFAULT_SERVICE_LIMITS, ServiceGroupService, ServiceGroupStore, serviceRoutes, type ServiceLimits } from './services/index.js';
 import { CertificateService, CertificateStore, DEFAULT_CERTIFICATE_LIMITS, certificateRoutes, ensureNodeTls, type CertificateLimits, type CertificateRecord, type NodeTlsMaterial } from './certificates/index.js';
-import { CertificateDirectory, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type GatewayObserver, type ListenAddress } from './gateway/index.js';
+import { CertificateDirectory, DEFAULT_GATEWAY_LIMITS, Gateway, GatewayListenError, NodeGatewayBackend, groupOf, type GatewayLimits, type GatewayObserver, type ListenAddress } from './gateway/index.js';
 import { DEFAULT_ROUTE_LIMITS, healthRoute, instanceRoutes, type InstanceRouteLimits } from './instances/routes.js';
 import { RequestRateLimiter, type RequestRateLimitOptions } from '../auth/index.js';
 import { QuotaGuard, userRoutes, type UserDirectory } from './users.js';
+import { unsupportedRoutes } from './unsupported.js';
 
 /**
  * Requests per second per account on the node API. Generous: the CLI's waits and the
@@ -162,6 +163,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     quotas,
     ...(parts ? { groups: parts.attachment } : {}),
     ...(options.mayPullImage ? { mayPullImage: options.mayPullImage } : {}),
+    ...(parts ? { traffic: (uuid: string) => parts.gateway.load(uuid) } : {}),
   });
   let recovery: RecoveryReport;
   try {
@@ -181,9 +183,11 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
       ...instanceRoutes(service, limits),
       ...imageRoutes(new ImageQueries(options.catalog, policy), limits.maxImageFilters),
       ...(parts?.routes(limits.maxBatchItems) ?? []),
-      ...userRoutes({ guard: quotas, ...(options.users ? { directory: options.users } : {}), limits: { maxBatchItems: limits.maxBatchItems } }),
+      ...userRoutes({ guard: quotas, bounds: limits, ...(options.users ? { directory: options.users } : {}), limits: { maxBatchItems: limits.maxBatchItems } }),
       // Health checks (heartbeats, load balancers) carry no token.
       { ...healthRoute(() => store.list(undefined).length), anonymous: true },
+      // Last: a served route of the same method and path wins over its not-supported entry.
+      ...unsupportedRoutes(),
     ],
     authenticate: options.authenticate ?? singleTenantAuthenticator,
     ...(options.logger ? { logger: options.logger } : {}),
@@ -247,6 +251,7 @@ async function gatewayParts(
     domain,
     quotas,
     limits: serviceLimits,
+    defaultHardLimit: { ...DEFAULT_GATEWAY_LIMITS, ...opts.limits }.defaultHardLimit,
     certificates: {
       find: (principal, sel): CertificateRecord => certificates.findVisible(principal, sel, 'read'),
     },

@@ -123,12 +123,22 @@ describe('quotas', () => {
       await s.h.call('POST', '/v1/instances', { image: IMG, name: 'a2', memory_mb: 50, autostart: false }, s.alice);
       await settle();
       const q = await s.h.call('GET', '/v1/users/quotas', undefined, s.alice);
-      assert.deepEqual(q.body.data.quotas, [
-        { status: 'success', account: 'alice', used: { instances: 2, live_memory_mb: 100, services: 0 }, hard: { instances: 3, live_memory_mb: 300, services: 1 } },
-      ]);
+      const [mine] = q.body.data.quotas ?? [];
+      assert.equal(mine?.account, 'alice');
+      assert.match(String(mine?.uuid), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      // The contract's QuotasStats: ukc's own three, and what follows from them.
+      assert.deepEqual(mine?.used, { instances: 2, live_instances: 1, live_vcpus: 1, live_memory_mb: 100, service_groups: 0, services: 0, volumes: 0, total_volume_mb: 0 });
+      assert.deepEqual(mine?.hard, { instances: 3, live_instances: 3, live_vcpus: 3 * 64, live_memory_mb: 300, service_groups: 1, services: 1, volumes: 0, total_volume_mb: 0 });
+      assert.deepEqual(mine?.limits, { min_memory_mb: 16, max_memory_mb: 65536, min_vcpus: 1, max_vcpus: 64, min_volume_mb: 0, max_volume_mb: 0, min_autoscale_size: 0, max_autoscale_size: 0 });
+      // By the account's uuid (or name): the same answer; another account looks missing.
+      const byUuid = await s.h.call('GET', `/v1/users/${String(mine?.uuid)}/quotas`, undefined, s.alice);
+      assert.deepEqual(byUuid.body.data.quotas?.[0]?.used, mine?.used);
+      assert.equal((await s.h.call('GET', '/v1/users/alice/quotas', undefined, s.alice)).status, 200);
+      assert.equal((await s.h.call('GET', '/v1/users/bob/quotas', undefined, s.alice)).status, 404);
       // Bob's usage is his own.
       const b = await s.h.call('GET', '/v1/users/quotas', undefined, s.bob);
-      assert.deepEqual(b.body.data.quotas?.[0]?.used, { instances: 0, live_memory_mb: 0, services: 0 });
+      const bobUsed = b.body.data.quotas?.[0]?.used as Record<string, number>;
+      assert.deepEqual([bobUsed.instances, bobUsed.live_memory_mb, bobUsed.services], [0, 0, 0]);
       const withBody = await s.h.call('GET', '/v1/users/quotas', { account: 'bob' }, s.alice);
       assert.equal(withBody.status, 400);
     } finally {

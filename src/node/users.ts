@@ -5,7 +5,10 @@
  *                           account's API token, once (it is stored hashed).
  *                           Body: `{name, quotas?}` or a list of them;
  *                           quotas: `{instances?, live_memory_mb?, services?}`.
- *   GET  /v1/users/quotas   the caller's quotas (`hard`) and usage (`used`).
+ *   GET  /v1/users/{uuid}/quotas   the same, named by the caller's account uuid (or name);
+ *                           any other account answers ENOENT.
+ *   GET  /v1/users/quotas   the caller's quotas (`hard`), usage (`used`) and per-instance
+ *                           `limits`, in the contract's Quotas shape (see presentContractQuotas).
  *
  * Quotas (per account, stored with the account; defaults 16 instances,
  * 4096 MB live memory, 8 services):
@@ -26,7 +29,7 @@ import { AccountError, AuthInputError, type AccountQuotas, type AccountStore } f
 import type { AccountPrincipal } from '../auth/index.js';
 import { Errno, NodeError, overQuota } from './errors.js';
 import type { Route } from '../api/index.js';
-import { itemFailed, itemOk } from '../api/index.js';
+import { itemFailed, itemOk, nameUuid } from '../api/index.js';
 import { v } from '../api/index.js';
 import type { InstanceRecord } from './instances/model.js';
 
@@ -39,7 +42,7 @@ export interface QuotaUsage {
 
 export interface QuotaGuardDeps {
   /** Every instance on the node (filtered by owner here). */
-  instances(): readonly Pick<InstanceRecord, 'uuid' | 'owner' | 'state' | 'memoryMb'>[];
+  instances(): readonly Pick<InstanceRecord, 'uuid' | 'owner' | 'state' | 'memoryMb' | 'vcpus'>[];
   /** Every service group on the node (absent: the node has none). */
   services?(): readonly { owner: string }[];
 }
@@ -54,6 +57,17 @@ const QUOTA_WORDS: Record<keyof QuotaUsage, { max: keyof AccountQuotas; what: st
 
 export class QuotaGuard {
   readonly #deps: QuotaGuardDeps;
+  /** Live instances and their vCPUs (the contract's `live_instances`, `live_vcpus`), from the stored records. */
+  liveOf(account: string): { instances: number; vcpus: number } {
+    const live = { instances: 0, vcpus: 0 };
+    for (const r of this.#deps.instances()) {
+      if (r.owner !== account || !LIVE_STATES.has(r.state)) continue;
+      live.instances++;
+      live.vcpus += r.vcpus;
+    }
+    return live;
+  }
+
   /** Instances admitted to start whose record may not say `starting` yet: counted as live. */
   readonly #starting = new Map<string, number>();
 
@@ -146,7 +160,65 @@ function presentQuotas(q: AccountQuotas): Record<string, number> {
   return { instances: q.maxInstances, live_memory_mb: q.maxLiveMemoryMb, services: q.maxServices };
 }
 
-export function userRoutes(deps: { guard: QuotaGuard; directory?: UserDirectory; limits?: Partial<UserRouteLimits> }): Route[] {
+/** What a node bounds each instance by (the contract's `limits` of a Quotas answer). */
+export interface InstanceBounds {
+  minMemoryMb: number;
+  maxMemoryMb: number;
+  maxVcpus: number;
+}
+
+/**
+ * The contract's Quotas for `principal`: `uuid` (the account's, as the control plane's
+ * organization_uuid), `used`, `hard` and `limits`, plus ukc's `account`. ukc's quota of service
+ * groups answers as both `service_groups` and `services` (its older name); live instances are
+ * bounded by the instances quota and live vCPUs by that times the largest instance; volumes do
+ * not exist here (0). A node without accounts has no quotas: `hard` is absent rather than made up.
+ */
+export function presentContractQuotas(principal: AccountPrincipal, guard: QuotaGuard, bounds: InstanceBounds): Record<string, unknown> {
+  const used = guard.usageOf(principal.name);
+  const live = guard.liveOf(principal.name);
+  const q = principal.quotas;
+  return {
+    uuid: nameUuid('account', principal.name),
+    account: principal.name,
+    used: {
+      instances: used.instances,
+      live_instances: live.instances,
+      live_vcpus: live.vcpus,
+      live_memory_mb: used.liveMemoryMb,
+      service_groups: used.services,
+      services: used.services,
+      volumes: 0,
+      total_volume_mb: 0,
+    },
+    ...(q === undefined
+      ? {}
+      : {
+          hard: {
+            instances: q.maxInstances,
+            live_instances: q.maxInstances,
+            live_vcpus: q.maxInstances * bounds.maxVcpus,
+            live_memory_mb: q.maxLiveMemoryMb,
+            service_groups: q.maxServices,
+            services: q.maxServices,
+            volumes: 0,
+            total_volume_mb: 0,
+          },
+        }),
+    limits: {
+      min_memory_mb: bounds.minMemoryMb,
+      max_memory_mb: bounds.maxMemoryMb,
+      min_vcpus: 1,
+      max_vcpus: bounds.maxVcpus,
+      min_volume_mb: 0,
+      max_volume_mb: 0,
+      min_autoscale_size: 0,
+      max_autoscale_size: 0,
+    },
+  };
+}
+
+export function userRoutes(deps: { guard: QuotaGuard; directory?: UserDirectory; limits?: Partial<UserRouteLimits>; bounds: InstanceBounds }): Route[] {
   const limits = { ...DEFAULT_USER_ROUTE_LIMITS, ...deps.limits };
   const quota = v.optional(v.int({ min: 0, max: limits.maxQuotaValue }));
   const userSchema = v.object({
@@ -187,14 +259,21 @@ export function userRoutes(deps: { guard: QuotaGuard; directory?: UserDirectory;
       collection: 'quotas',
       async handler(ctx) {
         if (ctx.body !== undefined) throw new NodeError(Errno.EINVAL, 'GET /v1/users/quotas takes no body');
-        const used = deps.guard.usageOf(ctx.principal.name);
-        const fields: Record<string, unknown> = {
-          account: ctx.principal.name,
-          used: { instances: used.instances, live_memory_mb: used.liveMemoryMb, services: used.services },
-        };
-        // No quotas on a single-tenant node: `hard` is absent rather than made up.
-        if (ctx.principal.quotas !== undefined) fields.hard = presentQuotas(ctx.principal.quotas);
-        return { items: [itemOk(fields)] };
+        return { items: [itemOk(presentContractQuotas(ctx.principal, deps.guard, deps.bounds))] };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/v1/users/{uuid}/quotas',
+      collection: 'quotas',
+      async handler(ctx) {
+        if (ctx.body !== undefined) throw new NodeError(Errno.EINVAL, 'GET /v1/users/{uuid}/quotas takes no body');
+        // The caller's own account, by its uuid or name; any other looks missing (a node holds
+        // only the caller's quotas, in its token's principal).
+        const id = (ctx.params.uuid ?? '').toLowerCase();
+        const own = ctx.principal.name;
+        if (id !== nameUuid('account', own) && id !== own.toLowerCase()) throw new NodeError(Errno.ENOENT, 'user not found');
+        return { items: [itemOk(presentContractQuotas(ctx.principal, deps.guard, deps.bounds))] };
       },
     },
   ];

@@ -158,7 +158,7 @@ test('quotas on the real node: alice\'s third instance is EDQUOT (122); GET /v1/
   assert.equal((third.body.errors as { error: number }[] | undefined)?.[0]?.error, 122, JSON.stringify(third.body));
   const q = await api(base, 'GET', '/v1/users/quotas', undefined, alice);
   const [quota] = q.body.data?.quotas as { used: Record<string, number>; hard: Record<string, number> }[];
-  assert.deepEqual(quota?.used, { instances: 2, live_memory_mb: 32, services: 0 });
+  assert.deepEqual([quota?.used.instances, quota?.used.live_memory_mb, quota?.used.services], [2, 32, 0]);
   assert.equal(quota?.hard.instances, 2);
 });
 

@@ -1,6 +1,6 @@
-/** `/v1/certificates` routes: create (one object or an array), list/get, delete. */
+/** `/v1/certificates` routes: create (one object or an array), list/get, renew (PUT: new chain and key), delete. */
 import { v } from '../../api/index.js';
-import { detailsFlag, itemFailed, itemOk, type Route } from '../../api/index.js';
+import { detailsFlag, itemFailed, itemOk, listing, querySelectors, type Route } from '../../api/index.js';
 import { perItemRoutes, type Collection } from '../services/crud-routes.js';
 import { createCertificateSchema, type CertificateLimits, type CertificateService } from './service.js';
 import type { CertificateRecord } from './store.js';
@@ -37,14 +37,23 @@ export function certificateRoutes(service: CertificateService, limits: Certifica
       pattern: '/v1/certificates',
       collection: 'certificates',
       async handler(ctx) {
-        if (ctx.body === undefined) {
+        if (ctx.body === undefined && querySelectors(ctx.query, limits.maxBatchItems) === undefined) {
           const details = detailsFlag(ctx.query);
-          return { items: service.listVisible(ctx.principal).map((c) => itemOk(service.present(ctx.principal, c, details))) };
+          return { items: listing(service.listVisible(ctx.principal), ctx.query).map((c) => itemOk(service.present(ctx.principal, c, details))) };
         }
         return get[0]!.handler(ctx);
       },
     },
     get[1]!,
     ...perItemRoutes(collection, 'DELETE', 'write', '', {}, (_ctx, c) => service.remove(c)),
+    // Renewal: a new chain and key for the same certificate (uuid and name stay).
+    ...perItemRoutes(
+      collection,
+      'PUT',
+      'write',
+      '',
+      { chain: v.string({ minLength: 1, maxLength: limits.maxChainBytes }), pkey: v.string({ minLength: 1, maxLength: limits.maxKeyBytes }) },
+      (ctx, c, f) => service.present(ctx.principal, service.update(c, f), true),
+    ),
   ];
 }

@@ -25,6 +25,8 @@ export function createCertificateSchema(limits: CertificateLimits) {
   return v.object({
     name: v.optional(v.string({ pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, patternHint: 'must be a DNS label: a-z, 0-9 and -, at most 63' })),
     cn: v.optional(v.string({ minLength: 1, maxLength: 253 })),
+    /** The contract's newer name of `cn`. */
+    common_name: v.optional(v.string({ minLength: 1, maxLength: 253 })),
     chain: v.string({ minLength: 1, maxLength: limits.maxChainBytes }),
     pkey: v.string({ minLength: 1, maxLength: limits.maxKeyBytes }),
   });
@@ -54,6 +56,19 @@ export interface CertificateDeps {
   onChange(): void;
 }
 
+/** A chain and key, parsed and checked. */
+interface Material {
+  leaf: X509Certificate;
+  hostnames: string[];
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  notBefore: number;
+  notAfter: number;
+  chainPem: string;
+  keyPem: string;
+}
+
 export class CertificateService {
   constructor(private readonly deps: CertificateDeps) {}
 
@@ -74,8 +89,9 @@ export class CertificateService {
     return this.deps.store.list();
   }
 
-  create(principal: AccountPrincipal, req: CreateCertificateRequest): CertificateRecord {
-    const pems = req.chain.match(PEM_CERT) ?? [];
+  /** The parsed, checked material of a chain and its key (EINVAL for anything unusable). */
+  private material(chain: string, pkey: string): Material {
+    const pems = chain.match(PEM_CERT) ?? [];
     if (pems.length === 0) throw new NodeError(Errno.EINVAL, 'chain: no PEM certificate found');
     if (pems.length > this.deps.limits.maxChainCertificates)
       throw new NodeError(Errno.EINVAL, `chain: at most ${this.deps.limits.maxChainCertificates} certificates`);
@@ -88,38 +104,62 @@ export class CertificateService {
     }
     let key;
     try {
-      key = createPrivateKey(req.pkey);
+      key = createPrivateKey(pkey);
     } catch {
       throw new NodeError(Errno.EINVAL, 'pkey: not a valid unencrypted PEM private key');
     }
     if (!leaf.checkPrivateKey(key)) throw new NodeError(Errno.EINVAL, 'pkey does not belong to the first certificate of the chain');
-    const now = this.deps.clock.now();
-    const notBefore = Date.parse(leaf.validFrom);
     const notAfter = Date.parse(leaf.validTo);
-    if (!(notAfter > now)) throw new NodeError(Errno.EINVAL, `certificate expired on ${new Date(notAfter).toISOString()}`);
+    if (!(notAfter > this.deps.clock.now())) throw new NodeError(Errno.EINVAL, `certificate expired on ${new Date(notAfter).toISOString()}`);
     const hostnames = certificateHostnames(leaf);
     if (hostnames.length === 0) throw new NodeError(Errno.EINVAL, 'certificate names no DNS host');
-    const cn = req.cn?.toLowerCase() ?? hostnames[0]!;
-    if (req.cn !== undefined && leaf.checkHost(cn) === undefined)
-      throw new NodeError(Errno.EINVAL, `certificate does not cover ${req.cn} (it covers ${hostnames.join(', ')})`);
-    const record: CertificateRecord = {
-      uuid: randomUUID(),
-      name: req.name ?? `cert-${randomUUID().slice(0, 8)}`,
-      owner: principal.name,
-      createdAt: now,
-      commonName: cn,
+    return {
+      leaf,
       hostnames,
       subject: leaf.subject.replace(/\n/g, ', '),
       issuer: leaf.issuer.replace(/\n/g, ', '),
       serialNumber: leaf.serialNumber,
-      notBefore,
+      notBefore: Date.parse(leaf.validFrom),
       notAfter,
       chainPem: pems.join('\n') + '\n',
       keyPem: key.export({ type: 'pkcs8', format: 'pem' }).toString(),
     };
+  }
+
+  create(principal: AccountPrincipal, req: CreateCertificateRequest): CertificateRecord {
+    const { leaf, ...m } = this.material(req.chain, req.pkey);
+    if (req.cn !== undefined && req.common_name !== undefined && req.cn.toLowerCase() !== req.common_name.toLowerCase())
+      throw new NodeError(Errno.EINVAL, 'cn and common_name name the same thing: give one');
+    const named = req.common_name ?? req.cn;
+    const cn = named?.toLowerCase() ?? m.hostnames[0]!;
+    if (named !== undefined && leaf.checkHost(cn) === undefined)
+      throw new NodeError(Errno.EINVAL, `certificate does not cover ${named} (it covers ${m.hostnames.join(', ')})`);
+    const record: CertificateRecord = {
+      uuid: randomUUID(),
+      name: req.name ?? `cert-${randomUUID().slice(0, 8)}`,
+      owner: principal.name,
+      createdAt: this.deps.clock.now(),
+      commonName: cn,
+      ...m,
+    };
     this.deps.store.insert(record);
     this.deps.onChange();
     return record;
+  }
+
+  /**
+   * Renews `c` with a new chain and key (the contract's PUT /v1/certificates): uuid, name and
+   * owner stay, so service-group domains that use it keep it. The new certificate must cover
+   * every host name the old one did, so no domain served with it loses its cover.
+   */
+  update(c: CertificateRecord, req: { chain: string; pkey: string }): CertificateRecord {
+    const { leaf: _leaf, ...m } = this.material(req.chain, req.pkey);
+    const lost = c.hostnames.filter((h) => !m.hostnames.includes(h));
+    if (lost.length > 0) throw new NodeError(Errno.EINVAL, `the new certificate does not cover ${lost.join(', ')} (it covers ${m.hostnames.join(', ')})`);
+    const next: CertificateRecord = { ...c, ...m };
+    this.deps.store.replace(next);
+    this.deps.onChange();
+    return next;
   }
 
   remove(c: CertificateRecord): Record<string, unknown> {
@@ -137,7 +177,8 @@ export class CertificateService {
       created_at: new Date(c.createdAt).toISOString(),
       common_name: c.commonName,
       hostnames: c.hostnames,
-      state: c.notAfter > this.deps.clock.now() ? 'valid' : 'expired',
+      // The contract's states are pending, valid and error: an expired certificate is an error, said so.
+      ...(c.notAfter > this.deps.clock.now() ? { state: 'valid' } : { state: 'error', message: 'certificate has expired' }),
       subject: c.subject,
       issuer: c.issuer,
       serial_number: c.serialNumber,

@@ -64,6 +64,11 @@ export class CertificateStore {
     }
   }
 
+  /** Replaces a stored record's material (uuid, owner, name and creation time stay). */
+  replace(c: CertificateRecord): void {
+    this.db.prepare('UPDATE certificates SET record = ? WHERE uuid = ?').run(JSON.stringify(c), c.uuid);
+  }
+
   get(uuid: string): CertificateRecord | undefined {
     const row = this.db.prepare('SELECT record FROM certificates WHERE uuid = ?').get(uuid) as { record: string } | undefined;
     return row ? (JSON.parse(row.record) as CertificateRecord) : undefined;

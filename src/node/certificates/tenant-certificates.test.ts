@@ -94,10 +94,10 @@ test('row 19: platform names cannot be claimed; a clash answers without naming t
     }
     // A label (no dot) is the platform's generated name in the node's zone: `localhost` there is not localhost.
     const label = await h.call('POST', '/v1/services', { services, domains: [{ name: 'localhost' }] }, bob);
-    assert.deepEqual((label.body.data.services?.[0] as { domains: unknown }).domains, [{ fqdn: 'localhost.local.localhost' }]);
+    assert.deepEqual((label.body.data.service_groups?.[0] as { domains: unknown }).domains, [{ fqdn: 'localhost.local.localhost' }]);
     const own = await h.call('POST', '/v1/services', { name: 'alice-shop', services, domains: [{ name: 'shop' }, { name: 'alice-app.example.com' }] }, alice);
     assert.equal(own.status, 200, JSON.stringify(own.body));
-    const group = own.body.data.services?.[0] as { uuid: string; name: string };
+    const group = own.body.data.service_groups?.[0] as { uuid: string; name: string };
     for (const name of ['alice-app.example.com', 'shop']) {
       const clash = await h.call('POST', '/v1/services', { services, domains: [{ name }] }, bob);
       assert.equal(clash.status, 409, JSON.stringify(clash.body));

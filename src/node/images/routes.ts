@@ -1,6 +1,11 @@
-// `/v1/images/...` routes: validate, ask ImageQueries, shape with presentImage.
-import { v } from '../../api/index.js';
-import { itemOk, type Route } from '../../api/index.js';
+/**
+ * The node's image routes: validate, ask ImageQueries, shape with presentImage.
+ *   GET /v1/images?tag=…&digest=…    the contract's Get Images (filters repeated, any one matches)
+ *   GET /v1/images/list  [{tag}|{digest}]   the older dialect's path, filters in a GET body
+ *   GET /v1/images/digest/{d}, /v1/images/tag/{t}
+ */
+import { ApiError, Errno, v } from '../../api/index.js';
+import { itemOk, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
 import { ImageQueries, presentImage } from './catalog.js';
 
 const filterSchema = v.refine(
@@ -11,17 +16,16 @@ const filterSchema = v.refine(
 export function imageRoutes(queries: ImageQueries, maxFilters: number): Route[] {
   const listBody = v.array(filterSchema, { maxItems: maxFilters });
   const common = { collection: 'images' } as const;
+  const list = async (ctx: RouteContext): Promise<RouteResult> => {
+    const fromQuery = [...ctx.query.getAll('tag').map((tag) => ({ tag })), ...ctx.query.getAll('digest').map((digest) => ({ digest }))];
+    if (fromQuery.length > 0 && ctx.body !== undefined) throw new ApiError(Errno.EINVAL, 'filter by query parameters or by the request body, not both');
+    const filters = fromQuery.length > 0 ? listBody.parse(fromQuery) : ctx.body === undefined ? [] : listBody.parse(ctx.body);
+    const images = await queries.list(ctx.principal, filters);
+    return { items: images.map((img) => itemOk(presentImage(img, ctx.principal))) };
+  };
   return [
-    {
-      ...common,
-      method: 'GET',
-      pattern: '/v1/images/list',
-      async handler(ctx) {
-        const filters = ctx.body === undefined ? [] : listBody.parse(ctx.body);
-        const images = await queries.list(ctx.principal, filters);
-        return { items: images.map((img) => itemOk(presentImage(img, ctx.principal))) };
-      },
-    },
+    { ...common, method: 'GET', pattern: '/v1/images', handler: list },
+    { ...common, method: 'GET', pattern: '/v1/images/list', handler: list },
     {
       ...common,
       method: 'GET',

@@ -136,9 +136,14 @@ export function createRequestSchema(limits: InstanceLimits) {
       string: v.string({ minLength: 1, maxLength: 512 }),
       object: v.object({
         url: v.string({ minLength: 1, maxLength: 512 }),
+        // The contract's form is a string (see registryCredentials); ukc's older one an object.
         credentials: v.optional(
-          v.object({ username: v.string({ maxLength: 256 }), password: v.string({ maxLength: 4096 }) }),
+          v.byType({
+            string: v.string({ minLength: 1, maxLength: 4096 }),
+            object: v.object({ username: v.string({ maxLength: 256 }), password: v.string({ maxLength: 4096 }) }),
+          }),
         ),
+        headers: v.optional(v.record(v.string({ maxLength: 4096 }), { maxEntries: 32 })),
         pull_policy: v.optional(v.oneOf(pullPolicies)),
       }),
     }),
@@ -161,8 +166,18 @@ export function createRequestSchema(limits: InstanceLimits) {
     volumes: v.optional(v.array(volumeSchema, { maxItems: 64 })),
     tags: v.optional(v.array(v.string({ minLength: 1, maxLength: 256 }), { maxItems: limits.maxTags })),
     type: v.optional(v.oneOf(['micro', 'full'] as const)),
+    /** The contract's name for the wait: milliseconds (`timeout_s` is the older, in seconds). */
+    wait_timeout_ms: v.optional(v.int({ min: 0, max: limits.maxCreateTimeoutS * 1000 })),
+    // Fields of the contract a node does not offer: accepted as JSON, refused in checkCreateRules (EOPNOTSUPP).
+    ...Object.fromEntries(UNSUPPORTED_CREATE_FIELDS.map((f) => [f, v.optional(v.anyValue())])),
   });
 }
+
+/** CreateInstanceRequest fields of the contract this node does not offer (EOPNOTSUPP when given). */
+export const UNSUPPORTED_CREATE_FIELDS = [
+  'roms', 'plugins', 'annotations', 'template', 'sched_priority', 'schedules', 'autokill', 'hostname',
+  'dependencies', 'branch_from', 'checkpoint', 'gateway', 'nameserver', 'network_interfaces', 'gpus',
+] as const;
 
 export type CreateRequest = v.Infer<ReturnType<typeof createRequestSchema>>;
 
@@ -176,7 +191,12 @@ export function checkCreateRules(req: CreateRequest, caps: Capabilities): void {
   }
   if (req.scale_to_zero !== undefined && req.service_group === undefined)
     throw new NodeError(Errno.EINVAL, 'scale_to_zero needs a service_group');
-  if (req.timeout_s !== undefined && req.timeout_s > 0 && req.autostart === false)
+  for (const f of UNSUPPORTED_CREATE_FIELDS) {
+    if ((req as Record<string, unknown>)[f] !== undefined) throw new NodeError(Errno.EOPNOTSUPP, `${f} is not supported on this node`);
+  }
+  if (req.timeout_s !== undefined && req.wait_timeout_ms !== undefined)
+    throw new NodeError(Errno.EINVAL, 'wait_timeout_ms and timeout_s name the same wait: give one');
+  if (createWaitMs(req) > 0 && req.autostart === false)
     throw new NodeError(Errno.EINVAL, 'timeout_s needs autostart');
   if (req.type === 'full')
     throw new NodeError(Errno.EOPNOTSUPP, 'instance type full is not supported on this node (only micro)');
@@ -186,13 +206,40 @@ export function checkCreateRules(req: CreateRequest, caps: Capabilities): void {
     throw new NodeError(Errno.EOPNOTSUPP, 'volumes are not available on this node yet');
 }
 
+/** How long a create waits for its instances to run (ms; 0: it does not wait). */
+export function createWaitMs(req: CreateRequest): number {
+  return req.wait_timeout_ms ?? (req.timeout_s ?? 0) * 1000;
+}
+
 export function imageRequestOf(req: CreateRequest): { url: string; pullPolicy: PullPolicy; credentials?: { username: string; password: string } } {
   if (typeof req.image === 'string') return { url: req.image, pullPolicy: 'if_not_present' };
+  if (req.image.headers !== undefined && Object.keys(req.image.headers).length > 0)
+    throw new NodeError(Errno.EOPNOTSUPP, 'image.headers are not supported on this node (OCI registries only)');
+  const credentials = req.image.credentials === undefined ? undefined : typeof req.image.credentials === 'string' ? registryCredentials(req.image.credentials) : req.image.credentials;
   return {
     url: req.image.url,
     pullPolicy: req.image.pull_policy ?? 'if_not_present',
-    ...(req.image.credentials ? { credentials: req.image.credentials } : {}),
+    ...(credentials ? { credentials } : {}),
   };
+}
+
+/**
+ * The contract's `image.credentials` string for an OCI registry, as a username and password:
+ * `user:password`, the same base64-encoded (a Docker `auth` value), or a bare token (sent as the
+ * password of user `token`, which ukc's registries and most others accept for Basic auth).
+ */
+export function registryCredentials(text: string): { username: string; password: string } {
+  const split = (s: string): { username: string; password: string } | undefined => {
+    const i = s.indexOf(':');
+    return i > 0 ? { username: s.slice(0, i), password: s.slice(i + 1) } : undefined;
+  };
+  const plain = split(text);
+  if (plain) return plain;
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) {
+    const decoded = split(Buffer.from(text, 'base64').toString('utf8'));
+    if (decoded && /^[\x20-\x7e]+$/.test(decoded.username)) return decoded;
+  }
+  return { username: 'token', password: text };
 }
 
 /** `alice/httpserver-python312:latest` → `httpserver-python312` (DNS-safe, bounded). */

@@ -146,6 +146,8 @@ export function presentInstance(r: InstanceRecord, now: number, withOwner: boole
     name: r.name,
     created_at: iso(r.createdAt),
     state: r.state,
+    // Every instance of this node is a micro VM's equivalent (the contract's InstanceType; `full` is refused at create).
+    type: 'micro',
     private_fqdn: r.privateFqdn,
     private_ip: r.privateIp ?? undefined,
     image: r.image,

@@ -3,13 +3,35 @@
  * array of `{uuid}|{name}` items (plus per-action fields), and single
  * `/v1/instances/{uuid}[/<action>]` with an optional object body of the same
  * per-action fields. Routes only validate, call `InstanceService`, and shape.
+ *
+ * Both dialects (reference/unikraft-cloud.md, section 0): the current one selects
+ * with `?uuid=…&name=…` and pages lists with `count`/`from` (src/api/query.ts),
+ * sends a wait's and a log read's fields as query parameters, and updates with
+ * `{prop, op, value}` triples (src/api/update.ts); the older one sends GET bodies
+ * and the fields themselves. Either is accepted, answers are the same.
  */
 import { Errno, NodeError } from '../errors.js';
 import type { PlatformAction } from '../../auth/index.js';
 import { v } from '../../api/index.js';
-import { detailsFlag, itemFailed, itemOk, type ItemResult, type Route, type RouteContext, type RouteResult } from '../../api/index.js';
+import {
+  batchItems,
+  detailsFlag,
+  isTripleUpdate,
+  itemFailed,
+  itemOk,
+  listing,
+  queryEnum,
+  queryInt,
+  querySelectors,
+  tripleHandlers,
+  type ItemResult,
+  type Route,
+  type RouteContext,
+  type RouteResult,
+  type UpdateKind,
+} from '../../api/index.js';
 import { createRequestSchema, execString, type InstanceLimits } from './create.js';
-import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord } from './model.js';
+import { FEATURES, INSTANCE_STATES, RESTART_POLICIES, type InstanceRecord, type InstanceState } from './model.js';
 import { selectorFromPath, type InstanceService, type Selector } from './service.js';
 
 export interface InstanceRouteLimits extends InstanceLimits {
@@ -40,6 +62,7 @@ function perItem<S extends v.Shape>(
   action: PlatformAction,
   shape: S,
   op: ItemOp<S>,
+  fromQuery?: (query: URLSearchParams) => v.InferShape<S>,
 ): { batch: (ctx: RouteContext) => Promise<RouteResult>; single: (ctx: RouteContext) => Promise<RouteResult> } {
   const batchSchema = v.array(v.selector(shape), { maxItems: limits.maxBatchItems });
   const singleSchema = v.object(shape);
@@ -53,15 +76,24 @@ function perItem<S extends v.Shape>(
   };
   return {
     async batch(ctx) {
-      const items = batchSchema.parse(ctx.body ?? []);
+      const items = batchItems(ctx.query, ctx.body, batchSchema, limits.maxBatchItems, fromQuery) ?? [];
       return { items: await Promise.all(items.map((item) => run(ctx, item, item))) };
     },
     async single(ctx) {
-      const fields = singleSchema.parse(ctx.body ?? {});
+      // The current dialect sends a single wait's or log read's fields as query parameters too.
+      const fields = ctx.body === undefined && fromQuery ? fromQuery(ctx.query) : singleSchema.parse(ctx.body ?? {});
       return { items: [await run(ctx, selectorFromPath(ctx.params.uuid ?? ''), fields)] };
     },
   };
 }
+
+/** The contract's mutable instance properties (MutableInstanceProperty). */
+const INSTANCE_UPDATE_PROPS = [
+  'image', 'args', 'env', 'memory_mb', 'vcpus', 'scale_to_zero', 'tags', 'delete_lock', 'schedules',
+  'autokill', 'hostname', 'roms', 'dependencies', 'sched_priority', 'plugins', 'annotations',
+] as const;
+/** Those a node changes (the others are EOPNOTSUPP). */
+const INSTANCE_UPDATE_KINDS: Record<string, UpdateKind> = { memory_mb: 'value', vcpus: 'value', args: 'list', env: 'map', tags: 'set' };
 
 export function instanceRoutes(service: InstanceService, limits: InstanceRouteLimits): Route[] {
   const createSchema = createRequestSchema(limits);
@@ -99,45 +131,94 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
     collection: 'instances',
     async handler(ctx) {
       const details = detailsFlag(ctx.query);
-      if (ctx.body === undefined) {
-        return { items: service.listVisible(ctx.principal).map((r) => itemOk(service.present(ctx.principal, r, details))) };
+      if (ctx.body === undefined && querySelectors(ctx.query, limits.maxBatchItems) === undefined) {
+        const tags = ctx.query.getAll('tags');
+        const all = service.listVisible(ctx.principal).filter((r) => tags.every((t) => r.tags.includes(t)));
+        return { items: listing(all, ctx.query).map((r) => itemOk(service.present(ctx.principal, r, details))) };
       }
       return get.batch(ctx);
     },
   });
   routes.push({ method: 'GET', pattern: '/v1/instances/{uuid}', collection: 'instances', handler: get.single });
 
-  add('PATCH', '',
+  const patchShape = {
+    memory_mb: v.optional(v.int({ min: limits.minMemoryMb, max: limits.maxMemoryMb })),
+    vcpus: v.optional(v.int({ min: 1, max: limits.maxVcpus })),
+    args: v.optional(v.array(execString(4096), { maxItems: limits.maxArgs })),
+    env: v.optional(
+      v.record(execString(32768), {
+        maxEntries: limits.maxEnv,
+        key: v.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,255}$/, patternHint: 'must be an environment variable name' }),
+      }),
+    ),
+    tags: v.optional(v.array(v.string({ minLength: 1, maxLength: 256 }), { maxItems: limits.maxTags })),
+    restart_policy: v.optional(v.oneOf(RESTART_POLICIES)),
+    features: v.optional(v.array(v.oneOf(FEATURES), { maxItems: FEATURES.length })),
+  };
+  const patchFields = v.object(patchShape);
+  // The older dialect: the fields themselves, per item.
+  const fieldsPatch = perItem(service, limits, 'write', patchShape, (ctx, r, fields) => service.patch(ctx.principal, r, fields));
+  // The contract's: {prop, op, value} triples.
+  const triplePatch = tripleHandlers<InstanceRecord>({
+    props: INSTANCE_UPDATE_PROPS,
+    kinds: INSTANCE_UPDATE_KINDS,
+    maxBatchItems: limits.maxBatchItems,
+    find: (ctx, sel) => service.findVisible(ctx.principal, sel, 'write'),
+    current: (r) => ({ memory_mb: r.memoryMb, vcpus: r.vcpus, args: r.args, env: r.env, tags: r.tags }),
+    apply: (ctx, r, fields) => service.patch(ctx.principal, r, patchFields.parse(fields)),
+  });
+  add('PATCH', '', {
+    batch: (ctx) => (isTripleUpdate(ctx.body) ? triplePatch.batch(ctx) : fieldsPatch.batch(ctx)),
+    single: (ctx) => (isTripleUpdate(ctx.body) ? triplePatch.single(ctx) : fieldsPatch.single(ctx)),
+  });
+  add('DELETE', '',
     perItem(
       service,
       limits,
       'write',
-      {
-        memory_mb: v.optional(v.int({ min: limits.minMemoryMb, max: limits.maxMemoryMb })),
-        vcpus: v.optional(v.int({ min: 1, max: limits.maxVcpus })),
-        args: v.optional(v.array(execString(4096), { maxItems: limits.maxArgs })),
-        env: v.optional(
-          v.record(execString(32768), {
-            maxEntries: limits.maxEnv,
-            key: v.string({ pattern: /^[A-Za-z_][A-Za-z0-9_]{0,255}$/, patternHint: 'must be an environment variable name' }),
-          }),
-        ),
-        tags: v.optional(v.array(v.string({ minLength: 1, maxLength: 256 }), { maxItems: limits.maxTags })),
-        restart_policy: v.optional(v.oneOf(RESTART_POLICIES)),
-        features: v.optional(v.array(v.oneOf(FEATURES), { maxItems: FEATURES.length })),
+      // A deleted instance is never retained here, so `dont_retain` changes nothing.
+      { dont_retain: v.optional(v.bool()), timeout_s: v.optional(v.anyValue()) },
+      (_ctx, r, f) => {
+        if (f.timeout_s !== undefined) throw new NodeError(Errno.EOPNOTSUPP, 'timeout_s on delete is not supported on this node');
+        return service.remove(r);
       },
-      (ctx, r, fields) => service.patch(ctx.principal, r, fields),
     ),
   );
-  add('DELETE', '', perItem(service, limits, 'write', {}, (_ctx, r) => service.remove(r)));
-  add('PUT', '/start', perItem(service, limits, 'write', {}, (ctx, r) => service.start(ctx.principal, r)));
+  add('PUT', '/start',
+    perItem(
+      service,
+      limits,
+      'write',
+      { wait_timeout_ms: v.optional(v.int({ min: -1 })), timeout_s: v.optional(v.int({ min: -1, max: 86_400 })) },
+      async (ctx, r, f) => {
+        if (f.wait_timeout_ms !== undefined && f.timeout_s !== undefined)
+          throw new NodeError(Errno.EINVAL, 'wait_timeout_ms and timeout_s name the same wait: give one');
+        const started = await service.start(ctx.principal, r);
+        const waitMs = f.wait_timeout_ms ?? (f.timeout_s === undefined ? 0 : f.timeout_s < 0 ? -1 : f.timeout_s * 1000);
+        if (waitMs === 0) return started;
+        // Started either way; the item fails (ETIMEDOUT) when it is not running in time, as upstream.
+        const reached = await service.wait(r, 'running', waitMs, ctx.signal);
+        return { ...started, state: reached.state };
+      },
+    ),
+  );
   add('PUT', '/stop',
     perItem(
       service,
       limits,
       'write',
-      { force: v.optional(v.bool()), drain_timeout_ms: v.optional(v.int({ min: 0, max: 3_600_000 })) },
-      (_ctx, r, f) => service.stop(r, f),
+      {
+        force: v.optional(v.bool()),
+        drain_timeout_ms: v.optional(v.int({ min: 0, max: 3_600_000 })),
+        quick: v.optional(v.bool()),
+        ifstate: v.optional(v.string({ maxLength: 64 })),
+        dump: v.optional(v.bool()),
+      },
+      (_ctx, r, f) => {
+        if (f.quick === true || f.dump === true || f.ifstate !== undefined)
+          throw new NodeError(Errno.EOPNOTSUPP, 'quick, ifstate and dump are not supported on this node');
+        return service.stop(r, f);
+      },
     ),
   );
   add('GET', '/wait',
@@ -147,6 +228,7 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
       'read',
       { state: v.optional(v.oneOf(INSTANCE_STATES)), timeout_ms: v.optional(v.int({ min: -1 })) },
       (ctx, r, f) => service.wait(r, f.state ?? 'running', f.timeout_ms ?? -1, ctx.signal),
+      waitQuery,
     ),
   );
   add('GET', '/log',
@@ -159,10 +241,26 @@ export function instanceRoutes(service: InstanceService, limits: InstanceRouteLi
         limit: v.optional(v.int({ min: 0, max: limits.logReadMaxBytes })),
       },
       (_ctx, r, f) => service.log(r, f.offset, f.limit ?? limits.logReadDefaultBytes),
+      (query) => ({
+        offset: queryInt(query, 'offset'),
+        limit: queryInt(query, 'limit', { min: 0, max: limits.logReadMaxBytes }),
+      }),
     ),
   );
   add('GET', '/metrics', perItem(service, limits, 'read', {}, (_ctx, r) => service.metrics(r)));
   return routes;
+}
+
+/**
+ * A wait's fields in the current dialect: `state`, and `timeout_ms` or `timeout_s` (seconds;
+ * -1 either way waits as long as it takes).
+ */
+function waitQuery(query: URLSearchParams): { state: InstanceState | undefined; timeout_ms: number | undefined } {
+  const state = queryEnum(query, 'state', INSTANCE_STATES);
+  const ms = queryInt(query, 'timeout_ms', { min: -1 });
+  const s = queryInt(query, 'timeout_s', { min: -1, max: 86_400 });
+  if (ms !== undefined && s !== undefined) throw new NodeError(Errno.EINVAL, 'query parameters timeout_ms and timeout_s exclude each other');
+  return { state, timeout_ms: ms ?? (s === undefined ? undefined : s < 0 ? -1 : s * 1000) };
 }
 
 /** `GET /v1/healthz`: answers while the controller can reach its database. */

@@ -9,6 +9,7 @@
  * instance is not charged to either account.
  */
 import { Errno, NodeError } from '../errors.js';
+import type { Selector } from '../../api/index.js';
 import type { AccountPrincipal, PlatformAction, Policy } from '../../auth/index.js';
 import type { Clock } from '../clock.js';
 import type { ImageResolver } from '../images/resolver.js';
@@ -16,7 +17,7 @@ import { imageNotFoundMessage, type ImagePullCheck } from '../images/pull-access
 import type { InstanceStore } from './store.js';
 import type { LogRing } from './logs.js';
 import type { InstanceLifecycle } from './lifecycle.js';
-import { checkCreateRules, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
+import { checkCreateRules, createWaitMs, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
 import type { QuotaGuard } from '../users.js';
 import { presentInstance, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature, type ServiceGroupRequest } from './model.js';
 
@@ -32,16 +33,8 @@ export interface ServiceGroupAttachment {
   describe(uuid: string): Record<string, unknown> | undefined;
 }
 
-export interface Selector {
-  uuid?: string;
-  name?: string;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** The `{uuid}` path segment also accepts a name (convenient for CLIs); a UUID-shaped value is a uuid. */
-export function selectorFromPath(segment: string): Selector {
-  return UUID.test(segment) ? { uuid: segment.toLowerCase() } : { name: segment };
-}
+// One selector grammar for the whole v1 API (src/api/query.ts).
+export { selectorFromPath, type Selector } from '../../api/index.js';
 
 export interface InstanceServiceDeps {
   store: InstanceStore;
@@ -57,6 +50,8 @@ export interface InstanceServiceDeps {
   quotas?: QuotaGuard;
   /** May the caller run this image (see ../images/pull-access.ts); absent: every image (single tenant). */
   mayPullImage?: ImagePullCheck;
+  /** Requests and connections the gateway has open to an instance now (absent: no gateway, or not a member). */
+  traffic?: (uuid: string) => { inflight: number; connections: number } | undefined;
 }
 
 export interface PatchRequest {
@@ -145,7 +140,7 @@ export class InstanceService {
     if (this.deps.quotas && autostart) await this.deps.quotas.admitStarts(principal, records, startAll);
     else await startAll();
     const waitErrors = new Map<string, NodeError>();
-    const timeoutMs = (req.timeout_s ?? 0) * 1000;
+    const timeoutMs = createWaitMs(req);
     if (autostart && timeoutMs > 0) {
       await Promise.all(
         records.map((r) =>
@@ -212,7 +207,7 @@ export class InstanceService {
 
   log(r: InstanceRecord, offset: number | undefined, limit: number): Record<string, unknown> {
     const read = this.deps.logs.read(r.uuid, offset ?? -limit, limit);
-    return { uuid: r.uuid, name: r.name, output: read.output.toString('base64'), available: read.available, range: read.range };
+    return { uuid: r.uuid, name: r.name, state: r.state, output: read.output.toString('base64'), available: read.available, range: read.range };
   }
 
   async metrics(r: InstanceRecord): Promise<Record<string, unknown>> {
@@ -231,7 +226,15 @@ export class InstanceService {
     if (stats) {
       out.rss_bytes = stats.rssBytes;
       out.cpu_time_us = stats.cpuTimeUs;
+      // The contract's unit (cpu_time_us is ukc's older, finer field).
+      out.cpu_time_ms = Math.floor(stats.cpuTimeUs / 1000);
     }
+    // What the gateway has open to it now. Nothing is ever queued: at hard_limit the gateway
+    // answers 503 at once (gateway/gateway.ts), so nqueued is 0 by construction.
+    const traffic = this.deps.traffic?.(r.uuid) ?? { inflight: 0, connections: 0 };
+    out.nconns = traffic.connections;
+    out.nreqs = traffic.inflight;
+    out.nqueued = 0;
     return out;
   }
 }

@@ -26,7 +26,7 @@ test('services: create with a generated name and FQDN, get, list, patch, delete'
   withGatewayNode(async (h) => {
     const created = await h.call('POST', '/v1/services', { services: [{ port: 443, destination_port: 8080, handlers: ['http', 'tls'] }] });
     assert.equal(created.status, 200, JSON.stringify(created.body));
-    const [g] = list(created.body, 'services');
+    const [g] = list(created.body, 'service_groups');
     assert.match(String(g?.name), /^[a-z]+-[a-z]+-[a-z0-9]{8}$/);
     assert.deepEqual(g?.domains, [{ fqdn: `${String(g?.name)}.local.localhost` }]);
     assert.equal(g?.persistent, true);
@@ -34,9 +34,9 @@ test('services: create with a generated name and FQDN, get, list, patch, delete'
     assert.deepEqual(h.api.gateway?.ports(), [443]);
 
     const byName = await h.call('GET', `/v1/services/${String(g?.name)}`);
-    assert.equal(list(byName.body, 'services')[0]?.uuid, g?.uuid);
+    assert.equal(list(byName.body, 'service_groups')[0]?.uuid, g?.uuid);
     const all = await h.call('GET', '/v1/services?details=false');
-    assert.deepEqual(list(all.body, 'services'), [{ status: 'success', uuid: g?.uuid, name: g?.name }]);
+    assert.deepEqual(list(all.body, 'service_groups'), [{ status: 'success', uuid: g?.uuid, name: g?.name }]);
 
     const patched = await h.call('PATCH', `/v1/services/${String(g?.uuid)}`, {
       services: [{ port: 443, destination_port: 8080, handlers: ['http', 'tls'] }, { port: 80, destination_port: 443, handlers: ['http', 'redirect'] }],
@@ -44,8 +44,8 @@ test('services: create with a generated name and FQDN, get, list, patch, delete'
       domains: [{ name: 'shop' }],
     });
     assert.equal(patched.status, 200, JSON.stringify(patched.body));
-    assert.deepEqual(list(patched.body, 'services')[0]?.domains, [{ fqdn: 'shop.local.localhost' }]);
-    assert.equal(list(patched.body, 'services')[0]?.hard_limit, 10);
+    assert.deepEqual(list(patched.body, 'service_groups')[0]?.domains, [{ fqdn: 'shop.local.localhost' }]);
+    assert.equal(list(patched.body, 'service_groups')[0]?.hard_limit, 10);
     assert.deepEqual(h.api.gateway?.ports(), [80, 443]);
 
     const badPatch = await h.call('PATCH', `/v1/services/${String(g?.uuid)}`, { soft_limit: 20 });
@@ -89,7 +89,7 @@ test('services: every invalid port/handler combination is refused with a clear m
       const i = await h.call('POST', '/v1/instances', { image: IMG, service_group: { services } });
       assert.equal(i.status, 400, JSON.stringify(services));
     }
-    assert.deepEqual(list((await h.call('GET', '/v1/services')).body, 'services'), []);
+    assert.deepEqual(list((await h.call('GET', '/v1/services')).body, 'service_groups'), []);
     assert.deepEqual(list((await h.call('GET', '/v1/instances')).body, 'instances'), []);
   }));
 
@@ -108,7 +108,7 @@ test('instances: an inline service group is ephemeral; answers carry service_gro
     assert.deepEqual(sg.domains, [{ fqdn: `${sg.name}.local.localhost` }]);
     assert.deepEqual(insts[1]?.service_group, sg);
     assert.equal(insts[0]?.private_fqdn, `${String(insts[0]?.name)}.internal`);
-    const g = list((await h.call('GET', `/v1/services/${sg.uuid}`)).body, 'services')[0];
+    const g = list((await h.call('GET', `/v1/services/${sg.uuid}`)).body, 'service_groups')[0];
     assert.equal(g?.persistent, false);
     assert.equal((g?.instances as unknown[]).length, 2);
     // A group with instances cannot be deleted.
@@ -193,7 +193,7 @@ test('certificates: upload checks key and names; a domain may use it; in-use cer
       assert.match(String(mismatch.body.message), /does not cover other\.example\.com/);
       const del = await h.call('DELETE', '/v1/certificates/shop');
       assert.equal(del.status, 409);
-      await h.call('DELETE', `/v1/services/${String(list(g.body, 'services')[0]?.uuid)}`);
+      await h.call('DELETE', `/v1/services/${String(list(g.body, 'service_groups')[0]?.uuid)}`);
       assert.equal((await h.call('DELETE', '/v1/certificates/shop')).status, 200);
     });
   } finally {

@@ -82,6 +82,8 @@ export function createServiceSchema(limits: ServiceLimits) {
     v.object({
       name: v.optional(v.string({ pattern: DNS_LABEL, patternHint: 'must be a DNS label: a-z, 0-9 and -, at most 63' })),
       ...groupFieldsShape(limits),
+      // The contract's autokill of idle groups: accepted as JSON, refused in create (EOPNOTSUPP).
+      autokill: v.optional(v.anyValue()),
     }),
     groupRulesViolation,
   );
@@ -117,7 +119,12 @@ export interface ServiceGroupDeps {
   onChange(): Promise<void>;
   /** Per-account quotas (service groups count, EDQUOT); absent: none. */
   quotas?: QuotaGuard;
+  /** The gateway's per-instance cap for groups without a hard_limit (answered as their hard_limit). */
+  defaultHardLimit?: number;
 }
+
+/** `defaultHardLimit` when the composition names none (the gateway's own default). */
+const DEFAULT_HARD_LIMIT = 10_000;
 
 export class ServiceGroupService {
   constructor(private readonly deps: ServiceGroupDeps) {}
@@ -181,6 +188,7 @@ export class ServiceGroupService {
 
   /** Creates a group; `persistent: false` for one described inline with an instance. */
   async create(principal: AccountPrincipal, req: CreateServiceRequest, persistent = true): Promise<ServiceGroupRecord> {
+    if (req.autokill !== undefined) throw new NodeError(Errno.EOPNOTSUPP, 'autokill of service groups is not supported on this node');
     const violation = groupRulesViolation(req);
     if (violation !== undefined) throw new NodeError(Errno.EINVAL, violation);
     // Checked here and inserted below with no await in between: concurrent creates cannot both pass.
@@ -276,8 +284,10 @@ export class ServiceGroupService {
       domains: g.domains.map((d) => (d.certificate ? { fqdn: d.fqdn, certificate: d.certificate } : { fqdn: d.fqdn })),
       instances: this.deps.members(g.uuid).map((r) => ({ uuid: r.uuid, name: r.name })),
     };
-    if (g.softLimit !== null) out.soft_limit = g.softLimit;
-    if (g.hardLimit !== null) out.hard_limit = g.hardLimit;
+    // The contract requires both: the limits in effect (the gateway's cap without a hard_limit;
+    // without a soft_limit no replica is woken early, as at the hard limit).
+    out.hard_limit = g.hardLimit ?? this.deps.defaultHardLimit ?? DEFAULT_HARD_LIMIT;
+    out.soft_limit = g.softLimit ?? out.hard_limit;
     if (principal.role === 'root') out.owner = g.owner;
     return out;
   }
