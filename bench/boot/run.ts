@@ -193,8 +193,10 @@ async function main(): Promise<void> {
     const batch = 25;
     for (let made = 0; made < idleCount; made += batch) {
       const n = Math.min(batch, idleCount - made);
+      const t = Date.now();
       const r = await api(node.url, 'POST', '/v1/instances', { name: `idle${made}`, image: 'alice/httpd:latest', memory_mb: 16, replicas: n - 1, autostart: true, timeout_s: 300 });
       if (r.status !== 200) throw new Error(JSON.stringify(r.body).slice(0, 500));
+      console.error(`idle: ${made + n} created (this batch ${Date.now() - t} ms)`);
     }
     await new Promise((r) => setTimeout(r, 2000));
     const running = ((await api(node.url, 'GET', '/v1/instances')).body.data?.instances as Instance[]).filter((i) => i.state === 'running').length;

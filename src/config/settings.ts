@@ -240,7 +240,7 @@ export const INSTANCES = group<InstanceFields>('instances', NODE, DEFAULT_NODE_A
   minMemoryMb: { kind: 'int', min: 1, description: 'Smallest `memory_mb` of an instance.' },
   maxVcpus: { kind: 'int', min: 1, max: 4096, description: 'Largest `vcpus` of an instance.' },
   maxReplicas: { kind: 'int', min: 0, description: 'Largest `replicas` of one create.' },
-  maxInstances: { kind: 'int', min: 1, description: 'Instances the node holds in total (ENOSPC above).' },
+  maxInstances: { kind: 'int', min: 1, description: 'Instances the node holds in total (ENOSPC above); never more than its bridge takes: 1023 ports less the ready namespaces of the pool.' },
   maxArgs: { kind: 'int', min: 0, description: 'Arguments of one instance.' },
   maxEnv: { kind: 'int', min: 0, description: 'Environment variables of one instance.' },
   maxTags: { kind: 'int', min: 0, description: 'Tags of one instance.' },

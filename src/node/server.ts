@@ -34,7 +34,7 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { createRegistry, createRegistryAuth, openStores, RegistryError, type Registry, type RegistryAccessControl, type RegistryLimits } from '../registry/index.js';
 import { Policy, type AccountStore, type RequestRateLimitOptions } from '../auth/index.js';
-import { createNodeApi, type NodeApi } from './compose.js';
+import { createNodeApi, DEFAULT_NODE_API_LIMITS, type NodeApi } from './compose.js';
 import {
   ControlPlaneTokenVerifier,
   localTokenVerifier,
@@ -206,7 +206,8 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       runtime: driver,
       images,
       catalog: images,
-      ...(options.limits ? { limits: options.limits } : {}),
+      // The bridge bounds how many instances one node runs (the pool's ready namespaces hold ports too).
+      limits: { ...options.limits, maxInstances: Math.min(options.limits?.maxInstances ?? DEFAULT_NODE_API_LIMITS.maxInstances, network.maxPorts - network.poolSize) },
       ...(options.gateway ? { gateway: { ...options.gateway, observer: gatewayObserver } } : {}),
       ...(authenticate
         ? {

@@ -115,3 +115,38 @@ test('netns helper: failures name the operation and errno and leave nothing behi
   }
   assert.ok(!netnsNames().includes(other));
 });
+
+test('a full bridge is refused up front: the pool stops at the port limit and the next attach is ENOSPC, nothing half made', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root');
+  const env = newEnv('netfull');
+  const stateDir = join(env.dir, 'network');
+  // A limit of 3 ports stands for the kernel's 1023 (BR_MAX_PORTS): 2 pool slots + 1 on demand.
+  const net = new NodeNetwork({ bridge: env.bridge, subnet: env.subnet, stateDir, poolSize: 2, maxPorts: 3 });
+  const ids = [randomUUID(), randomUUID(), randomUUID()];
+  try {
+    await net.init();
+    await net.poolFilled();
+    const a = await net.attach(ids[0]!, 'a', 'test');
+    const b = await net.attach(ids[1]!, 'b', 'test');
+    await net.poolFilled();
+    // Two instances hold two ports; the refill could add one slot only.
+    assert.equal(net.poolReady, 1);
+    const c = await net.attach(ids[2]!, 'c', 'test');
+    await net.poolFilled();
+    assert.equal(net.poolReady, 0, 'the pool does not grow past the limit');
+    const before = readLeases(stateDir).size;
+    const refused = await net.attach(randomUUID(), 'd', 'test').then(
+      () => undefined,
+      (err: unknown) => err as { errno?: unknown; message?: string },
+    );
+    assert.equal(refused?.errno, 28, String(refused?.message)); // ENOSPC
+    assert.match(String(refused?.message), /instance network is full/);
+    assert.equal(readLeases(stateDir).size, before, 'no lease left by the refused attach');
+    for (const x of [a, b, c]) assert.ok(existsSync(x.netnsPath));
+  } finally {
+    await Promise.all(ids.map((u) => net.detach(u).catch(() => undefined)));
+    await net.close();
+    await net.destroy();
+    await cleanupEnv(env);
+  }
+});

@@ -161,6 +161,20 @@ test('create with timeout_s waits until running; reports ETIMEDOUT per instance 
     assert.equal((await get(h, 'slow')).state, 'starting');
   }));
 
+test('a create that waits answers a failed start at once (EIO, the instance stopped with reason 4), not after its timeout', () =>
+  withNode(async (h) => {
+    h.driver.failStart.add('doomed');
+    // No clock advance: the answer must come without the 300 s wait running out.
+    const r = await h.call('POST', '/v1/instances', { image: IMG, name: 'doomed', timeout_s: 300 });
+    assert.equal(r.body.status, 'error');
+    assert.equal(r.body.errors?.[0]?.error, 5);
+    assert.match(String(r.body.errors?.[0]?.message), /could not be started/);
+    const rec = await get(h, 'doomed');
+    assert.equal(rec.state, 'stopped');
+    assert.equal(rec.stop_reason, 4);
+    assert.equal(h.clock.pending().length, 0, 'no wait timer left behind');
+  }));
+
 test('recovery: survivors are adopted, lost runs follow their policy, pending restarts re-armed', () =>
   withNode(async (h) => {
     await h.call('POST', '/v1/instances', { image: IMG, name: 'keep' });

@@ -19,7 +19,7 @@ import type { LogRing } from './logs.js';
 import type { InstanceLifecycle } from './lifecycle.js';
 import { checkCreateRules, createWaitMs, imageRequestOf, planInstances, type Capabilities, type CreateRequest, type InstanceLimits } from './create.js';
 import type { QuotaGuard } from '../users.js';
-import { presentInstance, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature, type ServiceGroupRequest } from './model.js';
+import { presentInstance, StopReasons, type InstanceRecord, type InstanceState, type RestartPolicy, type Feature, type ServiceGroupRequest } from './model.js';
 
 /** How instances join service groups (implemented by src/node/services, wired in index.ts). */
 export interface ServiceGroupAttachment {
@@ -144,7 +144,7 @@ export class InstanceService {
     if (autostart && timeoutMs > 0) {
       await Promise.all(
         records.map((r) =>
-          this.deps.lifecycle.waitFor(r.uuid, 'running', timeoutMs).catch((err: unknown) => {
+          this.waitRunning(r.uuid, timeoutMs).catch((err: unknown) => {
             waitErrors.set(r.uuid, err instanceof NodeError ? err : new NodeError(Errno.EIO, 'internal error'));
           }),
         ),
@@ -152,6 +152,30 @@ export class InstanceService {
     }
     const fresh = records.map((r) => this.deps.store.get(r.uuid) ?? r);
     return { records: fresh, waitErrors };
+  }
+
+  /**
+   * Waits until the instance runs, for a create that asked to wait. A start that failed (the
+   * platform could not start it: stop reason 4) ends the wait at once with that failure; it
+   * does not hold the request until the timeout.
+   */
+  private async waitRunning(uuid: string, timeoutMs: number): Promise<void> {
+    const ac = new AbortController();
+    const failed = this.deps.lifecycle.waitFor(uuid, 'stopped', timeoutMs, ac.signal).then(
+      (rec) => {
+        if (rec && rec.stopReason === StopReasons.platformFailure) {
+          throw new NodeError(Errno.EIO, 'the instance could not be started (its log says why)');
+        }
+        // Stopped for another reason (it ran, then ended): the running wait decides.
+        return new Promise<never>(() => undefined);
+      },
+      () => new Promise<never>(() => undefined),
+    );
+    try {
+      await Promise.race([this.deps.lifecycle.waitFor(uuid, 'running', timeoutMs, ac.signal), failed]);
+    } finally {
+      ac.abort();
+    }
   }
 
   async start(principal: AccountPrincipal, r: InstanceRecord): Promise<Record<string, unknown>> {

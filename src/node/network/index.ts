@@ -50,6 +50,7 @@ import { addressInSubnet, createInstanceNetwork, ensureBridge, hostVethName, par
 import { TenantFirewall, type FirewallPort } from './firewall.js';
 import { TenantHosts } from './hosts.js';
 import { CommandShell } from './shell.js';
+import { Errno, NodeError } from '../errors.js';
 
 export { TenantFirewall, firewallRuleset, firewallTableName, NftError, type FirewallOptions, type FirewallPort, type PinnedPort } from './firewall.js';
 export { TenantHosts, type HostsEntry } from './hosts.js';
@@ -69,6 +70,8 @@ export interface NodeNetworkOptions {
   isolation?: boolean;
   /** TCP ports on the bridge address that instances may connect to (default none). */
   hostTcpPorts?: readonly number[];
+  /** Ports the bridge may take (instances plus pool slots); default BRIDGE_MAX_PORTS, the kernel's limit. */
+  maxPorts?: number;
 }
 
 export const DEFAULT_NODE_NETWORK = { bridge: 'ukcbr0', subnet: '10.88.0.0/16' } as const;
@@ -76,6 +79,13 @@ export const DEFAULT_NODE_NETWORK = { bridge: 'ukcbr0', subnet: '10.88.0.0/16' }
 export const DEFAULT_NETNS_POOL_SIZE = 8;
 
 export const DEFAULT_LEASE_LOG_MAX_LINES = 10_000;
+
+/**
+ * Ports one Linux bridge takes (BR_MAX_PORTS is 1024, the 1024th `ip link set master`
+ * answers EXFULL "Exchange full"): every instance and every ready pool namespace is one
+ * port, so one node bridge holds at most this many of them together.
+ */
+export const BRIDGE_MAX_PORTS = 1023;
 
 const POOL_PREFIX = 'pool:';
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -166,6 +176,7 @@ export function readLeases(stateDir: string): Map<string, { index: number; name:
 export class NodeNetwork {
   readonly hosts: TenantHosts;
   readonly poolSize: number;
+  readonly maxPorts: number;
   /** The per-bridge nftables rules; undefined with `isolation: false`. */
   readonly firewall: TenantFirewall | undefined;
   /** Tenant marks of this process (rebuilt from the leases at each start; the rules are reinstalled with them). */
@@ -193,6 +204,7 @@ export class NodeNetwork {
     this.size = 2 ** (32 - prefix);
     this.gateway = addressInSubnet(options.subnet, 1).split('/')[0] as string;
     this.poolSize = options.poolSize ?? DEFAULT_NETNS_POOL_SIZE;
+    this.maxPorts = options.maxPorts ?? BRIDGE_MAX_PORTS;
     if (!Number.isInteger(this.poolSize) || this.poolSize < 0) throw new RangeError('poolSize must be a non-negative integer');
     mkdirSync(options.stateDir, { recursive: true });
     this.hosts = new TenantHosts(join(options.stateDir, 'hosts.d'), this.gateway);
@@ -325,6 +337,9 @@ export class NodeNetwork {
       ready = this.admit(lease);
       ready.catch(() => undefined); // the driver awaits it; never an unhandled rejection meanwhile
     } else {
+      if (this.leases.size >= this.maxPorts) {
+        throw new NodeError(Errno.ENOSPC, `this node's instance network is full: its bridge takes at most ${this.maxPorts} instances and ready namespaces`);
+      }
       lease = { index: this.freeIndex(), name, netns: freshNetnsName(), owner };
       this.setLease(uuid, lease);
       this.writeHosts(owner);
@@ -414,7 +429,7 @@ export class NodeNetwork {
       while (!this.closed && this.pool.length < this.poolSize) {
         const round: Array<{ key: string; lease: Lease }> = [];
         try {
-          for (let k = this.pool.length; k < this.poolSize; k++) {
+          for (let k = this.pool.length; k < this.poolSize && this.leases.size < this.maxPorts; k++) {
             const netns = freshNetnsName();
             const lease: Lease = { index: this.freeIndex(), name: '', netns };
             // The lease is recorded before the build so a crash mid-build leaves a slot init() can clean.
