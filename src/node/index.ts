@@ -141,6 +141,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     logs,
     limits,
     drainer: (uuid, ms) => (gateway ? gateway.drain(uuid, ms) : Promise.resolve()),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   const principalFor = options.principalForOwner ?? ((owner: string): AccountPrincipal => accountPrincipal(owner));
   const quotaSources: { services?: () => readonly { owner: string }[] } = {};

@@ -186,6 +186,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       runtime: driver,
       images,
       catalog: images,
+      logger,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.gateway ? { gateway: { ...options.gateway, observer: gatewayObserver } } : {}),
       ...(authenticate

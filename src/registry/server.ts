@@ -15,11 +15,11 @@ import { RegistryError, sendError, toRegistryError } from './errors.js';
 import type { RequestContext } from './http.js';
 import { parseRepositoryName } from './names.js';
 import { DEFAULT_LIMITS, type RegistryLimits, type RegistryOptions, type RequestLogEntry } from './options.js';
-import { both } from '../util/index.js';
 import { isMetricsRequest, RoleMetrics, serveMetrics, type MetricsAccess } from '../metrics/index.js';
 import { matchRoute } from './router.js';
 import { RegistryService } from './service.js';
-import { createLogger, reportInternalError, setRouteTemplate, withRequestLogging, type RequestLoggingOptions } from '../log/index.js';
+import { createLogger, reportInternalError, requestLogger, setRouteTemplate, withRequestLogging, type RequestLoggingOptions } from '../log/index.js';
+import { both, isPeerGone } from '../util/index.js';
 
 export interface Registry {
   /** Serves any request whose path starts with /v2. */
@@ -122,6 +122,13 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       };
       await entry.handler(ctx);
     } catch (err) {
+      if (clientGone(req, res, err)) {
+        // The client closed the connection (a blob GET cut short, an upload abandoned): nothing
+        // to answer and no bug; the request's log line says `aborted`.
+        requestLogger(logger).debug({ err: { code: (err as { code?: unknown }).code } }, 'client went away');
+        res.destroy();
+        return;
+      }
       const regErr = toRegistryError(err);
       if (regErr.code === 'UNKNOWN') logError(err);
       // An unread body would be parsed as the next request: close the connection instead,
@@ -164,6 +171,16 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       if (ownsMetadata) await metadata.close();
     },
   };
+}
+
+/**
+ * The failure is the client's leaving, not ours: its connection is gone (socket destroyed,
+ * response unfinished) and the error is what a stream raises when its peer disappears.
+ */
+function clientGone(req: IncomingMessage, res: ServerResponse, err: unknown): boolean {
+  if (res.writableFinished) return false;
+  const socketGone = req.socket === null || req.socket.destroyed || res.destroyed;
+  return socketGone && (isPeerGone(err) || req.destroyed);
 }
 
 /** Counts the body bytes written to `res` (metrics): wraps its write and end, the two ways a body leaves. */

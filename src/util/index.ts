@@ -6,3 +6,4 @@ export * from './durable.js';
 export * from './listener.js';
 export * from './version.js';
 export * from './hooks.js';
+export * from './storage.js';

@@ -35,8 +35,8 @@ import type { BlobStore, MetadataStore } from '../../store/index.js';
 import type { RegistryService } from '../../registry/index.js';
 import { RegistryClient, manifestBlobs, RegistryError as ClientRegistryError, RegistryClientError, type Descriptor } from '../../client/index.js';
 import { isMountPoint, mountErofs, unmount } from '../../sandbox/index.js';
-import { fsyncDir, syncFileSystem, writeFileAtomic } from '../../util/index.js';
-import { Errno, NodeError } from '../errors.js';
+import { fsyncDir, isStorageFull, syncFileSystem, writeFileAtomic } from '../../util/index.js';
+import { Errno, NodeError, insufficientStorage } from '../errors.js';
 import type { AccountPrincipal } from '../../auth/index.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
@@ -346,6 +346,9 @@ export class LocalImages implements ImageResolver, ImageCatalog {
   ): Promise<string> {
     const shared = origin.kind === 'central' && !credentials ? this.client : undefined;
     const client = shared ?? new RegistryClient({ baseUrl: origin.baseUrl, ...(credentials ? { credentials } : {}) });
+    // Blobs this pull brought in; a pull that fails takes them out again (a half-pulled image
+    // holds disk no manifest accounts for, and gc would only find it much later).
+    const pulled: Digest[] = [];
     try {
       const top = await client.getManifest(remotePath, reference);
       const { config, layers, children } = manifestBlobs(top.bytes);
@@ -359,13 +362,13 @@ export class LocalImages implements ImageResolver, ImageCatalog {
         const inner = manifestBlobs(m.bytes);
         if (inner.children.length > 0) throw new NodeError(Errno.EINVAL, 'nested image indexes are not supported');
         blobsOf = inner.config ? [inner.config, ...inner.layers] : inner.layers;
-        await this.storeBlobs(client, remotePath, repository, blobsOf);
+        await this.storeBlobs(client, remotePath, repository, blobsOf, pulled);
         await this.options.service.putManifest(repository, { kind: 'digest', digest: m.digest }, m.bytes, m.mediaType);
         bytes = top.bytes;
         mediaType = top.mediaType;
         blobsOf = [];
       }
-      await this.storeBlobs(client, remotePath, repository, blobsOf);
+      await this.storeBlobs(client, remotePath, repository, blobsOf, pulled);
       const isDigest = tryParseDigest(reference) !== undefined;
       const ref =
         isDigest || origin.kind === 'allowed'
@@ -375,19 +378,35 @@ export class LocalImages implements ImageResolver, ImageCatalog {
       if (children.length > 0) return (children[0] as Descriptor).digest;
       return stored.digest;
     } catch (err) {
+      await this.discardPulled(pulled);
       if (err instanceof NodeError) throw err;
+      if (isStorageFull(err)) throw insufficientStorage(`pulling ${repository}:${reference}: no space left on the node's image store`, err);
       if (isNotFound(err)) throw new NodeError(Errno.ENOENT, `image ${repository}:${reference} not found`);
       if (err instanceof ClientRegistryError && (err.status === 401 || err.status === 403)) {
         throw new NodeError(Errno.EACCES, `access to image ${repository} refused`);
       }
-      if (err instanceof RegistryClientError) throw new NodeError(Errno.EIO, `pulling ${repository}:${reference}: ${err.message}`);
+      if (err instanceof RegistryClientError) throw new NodeError(Errno.EIO, `pulling ${repository}:${reference}: ${err.message}`, 500, {}, { cause: err });
       throw err;
     } finally {
       if (client !== shared) client.close();
     }
   }
 
-  private async storeBlobs(client: RegistryClient, remotePath: string, repository: string, blobs: Descriptor[]): Promise<void> {
+  /**
+   * Removes the blobs a failed pull stored, unless a manifest came to reference one meanwhile
+   * (another image sharing a layer): the same one-transaction release gc uses.
+   */
+  private async discardPulled(stored: readonly Digest[]): Promise<void> {
+    for (const digest of stored) {
+      try {
+        if (await this.options.metadata.releaseUnreferenced(digest.text)) await this.options.blobs.delete(digest);
+      } catch {
+        // Best effort: what stays is swept by gc.
+      }
+    }
+  }
+
+  private async storeBlobs(client: RegistryClient, remotePath: string, repository: string, blobs: Descriptor[], pulled: Digest[]): Promise<void> {
     for (const d of blobs) {
       const digest = parseDigest(d.digest);
       const have = await this.options.blobs.stat(digest);
@@ -397,6 +416,7 @@ export class LocalImages implements ImageResolver, ImageCatalog {
       }
       const stream = client.getBlob(remotePath, digest, { size: d.size });
       await this.options.service.putMonolithic(repository, digest, stream, d.size);
+      pulled.push(digest);
     }
   }
 

@@ -53,6 +53,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { Errno, NodeError } from '../errors.js';
+import { stderrLogger, toApiError, type ApiLogger } from '../../api/index.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { accountPrincipal, type AccountPrincipal } from '../../auth/index.js';
 import type { ImageResolver } from '../images/resolver.js';
@@ -138,6 +139,8 @@ export interface LifecycleDeps {
   limits: LifecycleLimits;
   /** Finishes traffic in flight to an instance before it stops (the gateway). */
   drainer?: (uuid: string, timeoutMs: number) => Promise<void>;
+  /** Where a start that fails for a reason of ours (any 5xx: a bug, a full disk) is logged with its cause. */
+  logger?: ApiLogger;
 }
 
 /** What watchers see: the record after a change, or the uuid of a deleted instance. */
@@ -484,7 +487,9 @@ export class InstanceLifecycle {
         this.hooks(r.uuid, () => run.generation, () => principal),
       );
     } catch (err) {
-      const why = err instanceof NodeError ? err.message : 'internal error';
+      const known = toApiError(err);
+      const why = known.message;
+      if (known.httpStatus >= 500) (this.deps.logger ?? stderrLogger).error({ err, instance: r.uuid, errno: known.errno }, 'instance start failed');
       this.appendLog(r.uuid, Buffer.from(`[ukc] start failed: ${why}\n`));
       this.settle(r.uuid, run, { kind: 'start-failed' }, principal);
       return;

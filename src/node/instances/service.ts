@@ -150,7 +150,7 @@ export class InstanceService {
       await Promise.all(
         records.map((r) =>
           this.deps.lifecycle.waitFor(r.uuid, 'running', timeoutMs).catch((err: unknown) => {
-            waitErrors.set(r.uuid, err instanceof NodeError ? err : new NodeError(Errno.EIO, 'internal error'));
+            waitErrors.set(r.uuid, err instanceof NodeError ? err : new NodeError(Errno.EIO, 'internal error', 500, {}, { cause: err }));
           }),
         ),
       );
