@@ -146,7 +146,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const ports = node.api.gateway?.ports() ?? [];
     ctx.stdout.write(`gateway CA: ${node.api.tls.caCertPath}${ports.length > 0 ? ` (listening on public ports ${ports.join(', ')})` : ''}\n`);
   }
-  ctx.stdout.write(`recovery: adopted ${r.adopted.length}, started ${r.started.length}, stopped ${r.stopped.length}, deleted ${r.deleted.length}, rearmed ${r.rearmed.length}\n`);
+  ctx.stdout.write(`recovery: adopted ${r.adopted.length}, started ${r.started.length}, stopped ${r.stopped.length}, deleted ${r.deleted.length}, rearmed ${r.rearmed.length}${r.swept ? `; swept ${r.swept.cgroups} cgroups, ${r.swept.networks} networks, ${r.swept.runDirs} run dirs of dead runs` : ''}\n`);
   ctx.stdout.write(`node listening on ${node.url}\n`);
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();

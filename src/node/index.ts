@@ -102,6 +102,12 @@ export interface NodeGatewayOptions {
   tlsDir?: string;
   limits?: Partial<GatewayLimits & ServiceLimits & CertificateLimits>;
   log?: (message: string) => void;
+  /**
+   * The instance whose network lease holds an address (the node network's `ownerOf`): the
+   * gateway routes to a member's address only when it is leased to that very member. Absent
+   * (tests over fake drivers): the record's address is trusted.
+   */
+  addressOwner?: (ip: string) => string | undefined;
   /** Gateway requests and wakes, for metrics. */
   observer?: GatewayObserver;
 }
@@ -271,7 +277,14 @@ async function gatewayParts(
   });
   const gatewayLimits: Partial<GatewayLimits> = { ...opts.limits };
   const gateway = new Gateway({
-    backend: new NodeGatewayBackend({ services, instances, lifecycle, principalFor, wakeTimeoutMs: gatewayLimits.wakeTimeoutMs ?? 30_000 }),
+    backend: new NodeGatewayBackend({
+      services,
+      instances,
+      lifecycle,
+      principalFor,
+      wakeTimeoutMs: gatewayLimits.wakeTimeoutMs ?? 30_000,
+      ...(opts.addressOwner ? { addressOwner: opts.addressOwner } : {}),
+    }),
     tls: directory,
     ...(opts.listenAddress ? { listenAddress: opts.listenAddress } : {}),
     ...(opts.alwaysOpen ? { alwaysOpen: opts.alwaysOpen } : {}),

@@ -188,7 +188,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       catalog: images,
       logger,
       ...(options.limits ? { limits: options.limits } : {}),
-      ...(options.gateway ? { gateway: { ...options.gateway, observer: gatewayObserver } } : {}),
+      ...(options.gateway ? { gateway: { ...options.gateway, observer: gatewayObserver, addressOwner: (ip: string) => network.ownerOf(ip) } } : {}),
       ...(authenticate
         ? {
             authenticate,
