@@ -20,7 +20,7 @@ import { homedir } from 'node:os';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
 import { parseOptions, type CommandHelp } from '../util/index.js';
-import { UsageError, type Command, type CommandContext } from '../util/index.js';
+import { DEFAULT_SHUTDOWN_DEADLINE_MS, UsageError, type Command, type CommandContext } from '../util/index.js';
 import { startControlPlane } from '../controlplane/index.js';
 import { startNodeServer } from '../node/index.js';
 import { RegistryClient } from '../client/index.js';
@@ -164,8 +164,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     return 0;
   } finally {
     if (heartbeat) clearInterval(heartbeat);
-    await node?.close();
-    await cp.close();
+    // Both drain at once (SIGTERM): requests in flight on either finish within the one deadline.
+    await Promise.all([node?.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS }), cp.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS })]);
     say('stopped');
   }
 }

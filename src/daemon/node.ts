@@ -35,7 +35,7 @@ import { UsageError, type Command, type CommandContext } from '../util/index.js'
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/index.js';
 import { parsePortMap } from '../node/index.js';
-import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
+import { DEFAULT_SHUTDOWN_DEADLINE_MS, parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 
 export const NODE_HELP = {
@@ -152,7 +152,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  await node.close();
+  ctx.stdout.write(`node draining (up to ${DEFAULT_SHUTDOWN_DEADLINE_MS / 1000} s for requests in flight)\n`);
+  await node.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS });
   accounts?.close();
   ctx.stdout.write('node stopped\n');
   return 0;

@@ -28,7 +28,7 @@
  * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
  * start from); everything else follows src/auth's policy (owners, root).
  */
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
+import { closeListener, createListener, listenOn, type CloseOptions, type Listener, type ListenerTls } from '../util/index.js';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -112,8 +112,12 @@ export interface NodeServer {
   registry: Registry;
   images: LocalImages;
   network: NodeNetwork;
-  /** Stops serving; instances keep running (they are re-adopted at the next start). */
-  close(): Promise<void>;
+  /**
+   * Stops serving; instances keep running (they are re-adopted at the next start). With
+   * `deadlineMs` it drains first: no new connection, requests in flight finish (or are cut
+   * at the deadline), then the API, registry and runtime close.
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
@@ -250,14 +254,11 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     registry,
     images,
     network,
-    async close() {
+    async close(closeOptions?: CloseOptions) {
       if (closed) return;
       closed = true;
+      await closeListener(server, closeOptions);
       unwatch();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
       await api.close();
       images.close();
       await registry.close();

@@ -4,7 +4,7 @@
  * (`startRegistryServer`). Built on node:http (node:https with TLS) only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createListener, listenOn, type Listener, type ListenerTls } from '../util/index.js';
+import { closeListener, createListener, listenOn, type CloseOptions, type Listener, type ListenerTls } from '../util/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBlobStore } from '../store/index.js';
@@ -253,7 +253,8 @@ export interface RegistryServer {
   address: ListenAddress;
   /** `http://host:port`, or `https://` with `tls` */
   url: string;
-  close(): Promise<void>;
+  /** Stops serving; `deadlineMs` drains (requests in flight may finish), default: cut at once. */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export async function startRegistryServer(options: RegistryServerOptions): Promise<RegistryServer> {
@@ -291,11 +292,8 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
     server,
     address,
     url,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    async close(closeOptions?: CloseOptions) {
+      await closeListener(server, closeOptions);
       await opened.close();
     },
   };
