@@ -58,6 +58,7 @@ export const NODE_HELP = {
     'auth-cache-seconds': { type: 'string', value: 'N', help: 'with --auth-url: how long a valid token is trusted (default 30)' },
     'no-auth': { type: 'boolean', default: false, help: 'NO authentication (tests and throwaway setups only)' },
     'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach this node by: registry token realm and own registry host (default the listen address)' },
+    'image-cache-mib': { type: 'string', value: 'MIB', help: 'most MiB the image cache keeps; unused pulled images are evicted least recently used first (default 20480)' },
     ...TLS_OPTIONS,
     ...LOG_OPTIONS,
   },
@@ -121,6 +122,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     host: listen.host,
     port: listen.port,
     home: values.home,
+    ...(values['image-cache-mib'] !== undefined ? { imageCacheBytes: mebibytes(values['image-cache-mib'], '--image-cache-mib') } : {}),
     ...(tls ? { tls } : {}),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
     ...(values.central ? { centralUrl: values.central } : {}),
@@ -165,3 +167,9 @@ export const nodeCommand: Command = {
   help: NODE_HELP,
   run,
 };
+
+/** A whole, positive number of MiB, in bytes. */
+function mebibytes(text: string, flag: string): number {
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) throw new UsageError(`${flag}: expected a positive whole number of MiB, got "${text}"`);
+  return Number(text) * 1024 * 1024;
+}

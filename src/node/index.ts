@@ -125,6 +125,8 @@ export interface NodeApi {
   tls?: NodeTlsMaterial;
   /** Every instance's state now (metrics). */
   instanceStates(): string[];
+  /** Images (`repository@digest`) of live and standby instances: the image cache never evicts them. */
+  imagesInUse(): Set<string>;
   /** Calls `fn` after every stored instance change (metrics: boot and network times). */
   watch(fn: (change: LifecycleChange) => void): () => void;
   /** Detaches from running instances (they stay up for re-adoption) and closes the database. */
@@ -201,6 +203,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     handle: router.handle,
     recovery,
     instanceStates: () => store.list(undefined).map((r) => r.state),
+    imagesInUse: () => new Set(store.list(undefined).filter((r) => r.state !== 'stopped').map((r) => r.image)),
     watch: (fn) => lifecycle.watch(fn),
     ...(parts ? { gateway: parts.gateway, tls: parts.tls } : {}),
     async close() {

@@ -47,6 +47,7 @@ import {
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
 import { LocalImages } from './images/local.js';
+import { DEFAULT_IMAGE_CACHE_BYTES } from './images/cache.js';
 import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
@@ -93,6 +94,8 @@ export interface NodeServerOptions {
    * image references use it. Default: the listen address.
    */
   publicUrl?: string;
+  /** Most bytes the image cache keeps (registry blobs + root filesystems); default DEFAULT_IMAGE_CACHE_BYTES (20 GiB). */
+  imageCacheBytes?: number;
   /** Socket inactivity timeout (ms) of the listener (API and local registry); default DEFAULT_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
   /** The role's logger (default: JSON lines on stderr); every request gets a line and an id. */
@@ -160,9 +163,17 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
   }
   const metrics = options.metrics ?? new RoleMetrics('node');
   const registry = createRegistry({ blobs, metadata, logger, onRequest: (e) => metrics.observeRegistryBytes(e.bytesIn, e.bytesOut), ...(access ? { access } : {}) });
+  // Late: the instances exist once the API does; until then nothing is evicted.
+  const late: { node?: NodeMetrics; api?: NodeApi } = {};
   const images = new LocalImages({
     blobs,
     metadata,
+    cache: {
+      budgetBytes: options.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES,
+      stateFile: join(home, 'image-cache.json'),
+      registryDir: join(home, 'registry'),
+      inUse: () => late.api?.imagesInUse(),
+    },
     service: registry.service,
     cacheDir: join(home, 'rootfs'),
     registryHost: publicAuthority,
@@ -177,7 +188,6 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     ...(options.launcherPath ? { launcherPath: options.launcherPath } : {}),
   });
   // Gateway counts land on the node metrics once they exist (the gateway starts with the API).
-  const late: { node?: NodeMetrics } = {};
   const gatewayObserver = {
     request: (status: number) => late.node?.gatewayRequest(status),
     wake: (ok: boolean) => late.node?.gatewayWake(ok),
@@ -214,6 +224,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     await network.close();
     throw err;
   }
+  late.api = api;
   const nodeMetrics = new NodeMetrics(metrics, {
     instanceStates: () => api.instanceStates(),
     imageCacheBytes: async () => (await directoryBytes(join(home, 'registry'))) + (await directoryBytes(join(home, 'rootfs'))),

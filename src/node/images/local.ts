@@ -41,6 +41,8 @@ import type { AccountPrincipal } from '../../auth/index.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
 import { INITRD_ENTRY, layerError, readUnikraftLayer, unikraftLayers } from './layers.js';
+import { ImageCacheBudget } from './cache.js';
+import { directoryBytes } from '../../metrics/index.js';
 
 export { INITRD_ENTRY };
 
@@ -103,6 +105,18 @@ export interface LocalImagesOptions {
    */
   allowedRegistries?: readonly string[];
   limits?: Partial<LocalImagesLimits>;
+  /** A size budget for the cache (see cache.ts); absent: no eviction. */
+  cache?: {
+    budgetBytes: number;
+    /** Where use times persist. */
+    stateFile: string;
+    /** The local registry's data directory (its blobs count against the budget). */
+    registryDir: string;
+    /** Images (`repository@digest`) live or standby instances need; undefined until known. */
+    inUse: () => ReadonlySet<string> | undefined;
+    /** Images used this recently are kept (default EVICTION_GRACE_MS). */
+    graceMs?: number;
+  };
 }
 
 /** What the runtime mounts: a read-only directory tree holding the image's root filesystem. */
@@ -274,10 +288,25 @@ export class LocalImages implements ImageResolver, ImageCatalog {
   /** Kernel layers already read through once by this process (digest → check). */
   private readonly kernels = new Map<string, Promise<void>>();
   private cacheReady: Promise<void> | undefined;
+  /** The size budget (absent: unlimited). */
+  readonly budget: ImageCacheBudget | undefined;
+  /** Images pulled from the central registry since their last resolve (`repository@digest`). */
+  private readonly pulledFromCentral = new Set<string>();
 
   constructor(private readonly options: LocalImagesOptions) {
     this.limits = { ...DEFAULT_LOCAL_IMAGES_LIMITS, ...options.limits };
     this.client = options.centralUrl ? new RegistryClient({ baseUrl: options.centralUrl }) : undefined;
+    const cache = options.cache;
+    if (cache) {
+      this.budget = new ImageCacheBudget({
+        budgetBytes: cache.budgetBytes,
+        stateFile: cache.stateFile,
+        inUse: cache.inUse,
+        ...(cache.graceMs !== undefined ? { graceMs: cache.graceMs } : {}),
+        measure: async () => (await directoryBytes(cache.registryDir)) + (await directoryBytes(options.cacheDir)),
+        evict: (ref) => this.evict(ref),
+      });
+    }
   }
 
   close(): void {
@@ -302,7 +331,58 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     const { initrd, others } = unikraftLayers(view.layers);
     for (const layer of others) await this.checkKernelLayer(layer);
     const rootfs = await this.prepareRootfs(initrd);
-    return { digestRef: `${loc.repository}@${digest}`, config, rootfs };
+    const digestRef = `${loc.repository}@${digest}`;
+    if (this.budget) {
+      const pulled = this.pulledFromCentral.delete(digestRef);
+      this.budget.touch(digestRef, pulled);
+      // What the pull (and its rootfs) added may take the cache over its budget.
+      if (pulled) await this.budget.enforce(digestRef);
+    }
+    return { digestRef, config, rootfs };
+  }
+
+  /**
+   * Removes a pulled image (cache eviction, see cache.ts): its manifests, then each blob no
+   * other manifest references, with the root filesystem prepared from it.
+   */
+  private async evict(digestRef: string): Promise<void> {
+    const at = digestRef.lastIndexOf('@');
+    const repository = digestRef.slice(0, at);
+    const digest = digestRef.slice(at + 1);
+    const manifests = [digest];
+    const blobs: string[] = [];
+    try {
+      const top = manifestBlobs(await this.options.blobs.readBytes(parseDigest(digest), this.limits.maxManifestBytes));
+      let parts = top;
+      if (top.children.length > 0) {
+        const child = (top.children[0] as Descriptor).digest;
+        manifests.push(child);
+        parts = manifestBlobs(await this.options.blobs.readBytes(parseDigest(child), this.limits.maxManifestBytes));
+      }
+      if (parts.config) blobs.push(parts.config.digest);
+      for (const l of parts.layers) blobs.push(l.digest);
+    } catch {
+      // Unreadable: its manifest rows still go; blobs are left to gc.
+    }
+    for (const m of manifests) await this.options.metadata.deleteManifest(repository, m);
+    for (const d of [...manifests, ...blobs]) {
+      if (!(await this.options.metadata.releaseUnreferenced(d))) continue;
+      const parsed = parseDigest(d);
+      await this.dropRootfs(parsed);
+      await this.options.blobs.delete(parsed);
+    }
+  }
+
+  /** Unmounts and removes the rootfs prepared from layer `layer`, if any. */
+  private async dropRootfs(layer: Digest): Promise<void> {
+    this.rootfs.delete(layer.text);
+    this.kernels.delete(layer.text);
+    const dir = this.options.cacheDir;
+    const tree = join(dir, layer.hex);
+    await rm(join(dir, `${layer.hex}.ready`), { force: true });
+    await unmount(tree, { lazyFallback: true }).catch(() => undefined);
+    await rm(tree, { recursive: true, force: true });
+    await rm(join(dir, `${layer.hex}.img`), { force: true });
   }
 
   /**
@@ -375,8 +455,10 @@ export class LocalImages implements ImageResolver, ImageCatalog {
           ? { kind: 'digest' as const, digest: isDigest ? parseDigest(reference) : top.digest }
           : { kind: 'tag' as const, tag: reference };
       const stored = await this.options.service.putManifest(repository, ref, bytes, mediaType);
-      if (children.length > 0) return (children[0] as Descriptor).digest;
-      return stored.digest;
+      const digest = children.length > 0 ? (children[0] as Descriptor).digest : stored.digest;
+      // Only what the central registry can give again is evictable (see cache.ts).
+      if (origin.kind === 'central') this.pulledFromCentral.add(`${repository}@${digest}`);
+      return digest;
     } catch (err) {
       await this.discardPulled(pulled);
       if (err instanceof NodeError) throw err;
