@@ -69,6 +69,8 @@ function checkKey(key: string): string {
 
 export class BuildCache {
   readonly blobs: BlobDir;
+  /** States this instance (one build) recorded: a failed build takes them back (`discardCreated`). */
+  private readonly created = new Set<string>();
 
   constructor(readonly root: string) {
     this.blobs = new BlobDir(join(root, 'blobs'));
@@ -112,11 +114,28 @@ export class BuildCache {
       await mkdir(join(this.root, 'states'), { recursive: true });
       await rm(final, { recursive: true, force: true });
       await rename(tmp, final);
+      this.created.add(key);
       return { key, config, fsKey };
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /**
+   * Removes what this build added (states with their snapshots, blobs) and its leftovers in
+   * tmp/: a build that fails leaves the cache as it found it (a 4 MB gzip that inflated to
+   * 4 GiB used to leave its snapshot behind on every attempt). Answers what it removed.
+   */
+  async discardCreated(): Promise<{ states: number; blobs: number }> {
+    let states = 0;
+    for (const key of this.created) {
+      await rm(this.stateDir(key), { recursive: true, force: true });
+      states++;
+    }
+    this.created.clear();
+    const blobs = await this.blobs.discardCreated();
+    return { states, blobs };
   }
 
   async getImage(key: string): Promise<CachedImage | undefined> {

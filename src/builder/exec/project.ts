@@ -102,10 +102,28 @@ function explicitDomain(ref: string): string | undefined {
   return ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : undefined;
 }
 
+/**
+ * Builds (and outputs) a project. A build that fails before its image is packaged leaves the
+ * cache as it found it: the states and blobs it added are removed (a failed output or push
+ * keeps the packaged image, which the next attempt reuses).
+ */
 export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBuildResult> {
+  const cache = new BuildCache(opts.cacheDir);
+  const progress = { packaged: false };
+  try {
+    return await buildProjectWith(opts, cache, progress);
+  } catch (err) {
+    if (!progress.packaged) {
+      const removed = await cache.discardCreated().catch(() => undefined);
+      if (removed && removed.states + removed.blobs > 0) opts.log?.(`build failed: removed ${removed.states} cache states and ${removed.blobs} blobs it had added`);
+    }
+    throw err;
+  }
+}
+
+async function buildProjectWith(opts: ProjectBuildOptions, cache: BuildCache, progress: { packaged: boolean }): Promise<ProjectBuildResult> {
   const log = opts.log ?? (() => undefined);
   const epoch = opts.epoch ?? 0;
-  const cache = new BuildCache(opts.cacheDir);
   const dir = resolve(opts.cwd, opts.dir);
   const target = parseOutput(opts.output, opts.cwd);
   const central = opts.registry ?? (target.kind === 'registry' ? explicitDomain(target.ref) : undefined);
@@ -317,6 +335,7 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
     });
     log(`package ${format} initrd (${image.initrd.size} bytes) in ${Date.now() - started} ms`);
   }
+  progress.packaged = true;
   const blobs: ImageBlobs = { manifest: image.manifest, manifestMediaType: image.manifestMediaType, blobs: [image.config, ...image.layers] };
 
   // 5. Output.
