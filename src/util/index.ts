@@ -7,3 +7,4 @@ export * from './listener.js';
 export * from './version.js';
 export * from './hooks.js';
 export * from './storage.js';
+export * from './remove-tree.js';

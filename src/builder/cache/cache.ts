@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { BlobDir } from '../package/blobs.js';
 import { parseDigest, type Digest } from '../../oci/index.js';
 import { copyTree } from './copytree.js';
+import { removeTree } from '../../util/index.js';
 
 export interface StepKeyInput {
   parent: string;
@@ -130,7 +131,7 @@ export class BuildCache {
   async discardCreated(): Promise<{ states: number; blobs: number }> {
     let states = 0;
     for (const key of this.created) {
-      await rm(this.stateDir(key), { recursive: true, force: true });
+      await removeTree(this.stateDir(key));
       states++;
     }
     this.created.clear();
