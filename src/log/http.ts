@@ -121,7 +121,8 @@ export function withRequestLogging(handler: RequestListener, options: RequestLog
       if (status >= 500 || s.causes > 0) {
         if (s.causes > 0) fields.err = s.cause;
         if (s.causes > 1) fields.causes = s.causes;
-        s.log.error(fields, s.causes > 0 ? 'request failed: internal error' : 'request failed');
+        // A 5xx other than 500 (507 full disk, 503 upstream down) is logged with its cause but is no bug of ours.
+        s.log.error(fields, s.causes > 0 && (status === 500 || status < 500) ? 'request failed: internal error' : 'request failed');
       } else {
         s.log.info(fields, 'request');
       }

@@ -178,9 +178,10 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
  * response unfinished) and the error is what a stream raises when its peer disappears.
  */
 function clientGone(req: IncomingMessage, res: ServerResponse, err: unknown): boolean {
-  if (res.writableFinished) return false;
-  const socketGone = req.socket === null || req.socket.destroyed || res.destroyed;
-  return socketGone && (isPeerGone(err) || req.destroyed);
+  // The error decides: a failure of ours (a full disk) may destroy the request stream too, and
+  // still gets its answer.
+  if (res.writableFinished || !isPeerGone(err)) return false;
+  return req.socket === null || req.socket.destroyed || res.destroyed;
 }
 
 /** Counts the body bytes written to `res` (metrics): wraps its write and end, the two ways a body leaves. */

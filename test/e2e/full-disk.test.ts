@@ -213,5 +213,6 @@ describe('full disk on a node pull', { skip }, () => {
     assert.ok(line, 'a log line for the 507');
     assert.match(line, /"level":"error"/);
     assert.match(line, /ENOSPC|no space left/);
+    assert.doesNotMatch(node.output(), /internal error/, 'a full disk is not a bug');
   });
 });
