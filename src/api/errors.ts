@@ -57,8 +57,10 @@ export class ApiError extends Error {
     readonly httpStatus: number = httpStatusForErrno(errno),
     /** Response headers the failure needs (`WWW-Authenticate` on 401, `Retry-After` on 429). */
     readonly headers: Readonly<Record<string, string>> = {},
+    /** What went wrong underneath (logged with a 5xx, never answered). */
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'ApiError';
   }
 }
@@ -75,6 +77,13 @@ export const tooManyRequests = (retryAfterSeconds: number): ApiError =>
 
 /** EDQUOT (122): the change would take the account over one of its quotas. */
 export const overQuota = (message: string): ApiError => new ApiError(Errno.EDQUOT, message);
+
+/**
+ * 507 ENOSPC: the node's (or control plane's) disk is full. The operator's to fix, not a bug:
+ * answered with the envelope, logged with its cause, and the process keeps serving.
+ */
+export const insufficientStorage = (message: string, cause?: unknown): ApiError =>
+  new ApiError(Errno.ENOSPC, message, 507, {}, cause === undefined ? undefined : { cause });
 
 export const notFound = (what: string): ApiError => new ApiError(Errno.ENOENT, `${what} not found`);
 export const invalid = (message: string): ApiError => new ApiError(Errno.EINVAL, message);

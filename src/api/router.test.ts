@@ -151,8 +151,8 @@ test('a wrong method is 405 EINVAL with Allow; literal segments win over {uuid};
     ],
     authenticate: singleTenantAuthenticator,
     maxBodyBytes: 256,
-    mapError: (err) => (err instanceof RangeError ? new NodeError(Errno.ENOSPC, 'mapped') : undefined),
-    logger: { error: () => assert.fail('nothing to log') },
+    mapError: (err) => (err instanceof RangeError ? new NodeError(Errno.EEXIST, 'mapped') : undefined),
+    logger: { error: () => assert.fail('nothing to log: a mapped client error is no 5xx') },
   });
   const wrong = await r.handle({ method: 'POST', url: '/v1/things/abc' });
   assert.equal(wrong.status, 405);
@@ -161,6 +161,6 @@ test('a wrong method is 405 EINVAL with Allow; literal segments win over {uuid};
   const lit = JSON.parse((await r.handle({ method: 'GET', url: '/v1/things/wait' })).body) as { data: { things: unknown[] } };
   assert.deepEqual(lit.data.things, [{ status: 'success', literal: true }]);
   const odd = await r.handle({ method: 'GET', url: '/v1/odd' });
-  assert.equal(odd.status, 507);
+  assert.equal(odd.status, 409);
   assert.equal((JSON.parse(odd.body) as { message: string }).message, 'mapped');
 });

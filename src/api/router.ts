@@ -15,7 +15,8 @@
  *   - the one errno table (errors.ts): an `ApiError` becomes its errno and
  *     status, a `ValidationError` EINVAL/400, src/auth's `AuthError` 401/403/429,
  *     the API's own domain errors whatever its `mapError` says; anything else is
- *     a 500 "internal error", logged with the request id and never revealed;
+ *     a 500 "internal error", logged with the request id and never revealed; a full
+ *     disk is 507 ENOSPC; every 5xx, known or not, is logged with its cause;
  *   - the same answer on both APIs for an unknown path (404 ENOENT), a wrong
  *     method (405 EINVAL with `Allow`) and an oversize body (413 EFBIG).
  * Selectors and paging of both dialects are in query.ts.
@@ -28,7 +29,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { AuthError, AuthInputError, type AccountPrincipal } from '../auth/index.js';
-import { ApiError, Errno, notSupported, tooManyRequests, unauthenticated } from './errors.js';
+import { ApiError, Errno, insufficientStorage, notSupported, tooManyRequests, unauthenticated } from './errors.js';
+import { isStorageFull } from '../util/index.js';
 import { ValidationError } from './validate.js';
 import { currentRequestId, reportInternalError, requestIdFrom, setRouteTemplate } from '../log/index.js';
 
@@ -84,7 +86,8 @@ export type ItemResult =
 export const itemOk = (fields: Record<string, unknown>): ItemResult => ({ ok: true, fields });
 export function itemFailed(err: unknown, ident?: { uuid?: string; name?: string }): ItemResult {
   const error = knownError(err) ?? internalError();
-  return { ok: false, error, ...(ident ? { ident } : {}), ...(error.httpStatus === 500 && !(err instanceof ApiError) ? { cause: err } : {}) };
+  // Every 5xx is logged with its cause (the thrown value, which may itself carry a `cause`).
+  return { ok: false, error, ...(ident ? { ident } : {}), ...(error.httpStatus >= 500 ? { cause: err } : {}) };
 }
 
 export interface RouteContext {
@@ -179,6 +182,7 @@ function knownError(err: unknown): ApiError | undefined {
     return new ApiError(Errno.EACCES, err.message);
   }
   if (err instanceof AuthInputError) return unauthenticated(err.message);
+  if (isStorageFull(err)) return insufficientStorage('no space left on the storage of this server', err);
   return undefined;
 }
 
@@ -239,7 +243,11 @@ export function createRouter(options: RouterOptions): Router {
   /** The client-visible error; an unknown one is logged (with the request id) and hidden. */
   function classify(err: unknown, req: ApiRequest, requestId: string): ApiError {
     const known = knownError(err) ?? options.mapError?.(err);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      // A 5xx is ours (or the host's) to fix: logged with its cause even when it is a known one.
+      if (known.httpStatus >= 500) logInternal(err, req, requestId);
+      return known;
+    }
     logInternal(err, req, requestId);
     return internalError();
   }

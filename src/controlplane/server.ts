@@ -29,7 +29,7 @@ import { createRegistry, openStores, RegistryError, type Authorizer, type Regist
 import { createControlPlaneApi } from './api.js';
 import { CentralImages } from './images.js';
 import { NodeDirectory } from './nodes.js';
-import { createListener, listenOn, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
+import { closeListener, createListener, listenOn, type CloseOptions, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
 import { createLogger, reportInternalError, withRequestLogging, type Logger, type RequestLoggingOptions } from '../log/index.js';
 import { isMetricsRequest, RoleMetrics, rootTokenAccess, serveMetrics } from '../metrics/index.js';
 import { both } from '../util/index.js';
@@ -110,7 +110,8 @@ export interface ControlPlane {
   images: CentralImages;
   nodes: NodeDirectory;
   server: Listener;
-  close(): Promise<void>;
+  /** Stops serving; `deadlineMs` drains first (requests in flight may finish), default: cut at once. */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /** Adapts auth's registry authenticator to the registry's hook, mapping its errors to registry errors. */
@@ -223,13 +224,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     images,
     nodes,
     server,
-    async close() {
+    async close(closeOptions?: CloseOptions) {
       if (closed) return;
       closed = true;
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await closeListener(server, closeOptions);
       await registry.close();
       await metadata.close();
       nodes.close();

@@ -8,7 +8,7 @@ import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js
 import { UsageError, type Command } from '../util/index.js';
 import { parseListen } from '../registry/index.js';
 import { startControlPlane } from '../controlplane/index.js';
-import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
+import { DEFAULT_SHUTDOWN_DEADLINE_MS, parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, roleLogger } from '../log/index.js';
 import { controlPlaneSettings, logLevelFlag, logLevelOf, roleConfig } from './config.js';
 
@@ -59,7 +59,8 @@ export const controlplaneCommand: Command = {
       if (ctx.signal.aborted) resolve();
       else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    await cp.close();
+    ctx.stdout.write(`control plane draining (up to ${DEFAULT_SHUTDOWN_DEADLINE_MS / 1000} s for requests in flight)\n`);
+    await cp.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS });
     ctx.stdout.write('control plane stopped\n');
     return 0;
   },

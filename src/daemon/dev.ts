@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
 import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js';
-import { UsageError, UserError, type Command, type CommandContext } from '../util/index.js';
+import { DEFAULT_SHUTDOWN_DEADLINE_MS, UsageError, UserError, type Command, type CommandContext } from '../util/index.js';
 import { startControlPlane } from '../controlplane/index.js';
 import { GatewayListenError, startNodeServer } from '../node/index.js';
 import { RegistryClient } from '../client/index.js';
@@ -196,8 +196,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     return 0;
   } finally {
     if (heartbeat) clearInterval(heartbeat);
-    await node?.close();
-    await cp.close();
+    // Both drain at once (SIGTERM): requests in flight on either finish within the one deadline.
+    await Promise.all([node?.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS }), cp.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS })]);
     unlock();
     say('stopped');
   }

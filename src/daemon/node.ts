@@ -39,7 +39,7 @@ import { UsageError, type Command, type CommandContext } from '../util/index.js'
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/index.js';
 import { parsePortMap } from '../node/index.js';
-import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
+import { DEFAULT_SHUTDOWN_DEADLINE_MS, parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, roleLogger } from '../log/index.js';
 import { logLevelFlag, logLevelOf, nodeSettings, roleConfig } from './config.js';
 
@@ -63,6 +63,7 @@ export const NODE_HELP = {
     'auth-cache-seconds': { type: 'string', value: 'N', help: 'with --auth-url: how long a valid token is trusted (default 30)' },
     'no-auth': { type: 'boolean', default: false, help: 'NO authentication (tests and throwaway setups only)' },
     'public-url': { type: 'string', value: 'URL', help: 'the URL clients reach this node by: registry token realm and own registry host (default the listen address)' },
+    'image-cache-mib': { type: 'string', value: 'MIB', help: 'most MiB the image cache keeps; unused pulled images are evicted least recently used first (default 20480)' },
     ...TLS_OPTIONS,
     ...LOG_OPTIONS,
     ...CONFIG_OPTIONS,
@@ -133,6 +134,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     port: listen.port,
     home: values.home,
     ...settings.server,
+    ...(values['image-cache-mib'] !== undefined ? { imageCacheBytes: mebibytes(values['image-cache-mib'], '--image-cache-mib') } : {}),
     ...(tls ? { tls } : {}),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
     ...(values.central ? { centralUrl: values.central } : {}),
@@ -159,13 +161,14 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     const ports = node.api.gateway?.ports() ?? [];
     ctx.stdout.write(`gateway CA: ${node.api.tls.caCertPath}${ports.length > 0 ? ` (listening on public ports ${ports.join(', ')})` : ''}\n`);
   }
-  ctx.stdout.write(`recovery: adopted ${r.adopted.length}, started ${r.started.length}, stopped ${r.stopped.length}, deleted ${r.deleted.length}, rearmed ${r.rearmed.length}\n`);
+  ctx.stdout.write(`recovery: adopted ${r.adopted.length}, started ${r.started.length}, stopped ${r.stopped.length}, deleted ${r.deleted.length}, rearmed ${r.rearmed.length}${r.swept ? `; swept ${r.swept.cgroups} cgroups, ${r.swept.networks} networks, ${r.swept.runDirs} run dirs of dead runs` : ''}\n`);
   ctx.stdout.write(`node listening on ${node.url}\n`);
   await new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  await node.close();
+  ctx.stdout.write(`node draining (up to ${DEFAULT_SHUTDOWN_DEADLINE_MS / 1000} s for requests in flight)\n`);
+  await node.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS });
   accounts?.close();
   ctx.stdout.write('node stopped\n');
   return 0;
@@ -177,3 +180,9 @@ export const nodeCommand: Command = {
   help: NODE_HELP,
   run,
 };
+
+/** A whole, positive number of MiB, in bytes. */
+function mebibytes(text: string, flag: string): number {
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) throw new UsageError(`${flag}: expected a positive whole number of MiB, got "${text}"`);
+  return Number(text) * 1024 * 1024;
+}

@@ -1,13 +1,13 @@
 // Request logging: one line per request, the id in the response and the line, causes of 500s, no stacks for 4xx.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type RequestListener } from 'node:http';
+import { createServer, request as httpRequest, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { createRouter } from '../api/index.js';
+import { createRouter, itemFailed, itemOk } from '../api/index.js';
 import { singleTenantAuthenticator } from '../node/auth.js';
 import { Errno, NodeError } from '../node/errors.js';
 import { openStores } from '../registry/server.js';
@@ -154,5 +154,80 @@ test('the registry server: a storage failure is one error line with the cause; a
     await reg.close();
     await metadata.close();
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the registry server: a client closing a blob GET early is no internal error (one info line, aborted, no stack)', async () => {
+  const { lines, logger } = capture();
+  const dir = await mkdtemp(join(tmpdir(), 'ukc-log-'));
+  const reg = await startTestRegistry({ dataDir: dir, logger });
+  try {
+    // Large enough that the server is still writing when the client hangs up.
+    const big = Buffer.alloc(64 * 1024 * 1024, 7);
+    const digest = await pushBlob(reg.url, 'library/big', big);
+    lines.length = 0;
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${reg.url}/v2/library/big/blobs/${digest}`, (res) => {
+        res.once('data', () => {
+          res.destroy();
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+      req.end();
+    });
+    await settle(lines, 1);
+    for (let i = 0; i < 50 && !lines.some((l) => l.msg === 'request'); i++) await new Promise((r) => setTimeout(r, 20));
+    const errors = lines.filter((l) => l.level === 'error');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(errors, [], 'nothing logged as an error');
+    const line = lines.find((l) => l.msg === 'request');
+    assert.ok(line, `one request line: ${JSON.stringify(lines)}`);
+    assert.equal((line as Line & { aborted?: boolean }).aborted, true);
+    assert.equal(line.err, undefined, 'no stack');
+    const ok = await rawRequest(reg.url, 'GET', '/v2/');
+    assert.equal(ok.status, 200, 'the server still serves');
+  } finally {
+    await reg.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the v1 router: every 5xx is logged with its cause, a full disk is 507 ENOSPC in the envelope (not an internal error)', async () => {
+  const { lines, logger } = capture();
+  const enospc = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  const upstream = new Error('the control plane hung up');
+  const router = createRouter({
+    routes: [
+      { method: 'POST', pattern: '/v1/full', handler: async () => { throw enospc; } },
+      { method: 'GET', pattern: '/v1/unavailable', handler: async () => { throw new NodeError(Errno.EIO, 'cannot reach the control plane', 503, {}, { cause: upstream }); } },
+      { method: 'GET', pattern: '/v1/items', collection: 'items', handler: async () => ({ items: [itemFailed(enospc, { name: 'a' }), itemOk({ name: 'b' })] }) },
+    ],
+    authenticate: singleTenantAuthenticator,
+    maxBodyBytes: 1024,
+  });
+  const srv = await serve(withRequestLogging(router.listener, { logger }));
+  try {
+    const full = await rawRequest(srv.url, 'POST', '/v1/full');
+    assert.equal(full.status, 507);
+    const body = JSON.parse(full.body.toString()) as { status: string; errors: { status: number; error: number }[] };
+    assert.equal(body.status, 'error');
+    assert.deepEqual(body.errors.map((e) => [e.status, e.error]), [[507, Errno.ENOSPC]]);
+    assert.doesNotMatch(full.body.toString(), /internal error/);
+    const unavailable = await rawRequest(srv.url, 'GET', '/v1/unavailable');
+    assert.equal(unavailable.status, 503);
+    const items = await rawRequest(srv.url, 'GET', '/v1/items');
+    assert.equal(items.status, 200);
+    await settle(lines, 3);
+    assert.equal(lines.length, 3);
+    for (const l of lines) assert.equal(l.level, 'error', `${l.route ?? ''}: a 5xx (or a failed item with one) is an error line`);
+    assert.equal(lines[0]!.status, 507);
+    assert.match(lines[0]!.err?.message ?? '', /ENOSPC/, 'the full disk is the logged cause');
+    assert.match(lines[1]!.err?.message ?? '', /^cannot reach the control plane/);
+    assert.match(JSON.stringify(lines[1]!.err), /the control plane hung up/, 'with its own cause chained');
+    assert.match(lines[2]!.err?.message ?? '', /ENOSPC/, 'a failed item of a batch answered 200 is logged too');
+  } finally {
+    await srv.close();
   }
 });

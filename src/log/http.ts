@@ -9,7 +9,7 @@
  *  - code running for the request (any depth, across awaits) finds a child
  *    logger carrying that id with `requestLogger()`, names the route template
  *    with `setRouteTemplate()` and hands an internal error it answers as a 500
- *    to `reportInternalError()`;
+ *    to `reportInternalError()` (once the response closed, a line of its own);
  *  - when the response closes, exactly one line is written: `info` for every
  *    answer (4xx included: a client mistake has no stack), `error` with the
  *    recorded cause (`err`: name, message, stack) when the status is 5xx or an
@@ -53,6 +53,8 @@ interface RequestScope {
   route: string | undefined;
   cause: unknown;
   causes: number;
+  /** The request's one line is written (the response closed). */
+  written: boolean;
 }
 
 const scope = new AsyncLocalStorage<RequestScope>();
@@ -86,8 +88,14 @@ export function setRouteTemplate(template: string): void {
  */
 export function reportInternalError(err: unknown, fallback?: Logger, message = 'internal error'): void {
   const s = scope.getStore();
-  if (s) {
+  if (s && !s.written) {
     if (s.causes++ === 0) s.cause = err;
+    return;
+  }
+  if (s) {
+    // The request's line is out already (the failure came after the response closed): a
+    // line of its own, with the request id, rather than a cause nobody ever sees.
+    s.log.error({ err }, `${message} after the response closed`);
     return;
   }
   fallback?.error({ err }, message);
@@ -101,8 +109,9 @@ export function withRequestLogging(handler: RequestListener, options: RequestLog
     res.setHeader('X-Request-Id', id);
     const method = req.method ?? 'GET';
     const path = (req.url ?? '/').split('?')[0]!;
-    const s: RequestScope = { id, log: logger.child({ reqId: id }), route: undefined, cause: undefined, causes: 0 };
+    const s: RequestScope = { id, log: logger.child({ reqId: id }), route: undefined, cause: undefined, causes: 0, written: false };
     res.once('close', () => {
+      s.written = true;
       const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
       const status = res.statusCode;
       const aborted = !res.writableFinished;
@@ -112,7 +121,8 @@ export function withRequestLogging(handler: RequestListener, options: RequestLog
       if (status >= 500 || s.causes > 0) {
         if (s.causes > 0) fields.err = s.cause;
         if (s.causes > 1) fields.causes = s.causes;
-        s.log.error(fields, s.causes > 0 ? 'request failed: internal error' : 'request failed');
+        // A 5xx other than 500 (507 full disk, 503 upstream down) is logged with its cause but is no bug of ours.
+        s.log.error(fields, s.causes > 0 && (status === 500 || status < 500) ? 'request failed: internal error' : 'request failed');
       } else {
         s.log.info(fields, 'request');
       }

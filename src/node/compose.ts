@@ -105,6 +105,12 @@ export interface NodeGatewayOptions {
   tlsDir?: string;
   limits?: Partial<GatewayLimits & ServiceLimits & CertificateLimits>;
   log?: (message: string) => void;
+  /**
+   * The instance whose network lease holds an address (the node network's `ownerOf`): the
+   * gateway routes to a member's address only when it is leased to that very member. Absent
+   * (tests over fake drivers): the record's address is trusted.
+   */
+  addressOwner?: (ip: string) => string | undefined;
   /** Gateway requests and wakes, for metrics. */
   observer?: GatewayObserver;
 }
@@ -122,6 +128,8 @@ export interface NodeApi {
   tls?: NodeTlsMaterial;
   /** Every instance's state now (metrics). */
   instanceStates(): string[];
+  /** Images (`repository@digest`) of live and standby instances: the image cache never evicts them. */
+  imagesInUse(): Set<string>;
   /** Calls `fn` after every stored instance change (metrics: boot and network times). */
   watch(fn: (change: LifecycleChange) => void): () => void;
   /** Detaches from running instances (they stay up for re-adoption) and closes the database. */
@@ -144,6 +152,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     logs,
     limits,
     drainer: (uuid, ms) => (gateway ? gateway.drain(uuid, ms) : Promise.resolve()),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   const principalFor = options.principalForOwner ?? ((owner: string): AccountPrincipal => accountPrincipal(owner));
   const quotaSources: { services?: () => readonly { owner: string }[] } = {};
@@ -200,6 +209,7 @@ export async function createNodeApi(options: NodeApiOptions): Promise<NodeApi> {
     handle: router.handle,
     recovery,
     instanceStates: () => store.list(undefined).map((r) => r.state),
+    imagesInUse: () => new Set(store.list(undefined).filter((r) => r.state !== 'stopped').map((r) => r.image)),
     watch: (fn) => lifecycle.watch(fn),
     ...(parts ? { gateway: parts.gateway, tls: parts.tls } : {}),
     async close() {
@@ -282,7 +292,14 @@ async function gatewayParts(
   });
   const gatewayLimits: Partial<GatewayLimits> = { ...opts.limits };
   const gateway = new Gateway({
-    backend: new NodeGatewayBackend({ services, instances, lifecycle, principalFor, wakeTimeoutMs: gatewayLimits.wakeTimeoutMs ?? 30_000 }),
+    backend: new NodeGatewayBackend({
+      services,
+      instances,
+      lifecycle,
+      principalFor,
+      wakeTimeoutMs: gatewayLimits.wakeTimeoutMs ?? 30_000,
+      ...(opts.addressOwner ? { addressOwner: opts.addressOwner } : {}),
+    }),
     tls: directory,
     ...(opts.listenAddress ? { listenAddress: opts.listenAddress } : {}),
     ...(opts.alwaysOpen ? { alwaysOpen: opts.alwaysOpen } : {}),

@@ -6,6 +6,7 @@ export {
   ApiError as NodeError,
   Errno,
   httpStatusForErrno,
+  insufficientStorage,
   invalid,
   notFound,
   overQuota,

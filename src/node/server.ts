@@ -28,7 +28,7 @@
  * In both account modes /v2 lets anyone pull `official/*` (the runtimes builds
  * start from); everything else follows src/auth's policy (owners, root).
  */
-import { createListener, listenOn, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
+import { closeListener, createListener, listenOn, type CloseOptions, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -47,6 +47,7 @@ import {
 import { userDirectoryFromAccounts } from './users.js';
 import { NodeError } from './errors.js';
 import { LocalImages, type LocalImagesLimits } from './images/local.js';
+import { DEFAULT_IMAGE_CACHE_BYTES } from './images/cache.js';
 import { imagePullCheck } from './images/pull-access.js';
 import { MicroDriver, type MicroDriverLimits } from './runtime/micro.js';
 import { NodeNetwork, DEFAULT_NODE_NETWORK } from './network/index.js';
@@ -101,6 +102,8 @@ export interface NodeServerOptions {
    * image references use it. Default: the listen address.
    */
   publicUrl?: string;
+  /** Most bytes the image cache keeps (registry blobs + root filesystems); default DEFAULT_IMAGE_CACHE_BYTES (20 GiB). */
+  imageCacheBytes?: number;
   /** Socket inactivity timeout (ms) of the listener (API and local registry); default DEFAULT_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
   /** Header and keep-alive timeouts of the listener (default LISTENER_TIMEOUTS). */
@@ -122,8 +125,12 @@ export interface NodeServer {
   registry: Registry;
   images: LocalImages;
   network: NodeNetwork;
-  /** Stops serving; instances keep running (they are re-adopted at the next start). */
-  close(): Promise<void>;
+  /**
+   * Stops serving; instances keep running (they are re-adopted at the next start). With
+   * `deadlineMs` it drains first: no new connection, requests in flight finish (or are cut
+   * at the deadline), then the API, registry and runtime close.
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export async function startNodeServer(options: NodeServerOptions): Promise<NodeServer> {
@@ -175,9 +182,17 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     ...(access ? { access } : {}),
     ...(options.registryLimits ? { limits: options.registryLimits } : {}),
   });
+  // Late: the instances exist once the API does; until then nothing is evicted.
+  const late: { node?: NodeMetrics; api?: NodeApi } = {};
   const images = new LocalImages({
     blobs,
     metadata,
+    cache: {
+      budgetBytes: options.imageCacheBytes ?? DEFAULT_IMAGE_CACHE_BYTES,
+      stateFile: join(home, 'image-cache.json'),
+      registryDir: join(home, 'registry'),
+      inUse: () => late.api?.imagesInUse(),
+    },
     service: registry.service,
     cacheDir: join(home, 'rootfs'),
     registryHost: publicAuthority,
@@ -193,7 +208,6 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     ...(options.launcherPath ? { launcherPath: options.launcherPath } : {}),
   });
   // Gateway counts land on the node metrics once they exist (the gateway starts with the API).
-  const late: { node?: NodeMetrics } = {};
   const gatewayObserver = {
     request: (status: number) => late.node?.gatewayRequest(status),
     wake: (ok: boolean) => late.node?.gatewayWake(ok),
@@ -206,9 +220,10 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
       runtime: driver,
       images,
       catalog: images,
+      logger,
       // The bridge bounds how many instances one node runs (the pool's ready namespaces hold ports too).
       limits: { ...options.limits, maxInstances: Math.min(options.limits?.maxInstances ?? DEFAULT_NODE_API_LIMITS.maxInstances, network.maxPorts - network.poolSize) },
-      ...(options.gateway ? { gateway: { ...options.gateway, observer: gatewayObserver } } : {}),
+      ...(options.gateway ? { gateway: { ...options.gateway, observer: gatewayObserver, addressOwner: (ip: string) => network.ownerOf(ip) } } : {}),
       ...(authenticate
         ? {
             authenticate,
@@ -230,6 +245,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     await network.close();
     throw err;
   }
+  late.api = api;
   const nodeMetrics = new NodeMetrics(metrics, {
     instanceStates: () => api.instanceStates(),
     imageCacheBytes: async () => (await directoryBytes(join(home, 'registry'))) + (await directoryBytes(join(home, 'rootfs'))),
@@ -270,14 +286,11 @@ export async function startNodeServer(options: NodeServerOptions): Promise<NodeS
     registry,
     images,
     network,
-    async close() {
+    async close(closeOptions?: CloseOptions) {
       if (closed) return;
       closed = true;
+      await closeListener(server, closeOptions);
       unwatch();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
       await api.close();
       images.close();
       await registry.close();

@@ -13,7 +13,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { walkTree, type TreeFilter, type TreeEntry } from './tree.js';
+import { walkTreeStream, type TreeFilter, type TreeEntry } from './tree.js';
 
 const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
@@ -295,8 +295,8 @@ function toTarEntry(e: TreeEntry, name: string, options: TarDirectoryOptions): T
  */
 export function tarDirectory(root: string, options: TarDirectoryOptions = {}): Readable {
   async function* entries(): AsyncGenerator<TarEntry> {
-    const tree = await walkTree(root, { filter: options.filter, maxEntries: options.maxEntries });
-    for (const e of tree) {
+    // Streamed: memory bounded by the largest directory, not the tree (see walkTreeStream).
+    for await (const e of walkTreeStream(root, { filter: options.filter, maxEntries: options.maxEntries })) {
       let name: string;
       if (e.path === '.') {
         if (!options.includeRoot) continue;

@@ -11,7 +11,7 @@ import { collectGarbage, DEFAULT_GC_GRACE_PERIOD_MS } from './gc.js';
 import { openStores, parseListen, startRegistryServer } from './server.js';
 import { ACCOUNTS_DB_FILE, createRegistryAuth, ROOT_TOKEN_FILE, type RegistryAuth } from './token-auth.js';
 import { join } from 'node:path';
-import { CONFIG_OPTIONS, TLS_OPTIONS, tlsFromOptions, type ListenerTimeouts } from '../util/index.js';
+import { CONFIG_OPTIONS, DEFAULT_SHUTDOWN_DEADLINE_MS, TLS_OPTIONS, tlsFromOptions, type ListenerTimeouts } from '../util/index.js';
 import { LOG_OPTIONS, logLevelOf, roleLogger } from '../log/index.js';
 import { rootTokenAccess } from '../metrics/index.js';
 import type { RegistryLimits } from './options.js';
@@ -141,7 +141,8 @@ async function serve(args: string[], ctx: CommandContext, settings: RegistryRole
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  await srv.close();
+  ctx.stdout.write(`registry draining (up to ${DEFAULT_SHUTDOWN_DEADLINE_MS / 1000} s for requests in flight)\n`);
+  await srv.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS });
   auth?.close();
   ctx.stdout.write('registry stopped\n');
   return 0;

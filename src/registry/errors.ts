@@ -5,6 +5,7 @@
  * internals never leak.
  */
 import type { ServerResponse } from 'node:http';
+import { isStorageFull } from '../util/index.js';
 import { AuthError } from '../auth/index.js';
 import { DigestError } from '../oci/index.js';
 import { ManifestError, ManifestTooLargeError } from '../oci/index.js';
@@ -103,16 +104,8 @@ export function toRegistryError(err: unknown): RegistryError {
   return new RegistryError('UNKNOWN');
 }
 
-/**
- * True for the errors a full filesystem raises: ENOSPC/EDQUOT from node:fs, SQLITE_FULL
- * from the metadata store. They are the operator's to fix, not bugs: answered 507, and the
- * server keeps serving (every writer removes its partial bytes on the way out).
- */
-export function isStorageFull(err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false;
-  const code = (err as { code?: unknown }).code;
-  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL';
-}
+/** Full-filesystem errors (ENOSPC, EDQUOT, SQLITE_FULL): answered 507, never a bug (src/util). */
+export { isStorageFull };
 
 /** The `Range` header of an upload holding `size` bytes (`0-<last byte>`, as distribution writes it). */
 export function uploadRange(size: number): string {

@@ -4,7 +4,7 @@
  * (`startRegistryServer`). Built on node:http (node:https with TLS) only.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createListener, listenOn, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
+import { closeListener, createListener, listenOn, type CloseOptions, type Listener, type ListenerTimeouts, type ListenerTls } from '../util/index.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsBlobStore } from '../store/index.js';
@@ -15,11 +15,11 @@ import { RegistryError, sendError, toRegistryError } from './errors.js';
 import type { RequestContext } from './http.js';
 import { parseRepositoryName } from './names.js';
 import { DEFAULT_LIMITS, type RegistryLimits, type RegistryOptions, type RequestLogEntry } from './options.js';
-import { both } from '../util/index.js';
 import { isMetricsRequest, RoleMetrics, serveMetrics, type MetricsAccess } from '../metrics/index.js';
 import { matchRoute } from './router.js';
 import { RegistryService } from './service.js';
-import { createLogger, reportInternalError, setRouteTemplate, withRequestLogging, type RequestLoggingOptions } from '../log/index.js';
+import { createLogger, reportInternalError, requestLogger, setRouteTemplate, withRequestLogging, type RequestLoggingOptions } from '../log/index.js';
+import { both, isPeerGone } from '../util/index.js';
 
 export interface Registry {
   /** Serves any request whose path starts with /v2. */
@@ -122,6 +122,13 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       };
       await entry.handler(ctx);
     } catch (err) {
+      if (clientGone(req, res, err)) {
+        // The client closed the connection (a blob GET cut short, an upload abandoned): nothing
+        // to answer and no bug; the request's log line says `aborted`.
+        requestLogger(logger).debug({ err: { code: (err as { code?: unknown }).code } }, 'client went away');
+        res.destroy();
+        return;
+      }
       const regErr = toRegistryError(err);
       if (regErr.code === 'UNKNOWN') logError(err);
       // The client may still be sending a body: read and drop a bounded amount of it, so the
@@ -165,6 +172,17 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       if (ownsMetadata) await metadata.close();
     },
   };
+}
+
+/**
+ * The failure is the client's leaving, not ours: its connection is gone (socket destroyed,
+ * response unfinished) and the error is what a stream raises when its peer disappears.
+ */
+function clientGone(req: IncomingMessage, res: ServerResponse, err: unknown): boolean {
+  // The error decides: a failure of ours (a full disk) may destroy the request stream too, and
+  // still gets its answer.
+  if (res.writableFinished || !isPeerGone(err)) return false;
+  return req.socket === null || req.socket.destroyed || res.destroyed;
 }
 
 /** Counts the body bytes written to `res` (metrics): wraps its write and end, the two ways a body leaves. */
@@ -239,7 +257,8 @@ export interface RegistryServer {
   address: ListenAddress;
   /** `http://host:port`, or `https://` with `tls` */
   url: string;
-  close(): Promise<void>;
+  /** Stops serving; `deadlineMs` drains (requests in flight may finish), default: cut at once. */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 export async function startRegistryServer(options: RegistryServerOptions): Promise<RegistryServer> {
@@ -277,11 +296,8 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
     server,
     address,
     url,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    async close(closeOptions?: CloseOptions) {
+      await closeListener(server, closeOptions);
       await opened.close();
     },
   };

@@ -323,6 +323,23 @@ export function createCgroup(name: string, limits: CgroupLimits = {}, opts: Cgro
   return Cgroup.create(name, limits, opts);
 }
 
+/**
+ * Names of the cgroups directly under `parent`, in any hierarchy this layout uses (v1: the union
+ * over memory, cpu, cpuacct and pids). A node's recovery sweeps those no live run owns.
+ */
+export function cgroupChildren(parent: string, layout: CgroupLayout = detectCgroupLayout()): string[] {
+  const roots = layout.version === 2 ? [layout.mountPoint] : V1_CONTROLLERS.map((c) => layout.mountPoints[c]);
+  const names = new Set<string>();
+  for (const r of roots) {
+    try {
+      for (const d of readdirSync(join(r, parent), { withFileTypes: true })) if (d.isDirectory() && NAME_RE.test(d.name)) names.add(d.name);
+    } catch {
+      // no such parent in this hierarchy yet
+    }
+  }
+  return [...names].sort();
+}
+
 /** Remove a parent cgroup (e.g. a test's) once its children are gone; missing dirs are fine. */
 export function removeCgroupParent(parent: string, layout: CgroupLayout = detectCgroupLayout()): void {
   const roots = layout.version === 2 ? [layout.mountPoint] : [...V1_CONTROLLERS.map((c) => layout.mountPoints[c]), ...(layout.devices ? [layout.devices] : [])];

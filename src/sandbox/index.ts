@@ -63,6 +63,7 @@ export {
   detectCgroupLayout,
   chooseCgroupLayout,
   removeCgroupParent,
+  cgroupChildren,
   DEFAULT_CGROUP_PARENT,
   DEFAULT_CPU_PERIOD_US,
   type CgroupLayout,

@@ -7,3 +7,5 @@ export * from './listener.js';
 export * from './version.js';
 export * from './hooks.js';
 export * from './config-options.js';
+export * from './storage.js';
+export * from './remove-tree.js';

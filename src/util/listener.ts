@@ -54,6 +54,56 @@ export interface ListenerOptions extends ListenerTimeouts {
   idleTimeoutMs?: number;
 }
 
+/**
+ * How long a daemon stopping on SIGTERM/SIGINT lets requests in flight (an upload, a pull, a
+ * create waiting for its instances) finish before it cuts them. New connections are refused
+ * from the first moment of the drain.
+ */
+export const DEFAULT_SHUTDOWN_DEADLINE_MS = 30_000;
+
+export interface CloseOptions {
+  /** Drain: let requests in flight finish for up to this long (ms), then cut them; 0 (default) cuts at once. */
+  deadlineMs?: number;
+}
+
+/**
+ * Closes a listener. With a deadline it drains: stops accepting at once, closes idle keep-alive
+ * connections (now and as in-flight requests finish; their answers say `Connection: close`),
+ * and cuts whatever is still open when the deadline passes. Resolves once every connection is
+ * gone, with how many were cut.
+ */
+export async function closeListener(server: Listener, options: CloseOptions = {}): Promise<{ cut: number }> {
+  const deadlineMs = options.deadlineMs ?? 0;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  if (deadlineMs <= 0) {
+    server.closeAllConnections();
+    await closed;
+    return { cut: 0 };
+  }
+  // A request still arriving on a kept-alive connection is served, but ends its connection.
+  const lastRequest = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
+    res.shouldKeepAlive = false;
+  };
+  server.prependListener('request', lastRequest);
+  server.closeIdleConnections();
+  const idle = setInterval(() => server.closeIdleConnections(), 50);
+  let cut = 0;
+  const timer = setTimeout(() => {
+    server.getConnections((_err, count) => {
+      cut = count;
+      server.closeAllConnections();
+    });
+  }, deadlineMs);
+  try {
+    await closed;
+  } finally {
+    clearInterval(idle);
+    clearTimeout(timer);
+    server.off('request', lastRequest);
+  }
+  return { cut };
+}
+
 /** A node:http server, or node:https with `tls`, calling `handler` for every request. */
 export function createListener(tls: ListenerTls | undefined, handler?: http.RequestListener, options: ListenerOptions = {}): Listener {
   const timeouts = {

@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { digestOf } from '../../src/oci/digest.js';
+import { Readable } from 'node:stream';
+import { RegistryClient, pushImage } from '../../src/client/index.js';
 import { errorCode, rawRequest } from '../../src/registry/testkit.js';
-import { cleanupEnv, newEnv, startCentral, startDaemon, startNode, stopDaemon, type Daemon, type TestEnv } from './node-support.js';
+import { api, cleanupEnv, newEnv, startCentral, startDaemon, startNode, stopDaemon, type Daemon, type TestEnv } from './node-support.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : 'needs root (mounts a small tmpfs)';
@@ -138,5 +140,79 @@ describe('full disk', { skip }, () => {
     const health = await fetch(`${node.url}/v1/instances`, { headers });
     assert.equal(health.status, 200, 'the node API still answers');
     assert.doesNotMatch(node.output(), /TypeError|internal error/, 'a full disk is not a bug');
+  });
+});
+
+/** Bytes in use on the filesystem holding `dir`. */
+function usedBytes(dir: string): number {
+  const st = statfsSync(dir);
+  return (st.blocks - st.bfree) * st.bsize;
+}
+
+describe('full disk on a node pull', { skip }, () => {
+  let env: TestEnv;
+  const daemons: Daemon[] = [];
+  let home = '';
+  before(() => {
+    env = newEnv('fullpull');
+  });
+  after(async () => {
+    for (const d of daemons) await stopDaemon(d);
+    await cleanupEnv(env).catch(() => undefined);
+    if (home !== '') unmountQuietly(home);
+    rmSync(env.dir, { recursive: true, force: true });
+  });
+
+  it('an image that does not fit the node answers 507 ENOSPC in the envelope, is logged with its cause, and leaves no partial data', async () => {
+    const central = await startCentral(env);
+    daemons.push(central);
+    // Two layers: the first (14 MiB) fits the node's 24 MiB, the second (16 MiB) does not. The
+    // pull fails on the second; the first must not stay behind (the node used to keep it).
+    const blobs = [Buffer.from('{"architecture":"x86_64","os":"kraftcloud","rootfs":{"type":"layers","diff_ids":[]},"config":{}}'), randomBytes(14 * 1024 * 1024), randomBytes(16 * 1024 * 1024)];
+    const desc = (b: Buffer, mediaType: string) => ({ mediaType, digest: digestOf(b).text, size: b.length });
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: desc(blobs[0]!, 'application/vnd.oci.image.config.v1+json'),
+        layers: [desc(blobs[1]!, 'application/vnd.oci.image.layer.v1.tar'), desc(blobs[2]!, 'application/vnd.oci.image.layer.v1.tar')],
+      }),
+    );
+    const client = new RegistryClient({ baseUrl: central.url });
+    await pushImage({
+      client,
+      repository: 'alice/too-big',
+      tag: 'latest',
+      manifest: { bytes: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' },
+      blobs: (d) => {
+        const b = blobs.find((x) => digestOf(x).text === d.digest)!;
+        return { size: b.length, open: () => Readable.from([b]) };
+      },
+    });
+    client.close();
+    home = join(env.dir, 'node');
+    mountTmpfs(home, 24);
+    const node = await startNode(env, central.url);
+    daemons.push(node);
+    const before = usedBytes(home);
+    const created = await api(node.url, 'POST', '/v1/instances', { name: 'toobig', image: 'alice/too-big:latest', memory_mb: 64, autostart: true });
+    assert.equal(created.status, 507, JSON.stringify(created.body));
+    assert.equal(created.body.status, 'error');
+    const errors = created.body.errors as { status: number; error: number }[];
+    assert.deepEqual(errors.map((e) => [e.status, e.error]), [[507, 28]], 'ENOSPC, not "internal error" (EIO)');
+    assert.doesNotMatch(created.body.message ?? '', /internal error/);
+    assert.deepEqual(filesUnder(join(home, 'registry', 'tmp')), [], 'no partial blob left in tmp/');
+    const after = usedBytes(home);
+    assert.ok(after - before < 1024 * 1024, `the failed pull left ${after - before} bytes behind`);
+    assert.equal(node.child.exitCode, null, 'the node is alive');
+    const list = await api(node.url, 'GET', '/v1/instances');
+    assert.equal(list.status, 200);
+    // The 507 is logged with its cause (the ENOSPC underneath), at error level.
+    for (let i = 0; i < 50 && !/"status":507/.test(node.output()); i++) await new Promise((r) => setTimeout(r, 20));
+    const line = node.output().split('\n').find((l) => l.includes('"status":507'));
+    assert.ok(line, 'a log line for the 507');
+    assert.match(line, /"level":"error"/);
+    assert.match(line, /ENOSPC|no space left/);
+    assert.doesNotMatch(node.output(), /internal error/, 'a full disk is not a bug');
   });
 });

@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { BlobDir } from '../package/blobs.js';
 import { parseDigest, type Digest } from '../../oci/index.js';
 import { copyTree } from './copytree.js';
-import { writeFileAtomic } from '../../util/index.js';
+import { removeTree, writeFileAtomic } from '../../util/index.js';
 
 export interface StepKeyInput {
   parent: string;
@@ -70,6 +70,8 @@ function checkKey(key: string): string {
 
 export class BuildCache {
   readonly blobs: BlobDir;
+  /** States this instance (one build) recorded: a failed build takes them back (`discardCreated`). */
+  private readonly created = new Set<string>();
 
   constructor(readonly root: string) {
     this.blobs = new BlobDir(join(root, 'blobs'));
@@ -113,11 +115,28 @@ export class BuildCache {
       await mkdir(join(this.root, 'states'), { recursive: true });
       await rm(final, { recursive: true, force: true });
       await rename(tmp, final);
+      this.created.add(key);
       return { key, config, fsKey };
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /**
+   * Removes what this build added (states with their snapshots, blobs) and its leftovers in
+   * tmp/: a build that fails leaves the cache as it found it (a 4 MB gzip that inflated to
+   * 4 GiB used to leave its snapshot behind on every attempt). Answers what it removed.
+   */
+  async discardCreated(): Promise<{ states: number; blobs: number }> {
+    let states = 0;
+    for (const key of this.created) {
+      await removeTree(this.stateDir(key));
+      states++;
+    }
+    this.created.clear();
+    const blobs = await this.blobs.discardCreated();
+    return { states, blobs };
   }
 
   async getImage(key: string): Promise<CachedImage | undefined> {

@@ -17,6 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { join, posix } from 'node:path';
 import { BuildCache, hashOf, stepKey } from '../cache/cache.js';
 import { copyTree } from '../cache/copytree.js';
+import { removeTree } from '../../util/index.js';
 import { DockerfileError, parseDockerfile, type Instruction, type ParsedDockerfile } from '../dockerfile/parser.js';
 import { planBuild, resolveStages, type BuildPlan, type CopyStep, type ImageConfig, type ResolvedStage, type RunStep, type StagePlan, type Step } from '../dockerfile/plan.js';
 import { copyDirMeta, copyPath, digestFiles, digestOperations, digestSources, mkdirInRoot, resolveSource, type Owner } from './copy.js';
@@ -209,7 +210,7 @@ export class Builder {
         warnings: this.warnings,
       };
     } finally {
-      await rm(this.workRoot, { recursive: true, force: true });
+      await removeTree(this.workRoot);
     }
   }
 

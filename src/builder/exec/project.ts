@@ -173,6 +173,11 @@ function registryClients(opts: ProjectBuildOptions, central: string | undefined)
   };
 }
 
+/**
+ * Builds (and outputs) a project. A build that fails before its image is packaged leaves the
+ * cache as it found it: the states and blobs it added are removed (a failed output or push
+ * keeps the packaged image, which the next attempt reuses).
+ */
 export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBuildResult> {
   const dir = resolve(opts.cwd, opts.dir);
   const target = parseOutput(opts.output, opts.cwd);
@@ -185,11 +190,22 @@ export async function buildProject(opts: ProjectBuildOptions): Promise<ProjectBu
     central,
     clientFor: registryClients(opts, central),
   };
-  const plan = await planProject(ctx, dir);
-  const app = await buildAppRootfs(ctx, plan);
-  const rt = await layRuntime(ctx, plan, app);
   const refName = target.kind === 'registry' ? (parseReference(target.ref).tag ?? 'latest') : 'latest';
-  const { image, packagingCached } = await packageProject(ctx, plan, app, rt, refName);
+  let packaged: Awaited<ReturnType<typeof packageProject>>;
+  let plan: ProjectPlan;
+  let app: AppRootfs;
+  let rt: RuntimeRootfs;
+  try {
+    plan = await planProject(ctx, dir);
+    app = await buildAppRootfs(ctx, plan);
+    rt = await layRuntime(ctx, plan, app);
+    packaged = await packageProject(ctx, plan, app, rt, refName);
+  } catch (err) {
+    const removed = await ctx.cache.discardCreated().catch(() => undefined);
+    if (removed && removed.states + removed.blobs > 0) ctx.log(`build failed: removed ${removed.states} cache states and ${removed.blobs} blobs it had added`);
+    throw err;
+  }
+  const { image, packagingCached } = packaged;
   const result: ProjectBuildResult = {
     name: plan.name,
     manifestDigest: image.manifest.digest.text,

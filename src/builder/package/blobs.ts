@@ -25,7 +25,21 @@ export interface StoredBlob {
 }
 
 export class BlobDir {
+  /** Blobs this instance added (not there before): what a failed build takes back (`discardCreated`). */
+  private readonly created = new Set<string>();
+
   constructor(readonly root: string) {}
+
+  /** Removes every blob this instance added; a blob another writer added meanwhile is the same bytes, and goes too. */
+  async discardCreated(): Promise<number> {
+    let n = 0;
+    for (const path of this.created) {
+      await rm(path, { force: true });
+      n++;
+    }
+    this.created.clear();
+    return n;
+  }
 
   pathOf(digest: Digest): string {
     return join(this.root, digest.algorithm, digest.hex);
@@ -95,7 +109,9 @@ export class BlobDir {
   private async commit(tmp: string, digest: Digest, size: number): Promise<StoredBlob> {
     const final = this.pathOf(digest);
     await mkdir(join(this.root, digest.algorithm), { recursive: true });
+    const existed = await stat(final).then(() => true, () => false);
     await rename(tmp, final);
+    if (!existed) this.created.add(final);
     return { digest, size, path: final };
   }
 }

@@ -7,7 +7,8 @@
  * the config/manifest with a fixed key order.
  */
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, stat } from 'node:fs/promises';
+import { removeTree } from '../../util/index.js';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { PassThrough } from 'node:stream';
@@ -50,7 +51,8 @@ export async function importRootfs(source: string, opts: ImportOptions): Promise
     await extractTar(join(tmp, 'root'), createReadStream(source), { mode: 'plain', compression: 'auto', preserveOwners: true });
     return await importDirectory(join(tmp, 'root'), opts);
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    // Not fs.rm({ recursive }): it holds one pending removal per entry (see removeTree).
+    await removeTree(tmp);
   }
 }
 

@@ -14,10 +14,17 @@ export function groupOf(r: InstanceRecord): string | undefined {
   return r.serviceGroup !== null && 'uuid' in r.serviceGroup ? r.serviceGroup.uuid : undefined;
 }
 
-function memberOf(r: InstanceRecord): GatewayMember | undefined {
+/**
+ * The gateway's member for an instance of a group. Its address is the record's only when the
+ * network's lease for that address belongs to this instance (`addressOwner`): a record that is
+ * stale (a crash mid-start, an address since leased to another tenant's instance) routes nowhere.
+ * Asked on every change the gateway hears of, so every route change is checked.
+ */
+function memberOf(r: InstanceRecord, addressOwner: ((ip: string) => string | undefined) | undefined): GatewayMember | undefined {
   const group = groupOf(r);
   if (group === undefined) return undefined;
-  return { uuid: r.uuid, group, state: r.state, address: r.privateIp, scaleToZero: r.scaleToZero };
+  const address = r.privateIp !== null && (addressOwner === undefined || addressOwner(r.privateIp) === r.uuid) ? r.privateIp : null;
+  return { uuid: r.uuid, group, state: r.state, address, scaleToZero: r.scaleToZero };
 }
 
 export interface NodeGatewayBackendDeps {
@@ -27,6 +34,8 @@ export interface NodeGatewayBackendDeps {
   principalFor(owner: string): AccountPrincipal;
   /** Longest a wake waits for the instance to run. */
   wakeTimeoutMs: number;
+  /** The instance an address is leased to (the node network); absent: records are trusted. */
+  addressOwner?: (ip: string) => string | undefined;
 }
 
 export class NodeGatewayBackend implements GatewayBackend {
@@ -45,7 +54,7 @@ export class NodeGatewayBackend implements GatewayBackend {
   members(): GatewayMember[] {
     const out: GatewayMember[] = [];
     for (const r of this.deps.instances.list()) {
-      const m = memberOf(r);
+      const m = memberOf(r, this.deps.addressOwner);
       if (m) out.push(m);
     }
     return out;
@@ -68,7 +77,7 @@ export class NodeGatewayBackend implements GatewayBackend {
         listener({ type: 'member-gone', uuid: change.deleted });
         return;
       }
-      const m = memberOf(change.record);
+      const m = memberOf(change.record, this.deps.addressOwner);
       listener(m ? { type: 'member', member: m } : { type: 'member-gone', uuid: change.record.uuid });
     });
   }

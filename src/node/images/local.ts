@@ -37,13 +37,15 @@ import type { BlobStore, MetadataStore } from '../../store/index.js';
 import type { RegistryService } from '../../registry/index.js';
 import { RegistryClient, manifestBlobs, RegistryError as ClientRegistryError, RegistryClientError, type Descriptor } from '../../client/index.js';
 import { isMountPoint, mountErofs, unmount } from '../../sandbox/index.js';
-import { fsyncDir, syncFileSystem, writeFileAtomic } from '../../util/index.js';
-import { Errno, NodeError } from '../errors.js';
+import { fsyncDir, isStorageFull, syncFileSystem, writeFileAtomic } from '../../util/index.js';
+import { Errno, NodeError, insufficientStorage } from '../errors.js';
 import type { AccountPrincipal } from '../../auth/index.js';
 import type { ImageConfig, ImageRequest, ImageResolver, ResolvedImage, RootfsHandle } from './resolver.js';
 import type { CatalogImage, ImageCatalog } from './catalog.js';
 import { INITRD_ENTRY, layerError, readUnikraftLayer, shortDigest, unikraftLayers } from './layers.js';
 import { admitCpio, admitTree } from './admission.js';
+import { ImageCacheBudget } from './cache.js';
+import { directoryBytes } from '../../metrics/index.js';
 
 export { INITRD_ENTRY };
 
@@ -106,6 +108,18 @@ export interface LocalImagesOptions {
    */
   allowedRegistries?: readonly string[];
   limits?: Partial<LocalImagesLimits>;
+  /** A size budget for the cache (see cache.ts); absent: no eviction. */
+  cache?: {
+    budgetBytes: number;
+    /** Where use times persist. */
+    stateFile: string;
+    /** The local registry's data directory (its blobs count against the budget). */
+    registryDir: string;
+    /** Images (`repository@digest`) live or standby instances need; undefined until known. */
+    inUse: () => ReadonlySet<string> | undefined;
+    /** Images used this recently are kept (default EVICTION_GRACE_MS). */
+    graceMs?: number;
+  };
 }
 
 /** What the runtime mounts: a read-only directory tree holding the image's root filesystem. */
@@ -277,10 +291,25 @@ export class LocalImages implements ImageResolver, ImageCatalog {
   /** Kernel layers already read through once by this process (digest → check). */
   private readonly kernels = new Map<string, Promise<void>>();
   private cacheReady: Promise<void> | undefined;
+  /** The size budget (absent: unlimited). */
+  readonly budget: ImageCacheBudget | undefined;
+  /** Images pulled from the central registry since their last resolve (`repository@digest`). */
+  private readonly pulledFromCentral = new Set<string>();
 
   constructor(private readonly options: LocalImagesOptions) {
     this.limits = { ...DEFAULT_LOCAL_IMAGES_LIMITS, ...options.limits };
     this.client = options.centralUrl ? new RegistryClient({ baseUrl: options.centralUrl }) : undefined;
+    const cache = options.cache;
+    if (cache) {
+      this.budget = new ImageCacheBudget({
+        budgetBytes: cache.budgetBytes,
+        stateFile: cache.stateFile,
+        inUse: cache.inUse,
+        ...(cache.graceMs !== undefined ? { graceMs: cache.graceMs } : {}),
+        measure: async () => (await directoryBytes(cache.registryDir)) + (await directoryBytes(options.cacheDir)),
+        evict: (ref) => this.evict(ref),
+      });
+    }
   }
 
   close(): void {
@@ -305,7 +334,58 @@ export class LocalImages implements ImageResolver, ImageCatalog {
     const { initrd, others } = unikraftLayers(view.layers);
     for (const layer of others) await this.checkKernelLayer(layer);
     const rootfs = await this.prepareRootfs(initrd);
-    return { digestRef: `${loc.repository}@${digest}`, config, rootfs };
+    const digestRef = `${loc.repository}@${digest}`;
+    if (this.budget) {
+      const pulled = this.pulledFromCentral.delete(digestRef);
+      this.budget.touch(digestRef, pulled);
+      // What the pull (and its rootfs) added may take the cache over its budget.
+      if (pulled) await this.budget.enforce(digestRef);
+    }
+    return { digestRef, config, rootfs };
+  }
+
+  /**
+   * Removes a pulled image (cache eviction, see cache.ts): its manifests, then each blob no
+   * other manifest references, with the root filesystem prepared from it.
+   */
+  private async evict(digestRef: string): Promise<void> {
+    const at = digestRef.lastIndexOf('@');
+    const repository = digestRef.slice(0, at);
+    const digest = digestRef.slice(at + 1);
+    const manifests = [digest];
+    const blobs: string[] = [];
+    try {
+      const top = manifestBlobs(await this.options.blobs.readBytes(parseDigest(digest), this.limits.maxManifestBytes));
+      let parts = top;
+      if (top.children.length > 0) {
+        const child = (top.children[0] as Descriptor).digest;
+        manifests.push(child);
+        parts = manifestBlobs(await this.options.blobs.readBytes(parseDigest(child), this.limits.maxManifestBytes));
+      }
+      if (parts.config) blobs.push(parts.config.digest);
+      for (const l of parts.layers) blobs.push(l.digest);
+    } catch {
+      // Unreadable: its manifest rows still go; blobs are left to gc.
+    }
+    for (const m of manifests) await this.options.metadata.deleteManifest(repository, m);
+    for (const d of [...manifests, ...blobs]) {
+      if (!(await this.options.metadata.releaseUnreferenced(d))) continue;
+      const parsed = parseDigest(d);
+      await this.dropRootfs(parsed);
+      await this.options.blobs.delete(parsed);
+    }
+  }
+
+  /** Unmounts and removes the rootfs prepared from layer `layer`, if any. */
+  private async dropRootfs(layer: Digest): Promise<void> {
+    this.rootfs.delete(layer.text);
+    this.kernels.delete(layer.text);
+    const dir = this.options.cacheDir;
+    const tree = join(dir, layer.hex);
+    await rm(join(dir, `${layer.hex}.ready`), { force: true });
+    await unmount(tree, { lazyFallback: true }).catch(() => undefined);
+    await rm(tree, { recursive: true, force: true });
+    await rm(join(dir, `${layer.hex}.img`), { force: true });
   }
 
   /**
@@ -349,6 +429,9 @@ export class LocalImages implements ImageResolver, ImageCatalog {
   ): Promise<string> {
     const shared = origin.kind === 'central' && !credentials ? this.client : undefined;
     const client = shared ?? new RegistryClient({ baseUrl: origin.baseUrl, ...(credentials ? { credentials } : {}) });
+    // Blobs this pull brought in; a pull that fails takes them out again (a half-pulled image
+    // holds disk no manifest accounts for, and gc would only find it much later).
+    const pulled: Digest[] = [];
     try {
       const top = await client.getManifest(remotePath, reference);
       const { config, layers, children } = manifestBlobs(top.bytes);
@@ -362,35 +445,53 @@ export class LocalImages implements ImageResolver, ImageCatalog {
         const inner = manifestBlobs(m.bytes);
         if (inner.children.length > 0) throw new NodeError(Errno.EINVAL, 'nested image indexes are not supported');
         blobsOf = inner.config ? [inner.config, ...inner.layers] : inner.layers;
-        await this.storeBlobs(client, remotePath, repository, blobsOf);
+        await this.storeBlobs(client, remotePath, repository, blobsOf, pulled);
         await this.options.service.putManifest(repository, { kind: 'digest', digest: m.digest }, m.bytes, m.mediaType);
         bytes = top.bytes;
         mediaType = top.mediaType;
         blobsOf = [];
       }
-      await this.storeBlobs(client, remotePath, repository, blobsOf);
+      await this.storeBlobs(client, remotePath, repository, blobsOf, pulled);
       const isDigest = tryParseDigest(reference) !== undefined;
       const ref =
         isDigest || origin.kind === 'allowed'
           ? { kind: 'digest' as const, digest: isDigest ? parseDigest(reference) : top.digest }
           : { kind: 'tag' as const, tag: reference };
       const stored = await this.options.service.putManifest(repository, ref, bytes, mediaType);
-      if (children.length > 0) return (children[0] as Descriptor).digest;
-      return stored.digest;
+      const digest = children.length > 0 ? (children[0] as Descriptor).digest : stored.digest;
+      // Only what the central registry can give again is evictable (see cache.ts).
+      if (origin.kind === 'central') this.pulledFromCentral.add(`${repository}@${digest}`);
+      return digest;
     } catch (err) {
+      await this.discardPulled(pulled);
       if (err instanceof NodeError) throw err;
+      if (isStorageFull(err)) throw insufficientStorage(`pulling ${repository}:${reference}: no space left on the node's image store`, err);
       if (isNotFound(err)) throw new NodeError(Errno.ENOENT, `image ${repository}:${reference} not found`);
       if (err instanceof ClientRegistryError && (err.status === 401 || err.status === 403)) {
         throw new NodeError(Errno.EACCES, `access to image ${repository} refused`);
       }
-      if (err instanceof RegistryClientError) throw new NodeError(Errno.EIO, `pulling ${repository}:${reference}: ${err.message}`);
+      if (err instanceof RegistryClientError) throw new NodeError(Errno.EIO, `pulling ${repository}:${reference}: ${err.message}`, 500, {}, { cause: err });
       throw err;
     } finally {
       if (client !== shared) client.close();
     }
   }
 
-  private async storeBlobs(client: RegistryClient, remotePath: string, repository: string, blobs: Descriptor[]): Promise<void> {
+  /**
+   * Removes the blobs a failed pull stored, unless a manifest came to reference one meanwhile
+   * (another image sharing a layer): the same one-transaction release gc uses.
+   */
+  private async discardPulled(stored: readonly Digest[]): Promise<void> {
+    for (const digest of stored) {
+      try {
+        if (await this.options.metadata.releaseUnreferenced(digest.text)) await this.options.blobs.delete(digest);
+      } catch {
+        // Best effort: what stays is swept by gc.
+      }
+    }
+  }
+
+  private async storeBlobs(client: RegistryClient, remotePath: string, repository: string, blobs: Descriptor[], pulled: Digest[]): Promise<void> {
     for (const d of blobs) {
       const digest = parseDigest(d.digest);
       const have = await this.options.blobs.stat(digest);
@@ -400,6 +501,7 @@ export class LocalImages implements ImageResolver, ImageCatalog {
       }
       const stream = client.getBlob(remotePath, digest, { size: d.size });
       await this.options.service.putMonolithic(repository, digest, stream, d.size);
+      pulled.push(digest);
     }
   }
 

@@ -27,6 +27,14 @@
  *    (thawed first) and recorded the same way — never left running unseen.
  * No record is dropped by recovery except through delete-on-stop.
  *
+ * Recovery runs in two passes with the driver's `sweep` between them: first every
+ * run that can be adopted is (its `private_ip` is then the one the runtime
+ * verified, never the record's), then the driver removes whatever else previous
+ * runs left (orphaned processes, cgroups, netns and leases, run directories),
+ * and only then are lost runs restarted, so no address is leased again while an
+ * orphan still holds it. An instance's `private_ip` belongs to its run: cleared
+ * when a run starts and when it ends (kept by a frozen standby run).
+ *
  * Other invariants:
  *  - Operations on one instance (start, stop, delete, automatic restart) run one
  *    at a time (`exclusive`); runtime events are applied synchronously as they
@@ -53,11 +61,12 @@
  */
 import { constants as osConstants } from 'node:os';
 import { Errno, NodeError } from '../errors.js';
+import { stderrLogger, toApiError, type ApiLogger } from '../../api/index.js';
 import type { Clock, TimerHandle } from '../clock.js';
 import { accountPrincipal, type AccountPrincipal } from '../../auth/index.js';
 import { KeyedMutex } from '../../store/index.js';
 import type { ImageResolver } from '../images/resolver.js';
-import type { RuntimeDriver, RuntimeEvent, RuntimeHandle, RuntimeHooks, RuntimeStats } from '../runtime/driver.js';
+import type { RuntimeDriver, RuntimeEvent, RuntimeHandle, RuntimeHooks, RuntimeStats, SweepReport } from '../runtime/driver.js';
 import type { InstanceStore } from './store.js';
 import type { LogRing } from './logs.js';
 import { canTransition, StopReasons, type InstanceRecord, type InstanceState } from './model.js';
@@ -139,6 +148,8 @@ export interface LifecycleDeps {
   limits: LifecycleLimits;
   /** Finishes traffic in flight to an instance before it stops (the gateway). */
   drainer?: (uuid: string, timeoutMs: number) => Promise<void>;
+  /** Where a start that fails for a reason of ours (any 5xx: a bug, a full disk) is logged with its cause. */
+  logger?: ApiLogger;
 }
 
 /** What watchers see: the record after a change, or the uuid of a deleted instance. */
@@ -150,6 +161,8 @@ export interface RecoveryReport {
   stopped: string[];
   deleted: string[];
   rearmed: string[];
+  /** What the runtime's sweep removed of dead runs (absent when the driver has no sweep). */
+  swept?: SweepReport;
 }
 
 const LIVE: ReadonlySet<InstanceState> = new Set(['starting', 'running', 'draining', 'stopping']);
@@ -300,11 +313,14 @@ export class InstanceLifecycle {
   /** Re-adopts or restarts what a previous controller left behind; see the top of this file. */
   async recover(principalFor: (owner: string) => AccountPrincipal): Promise<RecoveryReport> {
     const report: RecoveryReport = { adopted: [], started: [], stopped: [], deleted: [], rearmed: [] };
+    // Pass 1: adopt every run the runtime still has, taking its address from the runtime.
+    const unadopted: string[] = [];
     for (const record of this.deps.store.list()) {
       await this.exclusive(record.uuid, async () => {
         const r = this.mustGet(record.uuid);
         const principal = principalFor(r.owner);
         if (r.state === 'stopped') {
+          if (r.privateIp !== null) this.deps.store.put({ ...r, privateIp: null });
           if (r.restart.next_at !== null) {
             this.armRestart(r.uuid, Math.max(0, r.restart.next_at - this.deps.clock.now()), principal);
             report.rearmed.push(r.uuid);
@@ -313,6 +329,7 @@ export class InstanceLifecycle {
         }
         if (r.state === 'standby') {
           if (r.runtimeRef !== null && (await this.recoverFrozen(r, principal))) report.adopted.push(r.uuid);
+          else if (this.mustGet(r.uuid).privateIp !== null) this.deps.store.put({ ...this.mustGet(r.uuid), privateIp: null });
           return;
         }
         if (!LIVE.has(r.state)) return;
@@ -322,14 +339,36 @@ export class InstanceLifecycle {
           run.handle = handle.handle;
           handle.bind(run.generation);
           this.runs.set(r.uuid, run);
+          if (handle.handle.privateIp !== undefined && handle.handle.privateIp !== r.privateIp) {
+            r.privateIp = handle.handle.privateIp;
+            this.deps.store.put(r);
+          }
           if (r.state === 'starting') this.transition(r, 'running', { startedAt: r.startedAt ?? this.deps.clock.now() });
           if (r.state === 'running') this.armHealthy(r.uuid, run);
           report.adopted.push(r.uuid);
           if (r.state === 'stopping') await this.stopLocked(r.uuid, {});
           return;
         }
+        unadopted.push(r.uuid);
+      });
+    }
+    // What no adopted run owns goes before anything starts again: an orphaned run's address
+    // must be off the bridge before the address can be leased to someone else.
+    if (this.deps.driver.sweep) {
+      try {
+        report.swept = await this.deps.driver.sweep(new Set(report.adopted));
+      } catch (err) {
+        (this.deps.logger ?? stderrLogger).error({ err }, 'recovery sweep failed');
+      }
+    }
+    // Pass 2: what was live but is gone restarts, stops or is deleted per its policy.
+    for (const uuid of unadopted) {
+      await this.exclusive(uuid, async () => {
+        const r = this.deps.store.get(uuid);
+        if (!r || !LIVE.has(r.state)) return;
+        const principal = principalFor(r.owner);
         if (r.state === 'starting') {
-          this.transition(r, 'stopped', { runtimeRef: null });
+          this.transition(r, 'stopped', { runtimeRef: null, privateIp: null });
           await this.launch(this.mustGet(r.uuid), principal, false);
           report.started.push(r.uuid);
           return;
@@ -455,6 +494,8 @@ export class InstanceLifecycle {
       exitCode: null,
       stopCode: null,
       runtimeRef: null,
+      // The address belongs to a run: the new one reports its own once started.
+      privateIp: null,
     });
     let handle: RuntimeHandle;
     try {
@@ -475,7 +516,9 @@ export class InstanceLifecycle {
         this.hooks(r.uuid, () => run.generation, () => principal),
       );
     } catch (err) {
-      const why = err instanceof NodeError ? err.message : 'internal error';
+      const known = toApiError(err);
+      const why = known.message;
+      if (known.httpStatus >= 500) (this.deps.logger ?? stderrLogger).error({ err, instance: r.uuid, errno: known.errno }, 'instance start failed');
       this.appendLog(r.uuid, Buffer.from(`[ukc] start failed: ${why}\n`));
       this.settle(r.uuid, run, { kind: 'start-failed' }, principal);
       return;
@@ -565,6 +608,8 @@ export class InstanceLifecycle {
       exitCode,
       stopCode,
       runtimeRef: null,
+      // The run's address went with it (its lease is released): never report one another may hold.
+      privateIp: null,
     };
     if (run.toStandby || run.frozen) {
       fields.stopReason = StopReasons.platformStop;

@@ -145,7 +145,7 @@ export class InstanceService {
       await Promise.all(
         records.map((r) =>
           this.waitRunning(r.uuid, timeoutMs).catch((err: unknown) => {
-            waitErrors.set(r.uuid, err instanceof NodeError ? err : new NodeError(Errno.EIO, 'internal error'));
+            waitErrors.set(r.uuid, err instanceof NodeError ? err : new NodeError(Errno.EIO, 'internal error', 500, {}, { cause: err }));
           }),
         ),
       );

@@ -40,11 +40,15 @@
  *    process left, `close` removes the current ones; instances' netns stay.
  *  - Netns names are unique per build (never reused), so a netns being removed
  *    and one being built can never be confused, and no node-wide lock is needed.
+ *  - Recovery trusts the kernel, not a record: an adopted run keeps its address only when its
+ *    init is in the netns its lease names (`verifiedAddress`); every other instance lease is
+ *    swept (`sweep`) once the runtime killed what dead runs left, so an address is never handed
+ *    out while an orphaned netns on the bridge still holds it.
  *  - The hosts file is rewritten in place (same inode: truncate + write), because
  *    every instance sees it through a read-only bind mount of that inode.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, writeFileSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, writeFileSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { addressInSubnet, createInstanceNetwork, ensureBridge, hostVethName, parseCidr, removeBridge, removeInstanceNetwork } from '../../sandbox/index.js';
 import { TenantFirewall, type FirewallPort } from './firewall.js';
@@ -368,6 +372,62 @@ export class NodeNetwork {
     const tenant = this.tenantOf(lease.owner);
     this.portTenants.set(port.ifname, tenant);
     await this.firewall.setTenant(port.ifname, tenant);
+  }
+
+  /**
+   * The instance whose lease holds `ip` (undefined: a pool slot, or nobody). The gateway asks this
+   * on every route change: it routes only to addresses leased to that very instance.
+   */
+  ownerOf(ip: string): string | undefined {
+    for (const [key, lease] of this.leases) {
+      if (key.startsWith(POOL_PREFIX)) continue;
+      if (this.ipOf(lease) === ip) return key;
+    }
+    return undefined;
+  }
+
+  /**
+   * The runtime's truth about a run's address, for recovery: the address of `uuid`'s lease, but
+   * only when the process `pid` (the run's init) really is in the netns that lease names (same
+   * nsfs inode). Undefined when there is no lease, the netns is gone, or the process is elsewhere:
+   * the run cannot be trusted with an address and must not be adopted.
+   */
+  verifiedAddress(uuid: string, pid: number): string | undefined {
+    const lease = this.leases.get(uuid);
+    if (!lease) return undefined;
+    try {
+      const ino = statSync(`/run/netns/${lease.netns ?? netnsNameFor(uuid)}`).ino;
+      if (readlinkSync(`/proc/${pid}/ns/net`) !== `net:[${ino}]`) return undefined;
+    } catch {
+      return undefined;
+    }
+    return this.ipOf(lease);
+  }
+
+  /**
+   * Recovery's sweep: removes the netns, tenant rules and lease of every instance not in `keep`
+   * (the runs the node re-adopted). Their processes are gone (or killed by the runtime's own
+   * sweep first), so an address freed here is held by nobody on the bridge when it is leased again.
+   */
+  async sweep(keep: ReadonlySet<string>): Promise<string[]> {
+    const swept: string[] = [];
+    const stale = [...this.leases.keys()].filter((key) => !key.startsWith(POOL_PREFIX) && !keep.has(key));
+    await Promise.all(
+      stale.map(async (key) => {
+        try {
+          await this.detach(key);
+        } catch (err) {
+          this.lastPoolError = err as Error;
+          return; // the netns may still hold the address: the lease stays
+        }
+        if (!this.leases.has(key)) swept.push(key);
+      }),
+    );
+    return swept;
+  }
+
+  private ipOf(lease: Lease): string {
+    return addressInSubnet(this.options.subnet, lease.index).split('/')[0] as string;
   }
 
   /** Removes the instance's netns, its rules, and gives the address back (kept when the removal failed: the netns may still hold it). */

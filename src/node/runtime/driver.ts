@@ -60,6 +60,15 @@ export interface RuntimeHandle {
   stats(): Promise<RuntimeStats>;
   /** Stop delivering events and output without touching the run (node shutdown). */
   detach(): void;
+  /** The private address the run holds, when the driver assigns addresses (an adopted run's: checked against the kernel). */
+  readonly privateIp?: string | undefined;
+}
+
+/** What a recovery sweep removed. */
+export interface SweepReport {
+  cgroups: number;
+  networks: number;
+  runDirs: number;
 }
 
 export interface AdoptRequest {
@@ -72,4 +81,10 @@ export interface RuntimeDriver {
   start(spec: InstanceSpec, hooks: RuntimeHooks): Promise<RuntimeHandle>;
   /** Re-attach to a run that survived a restart of the controller; `undefined` when it is gone. */
   adopt(request: AdoptRequest, hooks: RuntimeHooks): Promise<RuntimeHandle | undefined>;
+  /**
+   * Called once by recovery after every adoptable run was adopted: removes what runs of a
+   * previous process left (cgroups, netns and leases, run directories) unless the instance is
+   * in `keep` (its run was adopted).
+   */
+  sweep?(keep: ReadonlySet<string>): Promise<SweepReport>;
 }

@@ -29,6 +29,11 @@
  * Invariants:
  *  - One run per instance uuid at a time; its directory is `<runsDir>/<uuid>`
  *    and is removed (with cgroup, netns and lease) once the run ended.
+ *  - Recovery: `adopt` keeps a run only when its launcher is the recorded process and
+ *    its init is in the netns of the instance's lease (the address reported is that
+ *    lease's, never the record's); `sweep`, called once adoption is over, kills and
+ *    removes every cgroup, netns + lease and run directory a previous process left
+ *    that no adopted run owns (a start cut by kill -9 leaves an orphaned launcher).
  *  - `exited` fires exactly once per run (after cleanup), `started` before it.
  *  - Stateful scale-to-zero: a run can `freeze` (cgroup freezer over its whole
  *    cgroup: no CPU, memory, sockets and files kept) and `thaw`. A frozen v1
@@ -47,10 +52,15 @@ import type { Writable } from 'node:stream';
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readlinkSync, readSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Cgroup,
   CgroupFreezer,
+  cgroupChildren,
+  detectCgroupLayout,
   freezerMountPoint,
+  mountsUnder,
+  unmount,
   specPayload,
   warmLauncherArgs,
   SPEC_FD,
@@ -63,7 +73,7 @@ import {
 import { applyEventLine, type LauncherEvents } from '../../sandbox/index.js';
 import { Errno, NodeError } from '../errors.js';
 import type { NodeNetwork } from '../network/index.js';
-import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHooks, RuntimeStats } from './driver.js';
+import type { AdoptRequest, InstanceSpec, RuntimeDriver, RuntimeHooks, RuntimeStats, SweepReport } from './driver.js';
 import type { FreezableHandle } from '../instances/lifecycle.js';
 import { LauncherPool } from './micro/pool.js';
 import { HostIdRanges } from './micro/host-ids.js';
@@ -178,6 +188,9 @@ class MicroRun implements FreezableHandle {
   private endProbe: (() => void) | undefined;
   private freezer: CgroupFreezer | undefined;
 
+  /** The address this run holds (its lease's); for an adopted run, checked against its netns. */
+  privateIp: string | undefined;
+
   constructor(
     private readonly driver: MicroDriver,
     readonly ref: RunRef,
@@ -188,6 +201,12 @@ class MicroRun implements FreezableHandle {
   ) {
     this.runtimeRef = JSON.stringify(ref);
     this.startedSent = alreadyStarted;
+    this.privateIp = ref.ip;
+  }
+
+  /** The host pid of the run's init (inside the sandbox), once the launcher reported it. */
+  get initPid(): number | undefined {
+    return this.events.pid;
   }
 
   get eventsPath(): string {
@@ -404,7 +423,8 @@ class MicroRun implements FreezableHandle {
   }
 
   private signal(sig: NodeJS.Signals): void {
-    if (processStartTime(this.ref.pid) !== this.ref.start) return;
+    // Never pid 0 or below: kill() would signal a whole process group.
+    if (!(this.ref.pid > 0) || processStartTime(this.ref.pid) !== this.ref.start) return;
     try {
       process.kill(this.ref.pid, sig);
     } catch {
@@ -462,6 +482,12 @@ export class MicroDriver implements RuntimeDriver {
   readonly hostIds: HostIdRanges;
   /** Listener probes running now (they share netProbeTicksPerMs). */
   activeProbes = 0;
+  /** Last failure of recovery's sweep (diagnostics). */
+  lastSweepError: Error | undefined;
+  /** What a previous node process left (cgroups and run dirs), seen at init before anything new was made. */
+  private leftovers: { cgroups: string[]; runDirs: string[] } = { cgroups: [], runDirs: [] };
+  /** uuid → cgroup name of every run adopted by this process (the sweep keeps them). */
+  private readonly adoptedCgroups = new Map<string, string>();
 
   constructor(private readonly options: MicroDriverOptions) {
     this.limits = { ...DEFAULT_MICRO_LIMITS, ...options.limits };
@@ -498,12 +524,56 @@ export class MicroDriver implements RuntimeDriver {
 
   /** Removes pool leftovers of a previous node process, then starts filling the launcher pool. */
   async init(): Promise<void> {
+    // Before the pool makes anything: every cgroup and run dir now is a previous process's.
+    const layout = this.options.cgroupLayout ?? detectCgroupLayout();
+    const freezerParent = layout.version === 1 && this.freezerMount() !== undefined ? join(this.freezerMount() as string, this.options.cgroupParent) : undefined;
+    const freezerNames = freezerParent !== undefined && existsSync(freezerParent) ? (await readdir(freezerParent, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name) : [];
+    this.leftovers = {
+      cgroups: [...new Set([...cgroupChildren(this.options.cgroupParent, layout), ...freezerNames])].filter((n) => /^(i-[0-9a-f-]{36}|p-[0-9a-f]{16})$/.test(n)),
+      runDirs: (await readdir(this.options.runsDir).catch(() => [] as string[])).filter((n) => /^[0-9a-f-]{36}$/.test(n)),
+    };
+    // Runs started from the pool keep its p-<id> cgroup: a dead one is swept like any other
+    // (new pool slots get new ids, so nothing made from here on is in the list).
     await this.pool.init();
     // Ranges recorded by runs of a previous node process stay taken until those runs are adopted or cleaned up.
     for (const entry of await readdir(this.options.runsDir).catch(() => [] as string[])) {
       const ref = await readFile(join(this.options.runsDir, entry, 'ref.json'), 'utf8').then((t) => JSON.parse(t) as Partial<RunRef>, () => undefined);
       if (typeof ref?.idBase === 'number') this.hostIds.reserve(ref.idBase);
     }
+  }
+
+  /**
+   * Recovery's sweep, once every run that could be adopted was: kills and removes what dead runs
+   * of a previous process left — cgroups (an orphaned launcher whose start never reached the
+   * record included: it would keep an address on the bridge), then netns and leases, then run
+   * directories (with anything mounted under them). `keep`: the instances whose runs were adopted.
+   */
+  async sweep(keep: ReadonlySet<string>): Promise<SweepReport> {
+    const kept = new Set([...this.adoptedCgroups].filter(([uuid]) => keep.has(uuid)).map(([, cg]) => cg));
+    const report: SweepReport = { cgroups: 0, networks: 0, runDirs: 0 };
+    for (const name of this.leftovers.cgroups) {
+      if (kept.has(name)) continue;
+      try {
+        const cgroup = Cgroup.create(name, {}, this.cgroupOptions());
+        const freezer = this.existingFreezerFor(cgroup);
+        freezer?.thaw();
+        await cgroup.destroy();
+        if (freezer && cgroup.layout.version === 1) await freezer.remove();
+        report.cgroups++;
+      } catch (err) {
+        this.lastSweepError = err as Error;
+      }
+    }
+    if (this.options.network) report.networks = (await this.options.network.sweep(keep)).length;
+    for (const name of this.leftovers.runDirs) {
+      if (keep.has(name)) continue;
+      const dir = join(this.options.runsDir, name);
+      for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint, { lazyFallback: true }).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      report.runDirs++;
+    }
+    this.leftovers = { cgroups: [], runDirs: [] };
+    return report;
   }
 
   /** Resolves once the launcher pool is full (or a refill failed). */
@@ -652,7 +722,7 @@ export class MicroDriver implements RuntimeDriver {
       trace('returned');
       return run;
     } catch (err) {
-      if (warm) {
+      if (warm && warm.pid > 0) {
         try {
           process.kill(warm.pid, 'SIGKILL');
         } catch {
@@ -667,7 +737,7 @@ export class MicroDriver implements RuntimeDriver {
     }
   }
 
-  async adopt(request: AdoptRequest, hooks: RuntimeHooks): Promise<FreezableHandle | undefined> {
+  async adopt(request: AdoptRequest, hooks: RuntimeHooks): Promise<(FreezableHandle & { privateIp: string | undefined }) | undefined> {
     let ref: RunRef;
     try {
       ref = JSON.parse(request.runtimeRef) as RunRef;
@@ -687,8 +757,30 @@ export class MicroDriver implements RuntimeDriver {
     }
     const run = new MicroRun(this, ref, cgroup, hooks, undefined, true);
     run.follow(true);
+    if (ref.netns && this.options.network) {
+      // The address comes from the kernel's truth: the lease whose netns the run's init is in.
+      const ip = await this.verifiedAddress(run, request.uuid);
+      if (ip === undefined) {
+        run.detach();
+        await this.cleanup(ref, cgroup);
+        return undefined;
+      }
+      run.privateIp = ip;
+    }
     run.watchLiveness();
+    this.adoptedCgroups.set(request.uuid, cgroup.name);
     return run;
+  }
+
+  /** The run's address when its init sits in the netns of the instance's lease (waits briefly for init's pid). */
+  private async verifiedAddress(run: MicroRun, uuid: string): Promise<string | undefined> {
+    const deadline = Date.now() + this.limits.launcherReadyTimeoutMs;
+    while (run.initPid === undefined && Date.now() < deadline && processStartTime(run.ref.pid) === run.ref.start) {
+      await sleep(20);
+      run.poll();
+    }
+    const pid = run.initPid;
+    return pid === undefined ? undefined : this.options.network?.verifiedAddress(uuid, pid);
   }
 
   /** Removes what a run leaves: its cgroup (killing stragglers), netns + lease, and run directory. */

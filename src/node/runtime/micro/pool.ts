@@ -167,7 +167,9 @@ export class LauncherPool {
   /** Ends a pre-started launcher that will not be used, and removes its cgroup and directory. */
   private async discard(w: WarmLauncher): Promise<void> {
     w.dead = true;
-    if (w.child.exitCode === null && w.child.signalCode === null) {
+    // pid 0 is a launcher that never started (spawn failed): kill(0) would signal the node's
+    // whole process group, the node and whoever started it included.
+    if (w.pid > 0 && w.child.exitCode === null && w.child.signalCode === null) {
       try {
         process.kill(w.pid, 'SIGKILL'); // init has PDEATHSIG=SIGKILL
       } catch {
