@@ -134,7 +134,7 @@ export function createRegistry(options: RegistryOptions = {}): Registry {
       // The client may still be sending a body: read and drop a bounded amount of it, so the
       // client reads this answer rather than a reset (a socket closed on unread bytes sends
       // RST, which makes the peer discard the answer it has not read yet).
-      if (!req.complete) drainThenClose(req, limits.maxDrainBytes, limits.maxDrainMs);
+      if (!req.complete) drainThenClose(req, res, limits.maxDrainBytes, limits.maxDrainMs);
       sendError(res, regErr, head);
     }
   }
@@ -304,13 +304,18 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
 }
 
 /**
- * Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`. A body that ends
- * within both leaves the connection usable (keep-alive, as after any answered request); past
- * either, the socket is cut. The socket is taken now: node may detach it from the request
- * (`req.socket` becomes null) once the answer is sent, and the timer may fire after that.
+ * Reads and drops what is left of a request body, up to `maxBytes` or `maxMs` (a "lingering
+ * close"). Node would end the connection as soon as the answer is out when the client asked
+ * for `Connection: close`; a client still sending then gets a reset, and a reset makes its
+ * kernel drop the answer it has not read yet. So the connection is kept while the body drains:
+ * once the body has ended, a client that asked to close is closed, another keeps its
+ * connection; past either bound the socket is cut. The socket is taken now: node may detach it
+ * from the request (`req.socket` becomes null) once the answer is sent.
  */
-function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): void {
+function drainThenClose(req: IncomingMessage, res: ServerResponse, maxBytes: number, maxMs: number): void {
   const socket = req.socket as IncomingMessage['socket'] | null;
+  if (!res.headersSent) res.shouldKeepAlive = true;
+  const clientCloses = /\bclose\b/i.test(String(req.headers.connection ?? '')) || req.httpVersion === '1.0';
   let drained = 0;
   const cut = (): void => {
     clearTimeout(timer);
@@ -323,7 +328,10 @@ function drainThenClose(req: IncomingMessage, maxBytes: number, maxMs: number): 
     drained += chunk.length;
     if (drained > maxBytes) cut();
   });
-  req.once('end', () => clearTimeout(timer));
+  req.once('end', () => {
+    clearTimeout(timer);
+    if (clientCloses) socket?.end();
+  });
   req.once('error', () => clearTimeout(timer));
   req.resume();
 }
