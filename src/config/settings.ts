@@ -13,6 +13,7 @@ import {
   DEFAULT_CERTIFICATE_LIMITS,
   DEFAULT_CONTROL_PLANE_TOKEN_CACHE,
   DEFAULT_GATEWAY_LIMITS,
+  DEFAULT_IMAGE_CACHE_BYTES,
   DEFAULT_LEASE_LOG_MAX_LINES,
   DEFAULT_LOCAL_IMAGES_LIMITS,
   DEFAULT_MICRO_LIMITS,
@@ -29,7 +30,7 @@ import {
 } from '../node/index.js';
 import { DEFAULT_CONTROL_PLANE_LIMITS, DEFAULT_CONTROL_PLANE_RATE_LIMIT, type ControlPlaneLimits } from '../controlplane/index.js';
 import { LOG_LEVELS } from '../log/index.js';
-import { DEFAULT_IDLE_TIMEOUT_MS, LISTENER_TIMEOUTS } from '../util/index.js';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_SHUTDOWN_DEADLINE_MS, LISTENER_TIMEOUTS } from '../util/index.js';
 import type { Role, Setting, SettingValue } from './schema.js';
 
 interface FieldSpec {
@@ -141,6 +142,27 @@ export const LISTENER_KEEP_ALIVE_TIMEOUT = single({
   max: 3_600_000,
   description: 'How long an idle keep-alive connection waits for its next request. Every listener.',
   roles: ALL,
+});
+
+export const SHUTDOWN_DEADLINE = single({
+  key: 'shutdown.deadline',
+  kind: 'duration',
+  unit: 'ms',
+  default: DEFAULT_SHUTDOWN_DEADLINE_MS,
+  min: 0,
+  max: 3_600_000,
+  description: 'On SIGTERM a daemon stops accepting at once and lets requests in flight finish for this long, then cuts the rest. Every role.',
+  roles: ALL,
+});
+
+export const IMAGE_CACHE_BYTES = single({
+  key: 'images.cache_budget',
+  kind: 'bytes',
+  default: DEFAULT_IMAGE_CACHE_BYTES,
+  min: 64 * MiB,
+  max: Number.MAX_SAFE_INTEGER,
+  description: "Most bytes the node's image cache keeps (registry blobs and root filesystems); pulled images no live or standby instance uses are evicted least recently used first. `ukcd node --image-cache-mib` sets it too.",
+  roles: NODE,
 });
 
 export const GC_GRACE_PERIOD = single({
@@ -352,6 +374,8 @@ export const SETTINGS: readonly Setting[] = [
   REGISTRY_TOKEN_TTL,
   ...REGISTRY_RATE.settings,
   GC_GRACE_PERIOD,
+  SHUTDOWN_DEADLINE,
+  IMAGE_CACHE_BYTES,
   ...CONTROLPLANE_LIMITS.settings,
   ...CONTROLPLANE_RATE.settings,
   DEV_HEARTBEAT_INTERVAL,

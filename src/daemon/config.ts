@@ -13,6 +13,8 @@ import {
   formatEffectiveConfig,
   GATEWAY,
   GC_GRACE_PERIOD,
+  IMAGE_CACHE_BYTES,
+  SHUTDOWN_DEADLINE,
   IMAGES,
   INSTANCES,
   LIFECYCLE,
@@ -78,7 +80,7 @@ export function listenerTimeoutsOf(config: DaemonConfig): ListenerTimeouts {
 /** Everything of a node's start that comes from the config. */
 export function nodeSettings(config: DaemonConfig): {
   /** Spread into startNodeServer's options. */
-  server: Pick<NodeServerOptions, 'limits' | 'runtimeLimits' | 'registryLimits' | 'imageLimits' | 'idleTimeoutMs' | 'listenerTimeouts' | 'netnsPoolSize' | 'leaseLogMaxLines' | 'registryAuth' | 'rateLimit'>;
+  server: Pick<NodeServerOptions, 'limits' | 'runtimeLimits' | 'registryLimits' | 'imageLimits' | 'idleTimeoutMs' | 'listenerTimeouts' | 'netnsPoolSize' | 'imageCacheBytes' | 'leaseLogMaxLines' | 'registryAuth' | 'rateLimit'>;
   /** The gateway's `limits` (gateway, service groups, certificates). */
   gatewayLimits: NonNullable<NonNullable<NodeServerOptions['gateway']>['limits']>;
   /** With `--auth-url`: the token cache of the control plane verifier. */
@@ -94,6 +96,7 @@ export function nodeSettings(config: DaemonConfig): {
       idleTimeoutMs: idleTimeoutOf(config),
       listenerTimeouts: listenerTimeoutsOf(config),
       netnsPoolSize: config.number(NETNS_POOL_SIZE.key),
+      imageCacheBytes: config.number(IMAGE_CACHE_BYTES.key),
       leaseLogMaxLines: config.number(LEASE_LOG_MAX_LINES.key),
       registryAuth: { tokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key), rateLimit: REGISTRY_RATE.pick(v) },
       rateLimit: NODE_RATE.pick(v),
@@ -125,7 +128,13 @@ export function registrySettings(config: DaemonConfig): RegistryRoleSettings {
     logLevel: logLevelOf(config),
     tokenTtlSeconds: config.number(REGISTRY_TOKEN_TTL.key),
     rateLimit: REGISTRY_RATE.pick(config.valueOf),
+    shutdownDeadlineMs: shutdownDeadlineOf(config),
   };
+}
+
+/** How long a SIGTERM lets requests in flight finish (every role). */
+export function shutdownDeadlineOf(config: DaemonConfig): number {
+  return config.number(SHUTDOWN_DEADLINE.key);
 }
 
 /**

@@ -8,9 +8,9 @@ import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js
 import { UsageError, type Command } from '../util/index.js';
 import { parseListen } from '../registry/index.js';
 import { startControlPlane } from '../controlplane/index.js';
-import { DEFAULT_SHUTDOWN_DEADLINE_MS, parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
+import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, roleLogger } from '../log/index.js';
-import { controlPlaneSettings, logLevelFlag, logLevelOf, roleConfig } from './config.js';
+import { controlPlaneSettings, logLevelFlag, logLevelOf, roleConfig, shutdownDeadlineOf } from './config.js';
 
 export const CONTROLPLANE_HELP = {
   synopsis: '--data DIR [--listen 127.0.0.1:7000] [--registry-name HOST] [--public-url URL] [--tls-cert FILE --tls-key FILE]',
@@ -59,8 +59,9 @@ export const controlplaneCommand: Command = {
       if (ctx.signal.aborted) resolve();
       else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    ctx.stdout.write(`control plane draining (up to ${DEFAULT_SHUTDOWN_DEADLINE_MS / 1000} s for requests in flight)\n`);
-    await cp.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS });
+    const deadlineMs = shutdownDeadlineOf(config);
+    ctx.stdout.write(`control plane draining (up to ${deadlineMs / 1000} s for requests in flight)\n`);
+    await cp.close({ deadlineMs });
     ctx.stdout.write('control plane stopped\n');
     return 0;
   },

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
 import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js';
-import { DEFAULT_SHUTDOWN_DEADLINE_MS, UsageError, UserError, type Command, type CommandContext } from '../util/index.js';
+import { UsageError, UserError, type Command, type CommandContext } from '../util/index.js';
 import { startControlPlane } from '../controlplane/index.js';
 import { GatewayListenError, startNodeServer } from '../node/index.js';
 import { RegistryClient } from '../client/index.js';
@@ -29,7 +29,7 @@ import { publishOfficialRuntimes } from '../builder/index.js';
 import { configPath, loadConfig, saveConfig } from '../cli/index.js';
 import { LOG_OPTIONS, roleLogger } from '../log/index.js';
 import { DEV_HEARTBEAT_INTERVAL } from '../config/index.js';
-import { controlPlaneSettings, logLevelFlag, logLevelOf, nodeSettings, roleConfig } from './config.js';
+import { controlPlaneSettings, logLevelFlag, logLevelOf, nodeSettings, roleConfig, shutdownDeadlineOf } from './config.js';
 import { ukcHome } from './home.js';
 import { lockHome } from './home-lock.js';
 
@@ -197,7 +197,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   } finally {
     if (heartbeat) clearInterval(heartbeat);
     // Both drain at once (SIGTERM): requests in flight on either finish within the one deadline.
-    await Promise.all([node?.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS }), cp.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS })]);
+    const deadlineMs = shutdownDeadlineOf(daemonConfig);
+    await Promise.all([node?.close({ deadlineMs }), cp.close({ deadlineMs })]);
     unlock();
     say('stopped');
   }

@@ -39,9 +39,9 @@ import { UsageError, type Command, type CommandContext } from '../util/index.js'
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/index.js';
 import { parsePortMap } from '../node/index.js';
-import { DEFAULT_SHUTDOWN_DEADLINE_MS, parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
+import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, roleLogger } from '../log/index.js';
-import { logLevelFlag, logLevelOf, nodeSettings, roleConfig } from './config.js';
+import { logLevelFlag, logLevelOf, nodeSettings, roleConfig, shutdownDeadlineOf } from './config.js';
 
 export const NODE_HELP = {
   synopsis: '--home DIR (--accounts-db PATH | --auth-url URL | --no-auth) [--listen 127.0.0.1:7000] [--central URL] [options]',
@@ -80,6 +80,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
   const config = roleConfig(values, ctx, [
     logLevelFlag(values['log-level']),
     { key: 'node_auth.positive_ttl', flag: '--auth-cache-seconds', value: cacheText !== undefined ? `${cacheText}s` : undefined },
+    { key: 'images.cache_budget', flag: '--image-cache-mib', value: values['image-cache-mib'] !== undefined ? `${mebibytes(values['image-cache-mib'], '--image-cache-mib') / (1024 * 1024)}MiB` : undefined },
   ]);
   const settings = nodeSettings(config);
   const logger = roleLogger('node', logLevelOf(config), ctx.stderr);
@@ -134,7 +135,6 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     port: listen.port,
     home: values.home,
     ...settings.server,
-    ...(values['image-cache-mib'] !== undefined ? { imageCacheBytes: mebibytes(values['image-cache-mib'], '--image-cache-mib') } : {}),
     ...(tls ? { tls } : {}),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
     ...(values.central ? { centralUrl: values.central } : {}),
@@ -167,8 +167,9 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  ctx.stdout.write(`node draining (up to ${DEFAULT_SHUTDOWN_DEADLINE_MS / 1000} s for requests in flight)\n`);
-  await node.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS });
+  const deadlineMs = shutdownDeadlineOf(config);
+  ctx.stdout.write(`node draining (up to ${deadlineMs / 1000} s for requests in flight)\n`);
+  await node.close({ deadlineMs });
   accounts?.close();
   ctx.stdout.write('node stopped\n');
   return 0;

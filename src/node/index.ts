@@ -52,3 +52,4 @@ export { DEFAULT_LOCAL_IMAGES_LIMITS, type LocalImagesLimits } from './images/lo
 export { DEFAULT_NETNS_POOL_SIZE, DEFAULT_LEASE_LOG_MAX_LINES } from './network/index.js';
 export { startNodeServer, tokenRegistryAccess } from './server.js';
 export type { NodeAuthOption, NodeServer, NodeServerOptions } from './server.js';
+export { DEFAULT_IMAGE_CACHE_BYTES } from './images/cache.js';

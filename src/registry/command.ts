@@ -34,6 +34,8 @@ export interface RegistryRoleSettings {
   /** With `--auth`: lifetime of issued tokens (s) and per-principal request rate. */
   tokenTtlSeconds?: number;
   rateLimit?: { ratePerSecond: number; burst: number };
+  /** SIGTERM: how long requests in flight may finish (ms). */
+  shutdownDeadlineMs?: number;
 }
 
 /** Parses `90s`, `15m`, `1h`, `2d` or plain milliseconds. */
@@ -141,8 +143,9 @@ async function serve(args: string[], ctx: CommandContext, settings: RegistryRole
     if (ctx.signal.aborted) resolve();
     else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
-  ctx.stdout.write(`registry draining (up to ${DEFAULT_SHUTDOWN_DEADLINE_MS / 1000} s for requests in flight)\n`);
-  await srv.close({ deadlineMs: DEFAULT_SHUTDOWN_DEADLINE_MS });
+  const deadlineMs = settings.shutdownDeadlineMs ?? DEFAULT_SHUTDOWN_DEADLINE_MS;
+  ctx.stdout.write(`registry draining (up to ${deadlineMs / 1000} s for requests in flight)\n`);
+  await srv.close({ deadlineMs });
   auth?.close();
   ctx.stdout.write('registry stopped\n');
   return 0;
