@@ -8,23 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { encodeTarHeader } from '../../oci/index.js';
 
+/** One ustar header for an empty regular file (oci's deterministic writer). */
 function tarHeader(name: string): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write('00000000000\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return h;
+  return encodeTarHeader({ type: 'file', name, size: 0, source: new Uint8Array(0), mode: 0o644 });
 }
 
 const ENTRIES = 40_000;
