@@ -20,9 +20,10 @@ import { join } from 'node:path';
 import { appendFileSync, readFileSync } from 'node:fs';
 import type { RequestLogEntry } from '../registry/index.js';
 import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js';
-import { UsageError, UserError, type Command, type CommandContext } from '../util/index.js';
+import { UsageError, type Command, type CommandContext } from '../util/index.js';
 import { startControlPlane } from '../controlplane/index.js';
-import { GatewayListenError, startNodeServer } from '../node/index.js';
+import { startNodeServer } from '../node/index.js';
+import { listenFailure } from './listen-errors.js';
 import { RegistryClient } from '../client/index.js';
 import { PlatformClient } from '../client/index.js';
 import { publishOfficialRuntimes } from '../builder/index.js';
@@ -35,16 +36,6 @@ import { lockHome } from './home-lock.js';
 
 export const DEV_ACCOUNT = 'dev';
 export { ukcHome };
-
-/** A listener that could not bind, said as the user can act on it: which address, which flag moves it. */
-function busyPort(err: unknown, flag: string): unknown {
-  const e = err as { code?: unknown; errno?: unknown; message?: unknown };
-  const text = typeof e?.message === 'string' ? e.message : '';
-  if (e?.code === 'EADDRINUSE' || /EADDRINUSE|address already in use/i.test(text)) {
-    return new UserError(`${text.replace(/^listen /, '')}: another program holds the port; pick another with ${flag}`);
-  }
-  return err;
-}
 
 function port(text: string, what: string): number {
   const n = Number(text);
@@ -102,7 +93,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
     });
   } catch (err) {
     unlock();
-    throw busyPort(err, '--controlplane-port');
+    throw listenFailure(err, { api: '--controlplane-port' });
   }
   let node: Awaited<ReturnType<typeof startNodeServer>> | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
@@ -140,8 +131,7 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
           }),
     }).catch((err: unknown) => {
       // The gateway serves public port P on P + offset; the node API has its own port.
-      if (err instanceof GatewayListenError) throw new UserError(`gateway: ${err.message}: another program holds the port; move the gateway with --gateway-port-offset (now ${offset}) or run with --no-gateway`);
-      throw busyPort(err, '--node-port');
+      throw listenFailure(err, { api: '--node-port', gateway: `move the gateway with --gateway-port-offset (now ${offset}) or run with --no-gateway` });
     });
     const nodeHost = new URL(node.url).host;
     const local = new RegistryClient({ baseUrl: node.url, credentials: { token: rootToken } });

@@ -38,6 +38,7 @@ import { CONFIG_OPTIONS, parseOptions, type CommandHelp } from '../util/index.js
 import { UsageError, type Command, type CommandContext } from '../util/index.js';
 import { parseListen } from '../registry/index.js';
 import { startNodeServer } from '../node/index.js';
+import { listenFailure } from './listen-errors.js';
 import { parsePortMap } from '../node/index.js';
 import { parsePublicUrl, TLS_OPTIONS, tlsFromOptions } from '../util/index.js';
 import { LOG_OPTIONS, roleLogger } from '../log/index.js';
@@ -154,6 +155,8 @@ async function run(args: string[], ctx: CommandContext): Promise<number> {
             log: (m: string) => logger.warn(m),
           },
         }),
+  }).catch((err: unknown) => {
+    throw listenFailure(err, { api: '--listen', gateway: 'map the public port elsewhere with --port-map PORT=HOST:PORT, or run with --no-gateway' });
   });
   const r = node.api.recovery;
   // Status lines first, "listening" last: whoever waits for it has seen them all.

@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { api, buildAndPush, busyboxRootfs, cleanupEnv, newEnv, startCentral, startNode, stopDaemon, type Daemon, type Instance, type TestEnv } from './node-support.js';
+import { api, buildAndPush, freePort, busyboxRootfs, cleanupEnv, newEnv, startCentral, startNode, stopDaemon, type Daemon, type Instance, type TestEnv } from './node-support.js';
 import { detectCgroupLayout } from '../../src/sandbox/index.js';
 import { readLeases } from '../../src/node/network/index.js';
 
@@ -20,14 +19,6 @@ const GROUPS = 6;
 const PER_GROUP = 5;
 const ROUNDS = 5;
 const ACCOUNTS = ['alice', 'bob', 'carol'];
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 function httpGet(port: number, host: string, address = '127.0.0.1'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -7,11 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectCgroupLayout, freezerMountPoint } from '../../src/sandbox/index.js';
-import { api, buildAndPush, busyboxRootfs, cleanupEnv, getInstance, newEnv, startCentral, startNode, stopDaemon, waitInstance, type Daemon, type Instance, type TestEnv } from './node-support.js';
+import { api, buildAndPush, freePort, busyboxRootfs, cleanupEnv, getInstance, newEnv, startCentral, startNode, stopDaemon, waitInstance, type Daemon, type Instance, type TestEnv } from './node-support.js';
 
 /** Writes a boot token once, counts every 100 ms into /www/count, serves /www. */
 const APP = [
@@ -19,14 +18,6 @@ const APP = [
   '-c',
   'cat /proc/sys/kernel/random/uuid > /www/token; (i=0; while true; do i=$((i+1)); echo $i > /www/count; sleep 0.1; done) & exec /bin/busybox httpd -f -p 8080 -h /www',
 ];
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** GET through the gateway's public port with the group's name as Host (bounded retries while it wakes). */
 async function viaGateway(port: number, fqdn: string, path: string): Promise<string> {

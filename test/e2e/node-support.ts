@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, randomInt } from 'node:crypto';
+import { createServer as createNetServer } from 'node:net';
 import { BlobDir, packageImage, packagePrebuiltInitrd } from '../../src/builder/package/index.js';
 import { RegistryClient, pushImage } from '../../src/client/index.js';
 import { readLeases } from '../../src/node/network/index.js';
@@ -314,4 +315,23 @@ export async function cleanupEnv(env: TestEnv): Promise<void> {
   const table = `ukc_${env.bridge.replace(/[^A-Za-z0-9_]/g, '_')}`;
   for (const family of ['bridge', 'inet']) spawnSync('nft', ['delete', 'table', family, table], { stdio: 'ignore' });
   rmSync(env.dir, { recursive: true, force: true });
+}
+
+/**
+ * A loopback port free right now, for a port a test maps (the gateway's `--port-map`) and a
+ * daemon binds later. Taken below the kernel's ephemeral range (ip_local_port_range, 32768–60999
+ * by default), so the outgoing connections of tests running beside this one cannot be handed
+ * it in between (a port from `listen(0)` comes from that range and was seen taken).
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = randomInt(20_000, 32_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createNetServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free loopback port found in 20000–32000');
 }
